@@ -1,0 +1,247 @@
+/* engine.c - applying records to the aggregates; see pareto/engine.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "timeparse.h"
+
+/* Event times must lie in years 0..9999 so that days and periods fit. */
+#define TS_MIN_MS (-62167219200000LL) /* 0000-01-01T00:00:00Z */
+#define TS_MAX_MS (253402300799999LL) /* 9999-12-31T23:59:59.999Z */
+
+void pr_engine_options_init(struct pr_engine_options *opt)
+{
+	memset(opt, 0, sizeof *opt);
+	opt->customers_hint = 1 << 16;
+	opt->top = (struct pr_fraction){ 1, 5 };
+	opt->tier_a = (struct pr_fraction){ 1, 5 };
+	opt->tier_b = (struct pr_fraction){ 1, 2 };
+	opt->pareto_target = (struct pr_fraction){ 4, 5 };
+	opt->key_share = (struct pr_fraction){ 1, 10 };
+	opt->lapsed_min_days = 3;
+	opt->lapsed_gap_factor = (struct pr_fraction){ 3, 1 };
+	opt->lapsed_min_idle_days = 30;
+	opt->threads = 1;
+}
+
+int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt,
+		     struct pr_error *err)
+{
+	struct pr_engine *e = calloc(1, sizeof *e);
+	if (!e)
+		return pr_error_set(err, -ENOMEM, "out of memory creating the engine");
+	e->opt = *opt;
+	uint64_t hint = opt->customers_hint ? opt->customers_hint : 1;
+	int rc = pr_id_table_init(&e->customers, hint,
+				  sizeof(struct customer_aggregate), opt->hash);
+	if (rc == 0)
+		rc = pr_id_table_init(&e->stores, 64, 8, NULL);
+	if (rc == 0)
+		rc = pr_id_table_init(&e->pairs, hint, sizeof(struct pair_aggregate), NULL);
+	if (rc == 0)
+		rc = pr_day_set_init(&e->days, hint * 4);
+	if (rc < 0) {
+		pr_engine_destroy(e);
+		return pr_error_set(err, rc, "out of memory sizing tables for %llu customers",
+				    (unsigned long long)hint);
+	}
+	*out = e;
+	return 0;
+}
+
+void pr_engine_destroy(struct pr_engine *e)
+{
+	if (!e)
+		return;
+	pr_id_table_destroy(&e->customers);
+	pr_id_table_destroy(&e->stores);
+	pr_id_table_destroy(&e->pairs);
+	pr_day_set_destroy(&e->days);
+	free(e);
+}
+
+int pr_engine_add(struct pr_engine *e, const struct pr_record *r)
+{
+	if (r->ts_ms < TS_MIN_MS || r->ts_ms > TS_MAX_MS)
+		return -ERANGE;
+	uint64_t magnitude = r->amount_minor < 0 ? -(uint64_t)r->amount_minor
+						 : (uint64_t)r->amount_minor;
+	if (magnitude > (uint64_t)INT64_MAX - e->volume_minor)
+		return -ERANGE;
+
+	bool created;
+	uint64_t hash = pr_id_hash(&e->customers, r->customer, r->customer_len);
+	uint32_t customer = pr_id_table_upsert(&e->customers, r->customer,
+					       r->customer_len, hash, &created);
+	if (customer == PR_ID_NONE)
+		return -ENOMEM;
+	struct customer_aggregate *c = pr_id_table_value(&e->customers, customer);
+	int32_t day = (int32_t)pr_day_of(r->ts_ms);
+	if (created) {
+		pr_period_sums_init(&c->sums);
+		c->first_ms = c->last_ms = r->ts_ms;
+		c->latest_day = day;
+		if (pr_day_set_insert(&e->days, customer, day) < 0)
+			return -ENOMEM;
+		c->purchase_days = 1;
+	} else if (day != c->latest_day) {
+		int fresh = pr_day_set_insert(&e->days, customer, day);
+		if (fresh < 0)
+			return -ENOMEM;
+		c->purchase_days += (uint32_t)fresh;
+		c->latest_day = day;
+	}
+
+	uint32_t store = pr_id_table_upsert(&e->stores, r->store, r->store_len,
+					    pr_id_hash(&e->stores, r->store, r->store_len),
+					    &created);
+	if (store == PR_ID_NONE)
+		return -ENOMEM;
+	unsigned char key[8];
+	pair_key(store, customer, key);
+	uint32_t pair = pr_id_table_upsert(&e->pairs, key, sizeof key,
+					   pr_id_hash(&e->pairs, key, sizeof key), &created);
+	if (pair == PR_ID_NONE)
+		return -ENOMEM;
+	struct pair_aggregate *p = pr_id_table_value(&e->pairs, pair);
+	if (created) {
+		pr_period_sums_init(&p->sums);
+		p->store = store;
+		p->customer = customer;
+	}
+
+	struct pr_periods at;
+	pr_periods_of(r->ts_ms, &at);
+	pr_period_sums_add(&c->sums, &at, r->amount_minor);
+	pr_period_sums_add(&p->sums, &at, r->amount_minor);
+	c->purchases++;
+	if (r->ts_ms < c->first_ms)
+		c->first_ms = r->ts_ms;
+	if (r->ts_ms > c->last_ms)
+		c->last_ms = r->ts_ms;
+	if (!e->has_watermark || r->ts_ms > e->watermark_ms) {
+		e->watermark_ms = r->ts_ms;
+		e->has_watermark = true;
+		e->watermark_periods = at;
+	}
+	e->volume_minor += magnitude;
+	e->records++;
+	return 0;
+}
+
+void pr_engine_state(const struct pr_engine *e, struct pr_engine_state *out)
+{
+	out->records = e->records;
+	out->watermark_ms = e->watermark_ms;
+	out->has_watermark = e->has_watermark;
+	out->customers = e->customers.count;
+	out->stores = e->stores.count;
+}
+
+const struct pr_engine_options *pr_engine_options(const struct pr_engine *e)
+{
+	return &e->opt;
+}
+
+const char *pr_engine_store_id(const struct pr_engine *e, uint32_t store,
+			       uint32_t *len)
+{
+	const struct pr_id_entry *entry = pr_id_table_entry(&e->stores, store);
+	*len = entry->len;
+	return entry->id;
+}
+
+int64_t pr_engine_store_find(const struct pr_engine *e, const char *id, size_t len)
+{
+	uint32_t store = pr_id_table_find(&e->stores, id, len);
+	return store == PR_ID_NONE ? -ENOENT : (int64_t)store;
+}
+
+/* The lapsed predicate of DESIGN.md in exact integer arithmetic. */
+static bool is_lapsed(const struct pr_engine *e, const struct customer_aggregate *c)
+{
+	const struct pr_engine_options *o = &e->opt;
+	if (!e->has_watermark || c->purchase_days < o->lapsed_min_days ||
+	    c->purchase_days < 2)
+		return false;
+	unsigned __int128 idle = (unsigned __int128)(e->watermark_ms - c->last_ms);
+	if (idle < (unsigned __int128)o->lapsed_min_idle_days * PR_MS_PER_DAY)
+		return false;
+	/* idle > factor x (last - first) / (days - 1), cross-multiplied. */
+	unsigned __int128 span = (unsigned __int128)(c->last_ms - c->first_ms);
+	return idle * (c->purchase_days - 1) * o->lapsed_gap_factor.den >
+	       span * o->lapsed_gap_factor.num;
+}
+
+static double mean_gap_days(const struct customer_aggregate *c)
+{
+	if (c->purchase_days < 2)
+		return 0;
+	return (double)(c->last_ms - c->first_ms) / (double)(c->purchase_days - 1) /
+	       (double)PR_MS_PER_DAY;
+}
+
+int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
+		       struct pr_customer_info *out)
+{
+	uint32_t index = pr_id_table_find(&e->customers, id, len);
+	if (index == PR_ID_NONE)
+		return -ENOENT;
+	const struct customer_aggregate *c = engine_customer(e, index);
+	for (int w = 0; w < PR_WINDOW_COUNT; w++)
+		out->revenue_minor[w] = pr_period_sums_in(&c->sums, (enum pr_window)w,
+							  &e->watermark_periods);
+	out->purchases = c->purchases;
+	out->purchase_days = c->purchase_days;
+	out->first_ms = c->first_ms;
+	out->last_ms = c->last_ms;
+	out->mean_gap_days = mean_gap_days(c);
+	out->lapsed = is_lapsed(e, c);
+	return 0;
+}
+
+static int compare_lapsed(const void *a, const void *b)
+{
+	const struct pr_lapsed *x = a, *y = b;
+	if (x->revenue_minor != y->revenue_minor)
+		return x->revenue_minor > y->revenue_minor ? -1 : 1;
+	return pr_id_compare(x->customer, x->customer_len, y->customer, y->customer_len);
+}
+
+int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
+		     struct pr_lapsed **out, size_t *count, size_t *total)
+{
+	size_t n = 0, cap = 0;
+	struct pr_lapsed *list = NULL;
+	for (uint32_t i = 0; i < e->customers.count; i++) {
+		const struct customer_aggregate *c = engine_customer(e, i);
+		if (!is_lapsed(e, c))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct pr_lapsed *bigger = realloc(list, cap * sizeof *list);
+			if (!bigger) {
+				free(list);
+				return -ENOMEM;
+			}
+			list = bigger;
+		}
+		const struct pr_id_entry *id = pr_id_table_entry(&e->customers, i);
+		list[n++] = (struct pr_lapsed){
+			.customer = id->id,
+			.customer_len = id->len,
+			.revenue_minor = c->sums.all_minor,
+			.purchases = c->purchases,
+			.purchase_days = c->purchase_days,
+			.last_ms = c->last_ms,
+			.mean_gap_days = mean_gap_days(c),
+		};
+	}
+	if (n)
+		qsort(list, n, sizeof *list, compare_lapsed);
+	*total = n;
+	*count = n < limit ? n : limit;
+	*out = list;
+	return 0;
+}

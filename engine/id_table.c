@@ -1,0 +1,194 @@
+/* id_table.c - see id_table.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "id_table.h"
+
+#define CHUNK_IDS (1u << PR_ID_CHUNK_SHIFT)
+#define ARENA_BLOCK_BYTES (1u << 20)
+#define ARENA_LINK_BYTES 8 /* each block starts with the pointer to the previous */
+
+static uint64_t xxh3_hash(const void *bytes, size_t len)
+{
+	return XXH3_64bits(bytes, len);
+}
+
+static uint64_t slot_count_for(uint64_t ids)
+{
+	uint64_t n = 16;
+	while (n < ids * 2)
+		n <<= 1;
+	return n;
+}
+
+int pr_id_table_init(struct pr_id_table *t, uint64_t capacity_hint,
+		     uint32_t value_bytes, pr_hash_fn hash)
+{
+	memset(t, 0, sizeof *t);
+	t->hash = hash ? hash : xxh3_hash;
+	t->value_bytes = value_bytes;
+	uint64_t n = slot_count_for(capacity_hint);
+	t->slots = calloc(n, sizeof *t->slots);
+	if (!t->slots)
+		return -ENOMEM;
+	t->mask = n - 1;
+	return 0;
+}
+
+void pr_id_table_destroy(struct pr_id_table *t)
+{
+	free(t->slots);
+	for (uint32_t c = 0; c < t->chunk_count; c++) {
+		free(t->entry_chunks[c]);
+		free(t->value_chunks[c]);
+	}
+	free(t->entry_chunks);
+	free(t->value_chunks);
+	char *block = t->arena;
+	while (block) {
+		char *prev;
+		memcpy(&prev, block, sizeof prev);
+		free(block);
+		block = prev;
+	}
+	memset(t, 0, sizeof *t);
+}
+
+uint64_t pr_id_hash(const struct pr_id_table *t, const void *id, size_t len)
+{
+	return t->hash(id, len);
+}
+
+static inline uint64_t slot_of(uint64_t hash, uint32_t index)
+{
+	return (hash & 0xffffffff00000000ull) | ((uint64_t)index + 1);
+}
+
+static int grow_slots(struct pr_id_table *t)
+{
+	uint64_t n = (t->mask + 1) * 2;
+	uint64_t *slots = calloc(n, sizeof *slots);
+	if (!slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->count; i++) {
+		uint64_t h = pr_id_table_entry(t, i)->hash;
+		uint64_t s = h & (n - 1);
+		while (slots[s])
+			s = (s + 1) & (n - 1);
+		slots[s] = slot_of(h, i);
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->mask = n - 1;
+	return 0;
+}
+
+static const char *arena_copy(struct pr_id_table *t, const void *id, size_t len)
+{
+	if (len == 0)
+		return ""; /* the empty id (a feed without stores) needs no bytes */
+	if (t->arena_used + len > t->arena_size) {
+		size_t size = ARENA_LINK_BYTES + (len > ARENA_BLOCK_BYTES ? len : ARENA_BLOCK_BYTES);
+		char *block = malloc(size);
+		if (!block)
+			return NULL;
+		memcpy(block, &t->arena, sizeof t->arena);
+		t->arena = block;
+		t->arena_used = ARENA_LINK_BYTES;
+		t->arena_size = size;
+	}
+	char *dst = t->arena + t->arena_used;
+	memcpy(dst, id, len);
+	t->arena_used += len;
+	return dst;
+}
+
+static int add_chunk(struct pr_id_table *t)
+{
+	if (t->chunk_count == t->chunk_capacity) {
+		uint32_t cap = t->chunk_capacity ? t->chunk_capacity * 2 : 16;
+		struct pr_id_entry **e = realloc(t->entry_chunks, cap * sizeof *e);
+		if (!e)
+			return -ENOMEM;
+		t->entry_chunks = e;
+		unsigned char **v = realloc(t->value_chunks, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		t->value_chunks = v;
+		t->chunk_capacity = cap;
+	}
+	struct pr_id_entry *entries = malloc(CHUNK_IDS * sizeof *entries);
+	unsigned char *values = calloc(CHUNK_IDS, t->value_bytes ? t->value_bytes : 1);
+	if (!entries || !values) {
+		free(entries);
+		free(values);
+		return -ENOMEM;
+	}
+	t->entry_chunks[t->chunk_count] = entries;
+	t->value_chunks[t->chunk_count] = values;
+	t->chunk_count++;
+	return 0;
+}
+
+static inline bool slot_matches(const struct pr_id_table *t, uint64_t slot,
+				uint64_t hash, const void *id, size_t len)
+{
+	if ((slot ^ hash) >> 32)
+		return false;
+	const struct pr_id_entry *e = pr_id_table_entry(t, (uint32_t)slot - 1);
+	return e->len == len && memcmp(e->id, id, len) == 0;
+}
+
+uint32_t pr_id_table_find(const struct pr_id_table *t, const void *id, size_t len)
+{
+	uint64_t hash = t->hash(id, len);
+	for (uint64_t s = hash & t->mask;; s = (s + 1) & t->mask) {
+		uint64_t slot = t->slots[s];
+		if (!slot)
+			return PR_ID_NONE;
+		if (slot_matches(t, slot, hash, id, len))
+			return (uint32_t)slot - 1;
+	}
+}
+
+uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
+			    uint64_t hash, bool *created)
+{
+	uint64_t s = hash & t->mask;
+	for (;; s = (s + 1) & t->mask) {
+		uint64_t slot = t->slots[s];
+		if (!slot)
+			break;
+		if (slot_matches(t, slot, hash, id, len)) {
+			*created = false;
+			return (uint32_t)slot - 1;
+		}
+	}
+	/* Not present: the empty slot s is where it goes, unless we grow. */
+	if (t->count >= PR_ID_NONE - 1 || len > UINT32_MAX)
+		return PR_ID_NONE;
+	uint32_t index = t->count;
+	if ((index >> PR_ID_CHUNK_SHIFT) >= t->chunk_count && add_chunk(t) < 0)
+		return PR_ID_NONE;
+	const char *stored = arena_copy(t, id, len);
+	if (!stored)
+		return PR_ID_NONE;
+	if ((uint64_t)(t->count + 1) * 2 > t->mask + 1) {
+		if (grow_slots(t) < 0)
+			return PR_ID_NONE;
+		for (s = hash & t->mask; t->slots[s]; s = (s + 1) & t->mask)
+			;
+	}
+	struct pr_id_entry *e = &t->entry_chunks[index >> PR_ID_CHUNK_SHIFT]
+						[index & (CHUNK_IDS - 1)];
+	e->id = stored;
+	e->hash = hash;
+	e->len = (uint32_t)len;
+	t->slots[s] = slot_of(hash, index);
+	t->count++;
+	*created = true;
+	return index;
+}

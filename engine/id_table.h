@@ -1,0 +1,100 @@
+/*
+ * id_table.h - exact byte-string ids to dense indexes, with stable storage.
+ *
+ * Owns an open-addressing hash index (linear probing, power-of-two size,
+ * load <= 1/2) over ids stored exactly in an arena, and a chunked array of
+ * fixed-size values, one per id, that never moves once allocated (so a
+ * pointer to a value stays valid while the table grows, which later lets
+ * readers on other threads hold on to it).
+ *
+ * Keys are hashed with XXH3-64 unless a test installs another hash. Two
+ * different ids are never merged: a slot holds a 32-bit hash tag and the
+ * dense index, and a tag match is confirmed by comparing the id bytes.
+ *
+ * Cost: insert and find O(1) expected; growth doubles the slot array and
+ * re-inserts indexes from the stored hashes (ids and values do not move).
+ * Single writer; not thread-safe.
+ */
+#ifndef PARETO_ID_TABLE_H
+#define PARETO_ID_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t (*pr_hash_fn)(const void *bytes, size_t len);
+
+#define PR_ID_NONE UINT32_MAX
+
+/* Values live in chunks of 2^PR_ID_CHUNK_SHIFT. */
+#define PR_ID_CHUNK_SHIFT 14
+
+struct pr_id_entry {
+	const char *id; /* owned by the table's arena */
+	uint64_t hash;
+	uint32_t len;
+};
+
+struct pr_id_table {
+	uint64_t *slots;   /* tag << 32 | (index + 1); 0 is empty. Owned. */
+	uint64_t mask;     /* slot count - 1 */
+	uint32_t count;
+	uint32_t value_bytes;
+	pr_hash_fn hash;
+	struct pr_id_entry **entry_chunks; /* owned; chunk pointers stable */
+	unsigned char **value_chunks;      /* owned; zero-initialised values */
+	uint32_t chunk_count, chunk_capacity;
+	char *arena;        /* current arena block; blocks linked through their
+			       first 8 bytes, freed at destroy */
+	size_t arena_used, arena_size;
+};
+
+/*
+ * capacity_hint: expected ids (the table grows past it). hash: NULL for
+ * XXH3-64. value_bytes: size of the per-id value, a multiple of 8.
+ */
+int pr_id_table_init(struct pr_id_table *t, uint64_t capacity_hint,
+		     uint32_t value_bytes, pr_hash_fn hash);
+void pr_id_table_destroy(struct pr_id_table *t);
+
+uint64_t pr_id_hash(const struct pr_id_table *t, const void *id, size_t len);
+
+/*
+ * Finds or inserts id (1..UINT32_MAX bytes) with its precomputed hash.
+ * Returns the dense index and sets *created, or PR_ID_NONE if memory or
+ * the 2^32-1 index space ran out.
+ */
+uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
+			    uint64_t hash, bool *created);
+
+/* The index of id, or PR_ID_NONE. */
+uint32_t pr_id_table_find(const struct pr_id_table *t, const void *id, size_t len);
+
+/* Hints the CPU to fetch the slot that a lookup of `hash` starts at. */
+static inline void pr_id_table_prefetch(const struct pr_id_table *t, uint64_t hash)
+{
+	__builtin_prefetch(&t->slots[hash & t->mask]);
+}
+
+static inline const struct pr_id_entry *pr_id_table_entry(const struct pr_id_table *t,
+							  uint32_t index)
+{
+	return &t->entry_chunks[index >> PR_ID_CHUNK_SHIFT]
+			       [index & ((1u << PR_ID_CHUNK_SHIFT) - 1)];
+}
+
+static inline void *pr_id_table_value(const struct pr_id_table *t, uint32_t index)
+{
+	return t->value_chunks[index >> PR_ID_CHUNK_SHIFT] +
+	       (size_t)(index & ((1u << PR_ID_CHUNK_SHIFT) - 1)) * t->value_bytes;
+}
+
+/* Byte order of ids, then shorter first: the tie-break of every ranking. */
+static inline int pr_id_compare(const char *a, uint32_t alen, const char *b,
+				uint32_t blen)
+{
+	int c = __builtin_memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+#endif

@@ -1,0 +1,401 @@
+/*
+ * ranking.c - exact rankings over one window and scope; see pareto/ranking.h.
+ *
+ * Entries are (revenue, customer index) sorted by revenue descending with a
+ * radix sort (8 passes of 8 bits at most, skipping passes where every key
+ * shares the byte), then each run of equal revenues is sorted by id. Prefix
+ * sums make every top-m figure O(1). All sums fit in int64 because the
+ * engine bounds the total absolute volume; squared sums use 128 bits.
+ */
+#define _GNU_SOURCE /* qsort_r */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "pareto/ranking.h"
+
+struct rank_entry {
+	int64_t revenue_minor; /* > 0 */
+	uint32_t customer;
+	uint32_t unused;
+};
+
+struct pr_ranking {
+	const struct pr_engine *engine; /* borrowed */
+	enum pr_window window;
+	int64_t store;                  /* < 0: the company */
+	uint64_t n;
+	struct rank_entry *entries;     /* owned; n, best first */
+	int64_t *prefix;                /* owned; n + 1: prefix[m] = top-m revenue */
+};
+
+static const char *const risk_names[] = {
+	"none", "key", "elevated", "high", "critical", "mono",
+};
+
+const char *pr_risk_name(enum pr_risk risk)
+{
+	return risk <= PR_RISK_MONO ? risk_names[risk] : "?";
+}
+
+uint64_t pr_fraction_ceil(struct pr_fraction f, uint64_t n)
+{
+	unsigned __int128 x = (unsigned __int128)f.num * n;
+	return (uint64_t)((x + f.den - 1) / f.den);
+}
+
+static int compare_ids(const struct pr_engine *e, uint32_t a, uint32_t b)
+{
+	const struct pr_id_entry *x = pr_id_table_entry(&e->customers, a);
+	const struct pr_id_entry *y = pr_id_table_entry(&e->customers, b);
+	return pr_id_compare(x->id, x->len, y->id, y->len);
+}
+
+static int compare_entry_ids(const void *a, const void *b, void *engine)
+{
+	return compare_ids(engine, ((const struct rank_entry *)a)->customer,
+			   ((const struct rank_entry *)b)->customer);
+}
+
+static int sort_entries(const struct pr_engine *e, struct rank_entry *a, uint64_t n)
+{
+	if (n < 2)
+		return 0;
+	struct rank_entry *tmp = malloc(n * sizeof *tmp);
+	if (!tmp)
+		return -ENOMEM;
+	struct rank_entry *src = a, *dst = tmp;
+	for (int pass = 0; pass < 8; pass++) {
+		int shift = pass * 8;
+		uint64_t count[256] = { 0 };
+		for (uint64_t i = 0; i < n; i++)
+			count[(~(uint64_t)src[i].revenue_minor >> shift) & 0xff]++;
+		if (count[(~(uint64_t)src[0].revenue_minor >> shift) & 0xff] == n)
+			continue; /* every key has this byte: the pass would not move anything */
+		uint64_t at = 0;
+		for (int b = 0; b < 256; b++) {
+			uint64_t c = count[b];
+			count[b] = at;
+			at += c;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			dst[count[(~(uint64_t)src[i].revenue_minor >> shift) & 0xff]++] = src[i];
+		struct rank_entry *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof *a);
+	free(tmp);
+	for (uint64_t i = 0; i < n;) {
+		uint64_t j = i + 1;
+		while (j < n && a[j].revenue_minor == a[i].revenue_minor)
+			j++;
+		if (j - i > 1)
+			qsort_r(a + i, j - i, sizeof *a, compare_entry_ids, (void *)e);
+		i = j;
+	}
+	return 0;
+}
+
+static struct pr_ranking *ranking_new(const struct pr_engine *e, enum pr_window window,
+				      int64_t store, uint64_t capacity)
+{
+	struct pr_ranking *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->engine = e;
+	r->window = window;
+	r->store = store;
+	r->entries = malloc((capacity ? capacity : 1) * sizeof *r->entries);
+	r->prefix = malloc((capacity + 1) * sizeof *r->prefix);
+	if (!r->entries || !r->prefix) {
+		pr_ranking_destroy(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Sorts the n entries already in r and computes the prefix sums. */
+static int ranking_finish(struct pr_ranking *r)
+{
+	int rc = sort_entries(r->engine, r->entries, r->n);
+	if (rc < 0)
+		return rc;
+	r->prefix[0] = 0;
+	for (uint64_t i = 0; i < r->n; i++)
+		r->prefix[i + 1] = r->prefix[i] + r->entries[i].revenue_minor;
+	return 0;
+}
+
+int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
+		     int64_t store, struct pr_ranking **out, struct pr_error *err)
+{
+	if (store >= 0) {
+		struct pr_ranking **all;
+		uint32_t count;
+		int rc = pr_ranking_build_stores(e, window, &all, &count, err);
+		if (rc < 0)
+			return rc;
+		if ((uint64_t)store >= count) {
+			for (uint32_t s = 0; s < count; s++)
+				pr_ranking_destroy(all[s]);
+			free(all);
+			return pr_error_set(err, -ENOENT, "no such store");
+		}
+		*out = all[store];
+		for (uint32_t s = 0; s < count; s++)
+			if (s != store)
+				pr_ranking_destroy(all[s]);
+		free(all);
+		return 0;
+	}
+	uint32_t customers = e->customers.count;
+	struct pr_ranking *r = ranking_new(e, window, -1, customers);
+	if (!r)
+		return pr_error_set(err, -ENOMEM, "out of memory ranking %u customers", customers);
+	for (uint32_t i = 0; i < customers; i++) {
+		int64_t revenue = pr_period_sums_in(&engine_customer(e, i)->sums, window,
+						    &e->watermark_periods);
+		if (revenue > 0)
+			r->entries[r->n++] = (struct rank_entry){ revenue, i, 0 };
+	}
+	if (ranking_finish(r) < 0) {
+		pr_ranking_destroy(r);
+		return pr_error_set(err, -ENOMEM, "out of memory sorting %u customers", customers);
+	}
+	*out = r;
+	return 0;
+}
+
+int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
+			    struct pr_ranking ***out, uint32_t *count,
+			    struct pr_error *err)
+{
+	uint32_t stores = e->stores.count, pairs = e->pairs.count;
+	uint64_t *sizes = calloc(stores + 1, sizeof *sizes);
+	struct pr_ranking **all = calloc(stores + 1, sizeof *all);
+	if (!sizes || !all)
+		goto nomem;
+	for (uint32_t i = 0; i < pairs; i++) {
+		const struct pair_aggregate *p = pr_id_table_value(&e->pairs, i);
+		if (pr_period_sums_in(&p->sums, window, &e->watermark_periods) > 0)
+			sizes[p->store]++;
+	}
+	for (uint32_t s = 0; s < stores; s++)
+		if (!(all[s] = ranking_new(e, window, s, sizes[s])))
+			goto nomem;
+	for (uint32_t i = 0; i < pairs; i++) {
+		const struct pair_aggregate *p = pr_id_table_value(&e->pairs, i);
+		int64_t revenue = pr_period_sums_in(&p->sums, window, &e->watermark_periods);
+		if (revenue > 0) {
+			struct pr_ranking *r = all[p->store];
+			r->entries[r->n++] = (struct rank_entry){ revenue, p->customer, 0 };
+		}
+	}
+	for (uint32_t s = 0; s < stores; s++)
+		if (ranking_finish(all[s]) < 0)
+			goto nomem;
+	free(sizes);
+	*out = all;
+	*count = stores;
+	return 0;
+nomem:
+	if (all)
+		for (uint32_t s = 0; s < stores; s++)
+			pr_ranking_destroy(all[s]);
+	free(all);
+	free(sizes);
+	return pr_error_set(err, -ENOMEM, "out of memory ranking %u stores", stores);
+}
+
+void pr_ranking_destroy(struct pr_ranking *r)
+{
+	if (!r)
+		return;
+	free(r->entries);
+	free(r->prefix);
+	free(r);
+}
+
+uint64_t pr_ranking_customers(const struct pr_ranking *r)
+{
+	return r->n;
+}
+
+int64_t pr_ranking_revenue(const struct pr_ranking *r)
+{
+	return r->prefix[r->n];
+}
+
+int64_t pr_ranking_top_revenue(const struct pr_ranking *r, uint64_t m)
+{
+	return r->prefix[m < r->n ? m : r->n];
+}
+
+static double ratio(int64_t part, int64_t whole)
+{
+	return whole > 0 ? (double)((long double)part / (long double)whole) : 0.0;
+}
+
+/* Number of entries with revenue strictly greater than `revenue`. */
+static uint64_t count_above(const struct pr_ranking *r, int64_t revenue)
+{
+	uint64_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (r->entries[mid].revenue_minor > revenue)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void describe(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *out)
+{
+	const struct pr_engine *e = r->engine;
+	const struct rank_entry *x = &r->entries[rank - 1];
+	const struct pr_id_entry *id = pr_id_table_entry(&e->customers, x->customer);
+	out->rank = rank;
+	out->competition_rank = 1 + count_above(r, x->revenue_minor);
+	out->customer = id->id;
+	out->customer_len = id->len;
+	out->revenue_minor = x->revenue_minor;
+	out->share = ratio(x->revenue_minor, pr_ranking_revenue(r));
+	out->cumulative_share = ratio(r->prefix[rank], pr_ranking_revenue(r));
+	out->percentile = (double)rank / (double)r->n;
+	out->tier = rank <= pr_fraction_ceil(e->opt.tier_a, r->n)   ? 'A'
+		    : rank <= pr_fraction_ceil(e->opt.tier_b, r->n) ? 'B'
+								     : 'C';
+}
+
+int pr_ranking_at(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *out)
+{
+	if (rank < 1 || rank > r->n)
+		return -ERANGE;
+	describe(r, rank, out);
+	return 0;
+}
+
+int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
+		    struct pr_ranked *out)
+{
+	const struct pr_engine *e = r->engine;
+	memset(out, 0, sizeof *out);
+	out->customer = id;
+	out->customer_len = (uint32_t)len;
+	uint32_t customer = pr_id_table_find(&e->customers, id, len);
+	if (customer == PR_ID_NONE)
+		return -ENOENT;
+	const struct pr_period_sums *sums = &engine_customer(e, customer)->sums;
+	if (r->store >= 0) {
+		unsigned char key[8];
+		pair_key((uint32_t)r->store, customer, key);
+		uint32_t pair = pr_id_table_find(&e->pairs, key, sizeof key);
+		if (pair == PR_ID_NONE)
+			return -ENOENT;
+		sums = &((const struct pair_aggregate *)pr_id_table_value(&e->pairs, pair))->sums;
+	}
+	int64_t revenue = pr_period_sums_in(sums, r->window, &e->watermark_periods);
+	out->revenue_minor = revenue;
+	if (revenue <= 0)
+		return -ENOENT;
+	/* Rank = 1 + entries ordered before (revenue, id). */
+	uint64_t lo = count_above(r, revenue), hi = r->n;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (r->entries[mid].revenue_minor == revenue &&
+		    compare_ids(e, r->entries[mid].customer, customer) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	describe(r, lo + 1, out);
+	return 0;
+}
+
+/* Whether part / whole >= f, exactly. */
+static bool share_at_least(int64_t part, int64_t whole, struct pr_fraction f)
+{
+	return (unsigned __int128)part * f.den >= (unsigned __int128)whole * f.num;
+}
+
+static void tier(const struct pr_ranking *r, uint64_t from, uint64_t to,
+		 struct pr_tier_figures *out)
+{
+	out->customers = to - from;
+	out->revenue_minor = r->prefix[to] - r->prefix[from];
+	out->share = ratio(out->revenue_minor, pr_ranking_revenue(r));
+}
+
+void pr_ranking_summarize(const struct pr_ranking *r, struct pr_summary *out)
+{
+	const struct pr_engine_options *o = &r->engine->opt;
+	uint64_t n = r->n;
+	int64_t total = pr_ranking_revenue(r);
+	memset(out, 0, sizeof *out);
+	out->customers = n;
+	out->revenue_minor = total;
+	if (n == 0)
+		return;
+
+	tier(r, 0, pr_fraction_ceil(o->top, n), &out->top);
+	uint64_t a = pr_fraction_ceil(o->tier_a, n);
+	uint64_t b = pr_fraction_ceil(o->tier_b, n);
+	if (b < a)
+		b = a;
+	tier(r, 0, a, &out->tiers[0]);
+	tier(r, a, b, &out->tiers[1]);
+	tier(r, b, n, &out->tiers[2]);
+
+	/* Pareto point: smallest m with prefix[m] >= target x total. */
+	uint64_t lo = 1, hi = n;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (share_at_least(r->prefix[mid], total, o->pareto_target))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	out->pareto_customers = lo;
+	out->pareto_point = (double)lo / (double)n;
+
+	out->cr1 = ratio(pr_ranking_top_revenue(r, 1), total);
+	out->cr5 = ratio(pr_ranking_top_revenue(r, 5), total);
+	out->cr10 = ratio(pr_ranking_top_revenue(r, 10), total);
+
+	/* Exact integer sums: sum x^2 <= total^2 < 2^126, sum p x_p < 2^96. */
+	unsigned __int128 squares = 0, weighted = 0;
+	for (uint64_t p = 0; p < n; p++) {
+		unsigned __int128 x = (uint64_t)r->entries[p].revenue_minor;
+		squares += x * x;
+		weighted += x * (p + 1);
+	}
+	out->hhi = (double)((long double)squares * 10000.0L /
+			    ((long double)total * (long double)total));
+	/* Gini with x ascending equals ((N + 1) T - 2 sum p x_p) / (N T) with
+	 * p the descending position: the sum over ascending i of i x_i is
+	 * (N + 1) T - sum p x_p. */
+	__int128 numerator = (__int128)(n + 1) * total - 2 * (__int128)weighted;
+	out->gini = (double)((long double)numerator /
+			     ((long double)n * (long double)total));
+
+	int64_t top1 = r->entries[0].revenue_minor;
+	out->risk = n == 1 ? PR_RISK_MONO
+		  : share_at_least(top1, total, (struct pr_fraction){ 1, 2 }) ? PR_RISK_CRITICAL
+		  : share_at_least(top1, total, (struct pr_fraction){ 2, 5 }) ? PR_RISK_HIGH
+		  : share_at_least(top1, total, (struct pr_fraction){ 1, 5 }) ? PR_RISK_ELEVATED
+		  : share_at_least(top1, total, o->key_share) ? PR_RISK_KEY
+		  : PR_RISK_NONE;
+	lo = 0, hi = n;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (share_at_least(r->entries[mid].revenue_minor, total, o->key_share))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	out->key_clients = lo;
+}

@@ -1,0 +1,113 @@
+/*
+ * pareto/engine.h - the engine handle: records in, exact aggregates kept.
+ *
+ * An engine holds, for every customer id ever seen (ids compared exactly),
+ * revenue in every window (see window.h), purchase count, first and last
+ * purchase time and the number of distinct purchase days; the same window
+ * sums per (store, customer) pair; the record count and the watermark.
+ * Answers over it are built as rankings (ranking.h).
+ *
+ * One thread adds records (the single writer); answers are built between
+ * adds on that thread. Memory grows with customers, pairs and customer-days;
+ * no allocation per record once the tables have grown.
+ */
+#ifndef PARETO_ENGINE_H
+#define PARETO_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pareto/error.h"
+#include "pareto/record.h"
+#include "pareto/window.h"
+
+/* An exact fraction num/den, den > 0: cut points are never floats. */
+struct pr_fraction {
+	uint64_t num, den;
+};
+
+/* Parses "0.2", "20%", "1/5" or "3" into a fraction >= 0; 0 or -EINVAL. */
+int pr_fraction_parse(const char *text, struct pr_fraction *out);
+double pr_fraction_value(struct pr_fraction f);
+
+struct pr_engine_options {
+	uint64_t customers_hint;        /* expected customers; tables grow past it */
+	struct pr_fraction top;         /* golden tier: 1/5 */
+	struct pr_fraction tier_a;      /* A: ranks <= ceil(tier_a x N): 1/5 */
+	struct pr_fraction tier_b;      /* B: ranks <= ceil(tier_b x N): 1/2 */
+	struct pr_fraction pareto_target; /* Pareto point revenue share: 4/5 */
+	struct pr_fraction key_share;   /* key client: share >= 1/10 */
+	uint32_t lapsed_min_days;       /* distinct purchase days: 3 */
+	struct pr_fraction lapsed_gap_factor; /* idle > factor x mean gap: 3/1 */
+	uint32_t lapsed_min_idle_days;  /* and idle >= 30 days */
+	unsigned threads;               /* ingest threads; 1 for now */
+	/* Test hook: the customer id hash (NULL: XXH3-64). */
+	uint64_t (*hash)(const void *bytes, size_t len);
+};
+
+void pr_engine_options_init(struct pr_engine_options *opt);
+
+struct pr_engine;
+
+int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt,
+		     struct pr_error *err);
+void pr_engine_destroy(struct pr_engine *e);
+
+/*
+ * Applies one record. Returns 0; -ERANGE, changing nothing, if its time is
+ * outside years 0..9999 or if it would take the total absolute volume of
+ * all records past INT64_MAX (the bound that keeps every sum exact in
+ * int64); -ENOMEM if a table could not grow.
+ */
+int pr_engine_add(struct pr_engine *e, const struct pr_record *r);
+
+struct pr_engine_state {
+	uint64_t records;      /* applied */
+	int64_t watermark_ms;  /* largest event time; valid if has_watermark */
+	bool has_watermark;
+	uint64_t customers;    /* every id seen, whatever its revenue */
+	uint32_t stores;
+};
+
+void pr_engine_state(const struct pr_engine *e, struct pr_engine_state *out);
+const struct pr_engine_options *pr_engine_options(const struct pr_engine *e);
+
+/* Store ids by dense index 0..stores-1 (the empty id: a feed with no store). */
+const char *pr_engine_store_id(const struct pr_engine *e, uint32_t store,
+			       uint32_t *len);
+/* The dense index of a store id, or -ENOENT. */
+int64_t pr_engine_store_find(const struct pr_engine *e, const char *id, size_t len);
+
+struct pr_customer_info {
+	int64_t revenue_minor[PR_WINDOW_COUNT];
+	uint64_t purchases;      /* records */
+	uint32_t purchase_days;  /* distinct UTC days with a purchase */
+	int64_t first_ms, last_ms;
+	double mean_gap_days;    /* (last - first) / (purchase_days - 1); 0 if < 2 */
+	bool lapsed;
+};
+
+/* Fills *out for a customer id; -ENOENT if never seen. */
+int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
+		       struct pr_customer_info *out);
+
+struct pr_lapsed {
+	const char *customer; /* borrowed from the engine */
+	uint32_t customer_len;
+	int64_t revenue_minor; /* all time */
+	uint64_t purchases;
+	uint32_t purchase_days;
+	int64_t last_ms;
+	double mean_gap_days;
+};
+
+/*
+ * Lapsed regulars (DESIGN.md), by all-time revenue descending, then id;
+ * at most `limit`. *out is malloc'ed (free it); *total gets how many there
+ * are in all. Returns 0 or -ENOMEM.
+ */
+int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
+		     struct pr_lapsed **out, size_t *count, size_t *total);
+
+#endif

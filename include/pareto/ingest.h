@@ -1,0 +1,38 @@
+/*
+ * pareto/ingest.h - feeds into an engine: read (io_uring), decode, apply.
+ *
+ * The one call the report command and the daemon's file feeds share. A bad
+ * line, or a record the engine refuses (-ERANGE: time out of range or the
+ * volume bound), is handed to on_reject with its location and changes no
+ * total; on_reject returning negative stops the feed (--strict).
+ */
+#ifndef PARETO_INGEST_H
+#define PARETO_INGEST_H
+
+#include "pareto/engine.h"
+#include "pareto/error.h"
+#include "pareto/feed.h"
+
+/*
+ * Reads and decodes the file at path ("-": standard input) to its end,
+ * handing every record and reject to the sink, and adds the feed's counts
+ * to *stats. Returns as pr_ingest_file below.
+ */
+int pr_feed_read(const char *path, const struct pr_feed_options *opt,
+		 const struct pr_feed_sink *sink, struct pr_feed_stats *stats,
+		 struct pr_error *err);
+
+typedef int (*pr_reject_fn)(void *ctx, const struct pr_reject *reject);
+
+/*
+ * Ingests the file at path ("-": standard input) to its end, adding the
+ * feed's counts to *stats. Returns 0, -ECANCELED if on_reject stopped it,
+ * -EINVAL for a feed that cannot be read as configured (missing column,
+ * binary scale mismatch), or another negative code for I/O failures, with
+ * *err naming the file and the cause.
+ */
+int pr_ingest_file(struct pr_engine *e, const char *path,
+		   const struct pr_feed_options *opt, pr_reject_fn on_reject,
+		   void *ctx, struct pr_feed_stats *stats, struct pr_error *err);
+
+#endif

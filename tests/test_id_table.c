@@ -1,0 +1,99 @@
+/* test_id_table.c - the exact id table: growth, collisions, stable values. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "id_table.h"
+
+static uint64_t constant_hash(const void *bytes, size_t len)
+{
+	(void)bytes;
+	(void)len;
+	return 0x4242424242424242ull; /* every id collides */
+}
+
+static uint64_t two_bucket_hash(const void *bytes, size_t len)
+{
+	(void)bytes;
+	/* Same tag for all, two start slots: collisions on tag and on slot. */
+	return 0x1234567800000000ull | (len & 1);
+}
+
+static void fill_and_check(pr_hash_fn hash, uint32_t ids, uint64_t hint)
+{
+	struct pr_id_table t;
+	cr_assert_eq(pr_id_table_init(&t, hint, 16, hash), 0);
+	char id[32];
+	uint64_t *first_value = NULL;
+	for (uint32_t i = 0; i < ids; i++) {
+		int len = snprintf(id, sizeof id, "C%u", i);
+		bool created;
+		uint32_t index = pr_id_table_upsert(&t, id, (size_t)len,
+						    pr_id_hash(&t, id, (size_t)len), &created);
+		cr_assert(created, "id %s reported as existing", id);
+		cr_assert_eq(index, i, "indexes are dense in insertion order");
+		uint64_t *value = pr_id_table_value(&t, index);
+		cr_assert_eq(value[0], 0, "values start zeroed");
+		value[0] = i * 7 + 1;
+		value[1] = i;
+		if (i == 0)
+			first_value = value;
+	}
+	cr_assert_eq(t.count, ids);
+	cr_assert_eq(first_value[0], 1, "values never move while the table grows");
+	for (uint32_t i = 0; i < ids; i++) {
+		int len = snprintf(id, sizeof id, "C%u", i);
+		uint32_t index = pr_id_table_find(&t, id, (size_t)len);
+		cr_assert_eq(index, i, "find C%u", i);
+		const struct pr_id_entry *e = pr_id_table_entry(&t, index);
+		cr_assert_eq(e->len, (uint32_t)len);
+		cr_assert_eq(memcmp(e->id, id, (size_t)len), 0);
+		cr_assert_eq(((uint64_t *)pr_id_table_value(&t, index))[0], i * 7 + 1ull);
+		bool created;
+		cr_assert_eq(pr_id_table_upsert(&t, id, (size_t)len, pr_id_hash(&t, id, (size_t)len),
+						&created), i);
+		cr_assert_not(created);
+	}
+	cr_assert_eq(pr_id_table_find(&t, "C", 1), PR_ID_NONE);
+	cr_assert_eq(pr_id_table_find(&t, "nobody", 6), PR_ID_NONE);
+	pr_id_table_destroy(&t);
+}
+
+Test(id_table, grows_from_a_tiny_hint_past_chunk_boundaries)
+{
+	fill_and_check(NULL, 100000, 1);
+}
+
+Test(id_table, never_merges_ids_whose_hashes_are_equal)
+{
+	fill_and_check(constant_hash, 3000, 4);
+}
+
+Test(id_table, tag_and_slot_collisions)
+{
+	fill_and_check(two_bucket_hash, 3000, 4);
+}
+
+Test(id_table, prefixes_empty_and_binary_ids_are_distinct)
+{
+	struct pr_id_table t;
+	cr_assert_eq(pr_id_table_init(&t, 4, 8, constant_hash), 0);
+	const char *ids[] = { "", "A", "AB", "ABC", "B", "A\0B", "A\0C" };
+	size_t lens[] = { 0, 1, 2, 3, 1, 3, 3 };
+	for (size_t i = 0; i < 7; i++) {
+		bool created;
+		cr_assert_eq(pr_id_table_upsert(&t, ids[i], lens[i], pr_id_hash(&t, ids[i], lens[i]), &created), i);
+		cr_assert(created);
+	}
+	for (size_t i = 0; i < 7; i++)
+		cr_assert_eq(pr_id_table_find(&t, ids[i], lens[i]), i);
+	pr_id_table_destroy(&t);
+}
+
+Test(id_table, order_of_ids)
+{
+	cr_assert_lt(pr_id_compare("A", 1, "AB", 2), 0);
+	cr_assert_gt(pr_id_compare("B", 1, "AB", 2), 0);
+	cr_assert_eq(pr_id_compare("AB", 2, "AB", 2), 0);
+	cr_assert_lt(pr_id_compare("\x01", 1, "\xff", 1), 0, "bytes compare unsigned");
+}

@@ -1,0 +1,248 @@
+/* cli_feed.c - feed options, reject reporting and ingest for the commands. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "pareto/ingest.h"
+
+static const char *const field_names[PR_FIELD_COUNT] = {
+	"ts", "customer", "store", "amount", "quantity", "price",
+};
+
+void cli_feed_init(struct cli_feed *f)
+{
+	memset(f, 0, sizeof *f);
+	pr_feed_options_init(&f->opt);
+	f->show_errors = 10;
+}
+
+static int parse_uint(const char *arg, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_feed_option(struct cli_feed *f, int id, const char *arg)
+{
+	unsigned long v;
+	switch (id) {
+	case OPT_DELIMITER: {
+		static const struct { const char *name; char c; } named[] = {
+			{ "comma", ',' }, { "semicolon", ';' }, { "tab", '\t' }, { "pipe", '|' },
+		};
+		f->opt.delimiter_kind = PR_DELIM_CHAR;
+		if (strcmp(arg, "whitespace") == 0) {
+			f->opt.delimiter_kind = PR_DELIM_WHITESPACE;
+			return 0;
+		}
+		for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+			if (strcmp(arg, named[i].name) == 0) {
+				f->opt.delimiter = named[i].c;
+				return 0;
+			}
+		}
+		if (strlen(arg) == 1 && arg[0] != '"' && arg[0] != '\n' && arg[0] != '\r') {
+			f->opt.delimiter = arg[0];
+			return 0;
+		}
+		fprintf(stderr, "pareto: --delimiter: expected comma, semicolon, tab, pipe, "
+				"whitespace or one character, not '%s'\n", arg);
+		return EXIT_USAGE;
+	}
+	case OPT_MAP: {
+		const char *eq = strchr(arg, '=');
+		for (int i = 0; eq && eq[1] && i < PR_FIELD_COUNT; i++) {
+			if (strlen(field_names[i]) == (size_t)(eq - arg) &&
+			    memcmp(arg, field_names[i], (size_t)(eq - arg)) == 0) {
+				f->opt.column[i] = eq + 1;
+				return 0;
+			}
+		}
+		fprintf(stderr, "pareto: --map: expected FIELD=COLUMN with FIELD one of ts, "
+				"customer, store, amount, quantity, price, not '%s'\n", arg);
+		return EXIT_USAGE;
+	}
+	case OPT_TS_FORMAT:
+		f->opt.ts_format = arg;
+		return 0;
+	case OPT_SCALE:
+		if (parse_uint(arg, 9, &v) < 0) {
+			fprintf(stderr, "pareto: --scale: expected 0..9, not '%s'\n", arg);
+			return EXIT_USAGE;
+		}
+		f->opt.scale = (uint32_t)v;
+		return 0;
+	case OPT_STRICT:
+		f->strict = true;
+		return 0;
+	case OPT_REJECTS:
+		f->rejects_path = arg;
+		return 0;
+	case OPT_SHOW_ERRORS:
+		if (parse_uint(arg, 1000000, &v) < 0) {
+			fprintf(stderr, "pareto: --show-errors: expected a count, not '%s'\n", arg);
+			return EXIT_USAGE;
+		}
+		f->show_errors = (unsigned)v;
+		return 0;
+	case OPT_QUIET:
+		f->quiet = true;
+		return 0;
+	}
+	return EXIT_USAGE;
+}
+
+static void csv_field(FILE *out, const char *s, size_t len)
+{
+	fputc('"', out);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"')
+			fputc('"', out);
+		fputc(s[i], out);
+	}
+	fputc('"', out);
+}
+
+static int on_reject(void *ctx, const struct pr_reject *r)
+{
+	struct cli_feed *f = ctx;
+	if (f->rejects) {
+		csv_field(f->rejects, r->source, strlen(r->source));
+		fprintf(f->rejects, ",%llu,%llu,%u,%s,", (unsigned long long)r->line,
+			(unsigned long long)r->byte_offset, r->column,
+			pr_reject_reason_name(r->reason));
+		csv_field(f->rejects, r->detail, strlen(r->detail));
+		fputc(',', f->rejects);
+		csv_field(f->rejects, r->raw, r->raw_len);
+		fputc('\n', f->rejects);
+	}
+	if (f->strict)
+		return -ECANCELED;
+	if (!f->quiet && f->shown < f->show_errors) {
+		fprintf(stderr, "pareto: %s:%llu: %s: %s\n", r->source,
+			(unsigned long long)r->line, pr_reject_reason_name(r->reason),
+			r->detail);
+		f->shown++;
+	}
+	return 0;
+}
+
+struct run {
+	struct cli_feed *feed;
+	int (*record)(void *ctx, const struct pr_record *r);
+	void *ctx;
+};
+
+static int run_record(void *ctx, const struct pr_record *r)
+{
+	struct run *run = ctx;
+	return run->record(run->ctx, r);
+}
+
+static int run_reject(void *ctx, const struct pr_reject *r)
+{
+	return on_reject(((struct run *)ctx)->feed, r);
+}
+
+int cli_feed_run(struct cli_feed *f, const char *path,
+		 int (*record)(void *ctx, const struct pr_record *r), void *ctx)
+{
+	if (f->rejects_path && !f->rejects) {
+		if (!(f->rejects = fopen(f->rejects_path, "w"))) {
+			fprintf(stderr, "pareto: %s: %s\n", f->rejects_path, strerror(errno));
+			return 1;
+		}
+		fputs("file,line,byte_offset,column,reason,detail,raw\n", f->rejects);
+	}
+	struct run run = { .feed = f, .record = record, .ctx = ctx };
+	struct pr_feed_sink sink = { .ctx = &run, .record = run_record, .reject = run_reject };
+	struct pr_error err = { 0 };
+	int rc = pr_feed_read(path, &f->opt, &sink, &f->stats, &err);
+	if (rc < 0) {
+		fprintf(stderr, "pareto: %s\n", err.message);
+		return rc == -ECANCELED || rc == -EINVAL ? EXIT_USAGE : 1;
+	}
+	return 0;
+}
+
+static int add_to_engine(void *engine, const struct pr_record *r)
+{
+	return pr_engine_add(engine, r);
+}
+
+int cli_feed_ingest(struct cli_feed *f, struct pr_engine *e, char **paths, int count)
+{
+	for (int i = 0; i < count; i++) {
+		int rc = cli_feed_run(f, paths[i], add_to_engine, e);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void cli_feed_summary(const struct cli_feed *f)
+{
+	if (f->quiet)
+		return;
+	if (f->stats.rejected) {
+		fprintf(stderr, "pareto: %llu bad lines skipped (",
+			(unsigned long long)f->stats.rejected);
+		const char *sep = "";
+		for (int r = 0; r < PR_REJECT_REASON_COUNT; r++) {
+			if (f->stats.by_reason[r]) {
+				fprintf(stderr, "%s%s: %llu", sep,
+					pr_reject_reason_name((enum pr_reject_reason)r),
+					(unsigned long long)f->stats.by_reason[r]);
+				sep = ", ";
+			}
+		}
+		fprintf(stderr, ")%s\n", f->rejects ? "" : "; --rejects FILE lists them all");
+	}
+	if (f->stats.rounded)
+		fprintf(stderr, "pareto: warning: %llu amounts had more than %u decimals "
+				"and were rounded half to even\n",
+			(unsigned long long)f->stats.rounded, f->opt.scale);
+}
+
+void cli_feed_close(struct cli_feed *f)
+{
+	if (f->rejects)
+		fclose(f->rejects);
+	f->rejects = NULL;
+}
+
+char *cli_money(char *buf, size_t size, int64_t minor, unsigned scale, bool grouped)
+{
+	uint64_t mag = minor < 0 ? -(uint64_t)minor : (uint64_t)minor;
+	uint64_t unit = 1;
+	for (unsigned i = 0; i < scale; i++)
+		unit *= 10;
+	char digits[32];
+	int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)(mag / unit));
+	char *p = buf, *end = buf + size - 1;
+	if (minor < 0 && p < end)
+		*p++ = '-';
+	for (int i = 0; i < n && p < end; i++) {
+		*p++ = digits[i];
+		if (grouped && (n - i - 1) % 3 == 0 && i != n - 1 && p < end)
+			*p++ = ',';
+	}
+	if (scale && p < end) {
+		*p++ = '.';
+		uint64_t frac = mag % unit;
+		for (unsigned i = scale; i-- > 0 && p < end;) {
+			uint64_t d = frac;
+			for (unsigned k = 0; k < i; k++)
+				d /= 10;
+			*p++ = (char)('0' + d % 10);
+		}
+	}
+	*p = 0;
+	return buf;
+}
