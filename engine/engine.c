@@ -38,7 +38,7 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 	if (rc == 0)
 		rc = pr_id_table_init(&e->stores, 64, 8, NULL);
 	if (rc == 0)
-		rc = pr_id_table_init(&e->pairs, hint, sizeof(struct pair_aggregate), NULL);
+		rc = pr_pair_table_init(&e->pairs, hint, sizeof(struct pair_aggregate));
 	if (rc == 0)
 		rc = pr_day_set_init(&e->days, hint * 4);
 	if (rc < 0) {
@@ -56,7 +56,7 @@ void pr_engine_destroy(struct pr_engine *e)
 		return;
 	pr_id_table_destroy(&e->customers);
 	pr_id_table_destroy(&e->stores);
-	pr_id_table_destroy(&e->pairs);
+	pr_pair_table_destroy(&e->pairs);
 	pr_day_set_destroy(&e->days);
 	free(e);
 }
@@ -98,13 +98,10 @@ int pr_engine_add(struct pr_engine *e, const struct pr_record *r)
 					    &created);
 	if (store == PR_ID_NONE)
 		return -ENOMEM;
-	unsigned char key[8];
-	pair_key(store, customer, key);
-	uint32_t pair = pr_id_table_upsert(&e->pairs, key, sizeof key,
-					   pr_id_hash(&e->pairs, key, sizeof key), &created);
-	if (pair == PR_ID_NONE)
+	uint32_t pair = pr_pair_table_upsert(&e->pairs, pr_pair_key(store, customer), &created);
+	if (pair == PR_PAIR_NONE)
 		return -ENOMEM;
-	struct pair_aggregate *p = pr_id_table_value(&e->pairs, pair);
+	struct pair_aggregate *p = pr_pair_table_value(&e->pairs, pair);
 	if (created) {
 		pr_period_sums_init(&p->sums);
 		p->store = store;

@@ -5,7 +5,7 @@
  * Tables:
  *   customers: customer id -> struct customer_aggregate
  *   stores:    store id    -> (nothing; the dense index is the store)
- *   pairs:     8-byte key (store index, customer index) -> struct pair_aggregate
+ *   pairs:     (store index, customer index) -> struct pair_aggregate
  *   days:      (customer index, day) pairs seen
  */
 #ifndef PARETO_ENGINE_INTERNAL_H
@@ -13,6 +13,7 @@
 
 #include "day_set.h"
 #include "id_table.h"
+#include "pair_table.h"
 #include "pareto/engine.h"
 #include "period_sums.h"
 
@@ -33,7 +34,7 @@ struct pr_engine {
 	struct pr_engine_options opt;
 	struct pr_id_table customers;
 	struct pr_id_table stores;
-	struct pr_id_table pairs;
+	struct pr_pair_table pairs;
 	struct pr_day_set days;
 	uint64_t records;
 	uint64_t volume_minor; /* sum of |amount| of all records: <= INT64_MAX */
@@ -46,12 +47,6 @@ static inline const struct customer_aggregate *
 engine_customer(const struct pr_engine *e, uint32_t index)
 {
 	return pr_id_table_value(&e->customers, index);
-}
-
-static inline void pair_key(uint32_t store, uint32_t customer, unsigned char key[8])
-{
-	__builtin_memcpy(key, &store, 4);
-	__builtin_memcpy(key + 4, &customer, 4);
 }
 
 #endif

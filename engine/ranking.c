@@ -179,7 +179,7 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 	if (!sizes || !all)
 		goto nomem;
 	for (uint32_t i = 0; i < pairs; i++) {
-		const struct pair_aggregate *p = pr_id_table_value(&e->pairs, i);
+		const struct pair_aggregate *p = pr_pair_table_value(&e->pairs, i);
 		if (pr_period_sums_in(&p->sums, window, &e->watermark_periods) > 0)
 			sizes[p->store]++;
 	}
@@ -187,7 +187,7 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 		if (!(all[s] = ranking_new(e, window, s, sizes[s])))
 			goto nomem;
 	for (uint32_t i = 0; i < pairs; i++) {
-		const struct pair_aggregate *p = pr_id_table_value(&e->pairs, i);
+		const struct pair_aggregate *p = pr_pair_table_value(&e->pairs, i);
 		int64_t revenue = pr_period_sums_in(&p->sums, window, &e->watermark_periods);
 		if (revenue > 0) {
 			struct pr_ranking *r = all[p->store];
@@ -291,12 +291,10 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		return -ENOENT;
 	const struct pr_period_sums *sums = &engine_customer(e, customer)->sums;
 	if (r->store >= 0) {
-		unsigned char key[8];
-		pair_key((uint32_t)r->store, customer, key);
-		uint32_t pair = pr_id_table_find(&e->pairs, key, sizeof key);
-		if (pair == PR_ID_NONE)
+		uint32_t pair = pr_pair_table_find(&e->pairs, pr_pair_key((uint32_t)r->store, customer));
+		if (pair == PR_PAIR_NONE)
 			return -ENOENT;
-		sums = &((const struct pair_aggregate *)pr_id_table_value(&e->pairs, pair))->sums;
+		sums = &((const struct pair_aggregate *)pr_pair_table_value(&e->pairs, pair))->sums;
 	}
 	int64_t revenue = pr_period_sums_in(sums, r->window, &e->watermark_periods);
 	out->revenue_minor = revenue;
