@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "day_set.h"
+#include "huge_alloc.h"
 
 #define EMPTY UINT64_MAX
 
@@ -19,7 +20,7 @@ static inline uint64_t mix(uint64_t k)
 
 static int alloc_keys(struct pr_day_set *s, uint64_t n)
 {
-	s->keys = malloc(n * sizeof *s->keys);
+	s->keys = pr_huge_alloc(n * sizeof *s->keys);
 	if (!s->keys)
 		return -ENOMEM;
 	memset(s->keys, 0xff, n * sizeof *s->keys);
@@ -38,7 +39,7 @@ int pr_day_set_init(struct pr_day_set *s, uint64_t capacity_hint)
 
 void pr_day_set_destroy(struct pr_day_set *s)
 {
-	free(s->keys);
+	pr_huge_free(s->keys, (s->mask + 1) * sizeof *s->keys);
 	s->keys = NULL;
 }
 
@@ -58,7 +59,7 @@ static int grow(struct pr_day_set *s)
 	for (uint64_t i = 0; i <= s->mask; i++)
 		if (s->keys[i] != EMPTY)
 			put(&bigger, s->keys[i]);
-	free(s->keys);
+	pr_huge_free(s->keys, (s->mask + 1) * sizeof *s->keys);
 	*s = bigger;
 	return 0;
 }

@@ -2,11 +2,19 @@
  * engine_internal.h - the engine's state, shared by engine.c (the writer)
  * and ranking.c (which reads it between writes).
  *
- * Tables:
- *   customers: customer id -> struct customer_aggregate
- *   stores:    store id    -> (nothing; the dense index is the store)
- *   pairs:     (store index, customer index) -> struct pair_aggregate
- *   days:      (customer index, day) pairs seen
+ * Customers are split by the top PR_SHARD_BITS of their id hash into
+ * shards, each with its own tables, so that a bulk load can apply records
+ * shard by shard while that shard's tables sit in cache (see engine.c), and
+ * so that shards can later be owned by different threads.
+ *
+ * Per shard:
+ *   customers: customer id -> struct customer_aggregate (local index)
+ *   pairs:     (store index, local customer index) -> struct pair_aggregate
+ *   days:      (local customer index, day) pairs seen
+ * Engine-wide: stores (store id -> dense store index), counters, watermark.
+ *
+ * A customer ref is local index << PR_SHARD_BITS | shard: 32 bits that name
+ * a customer engine-wide (at most 2^24 customers per shard, 2^32 in all).
  */
 #ifndef PARETO_ENGINE_INTERNAL_H
 #define PARETO_ENGINE_INTERNAL_H
@@ -16,6 +24,10 @@
 #include "pair_table.h"
 #include "pareto/engine.h"
 #include "period_sums.h"
+
+#define PR_SHARD_BITS 8
+#define PR_SHARDS (1u << PR_SHARD_BITS)
+#define PR_SHARD_LOCAL_MAX (1u << (32 - PR_SHARD_BITS))
 
 struct customer_aggregate {
 	struct pr_period_sums sums;
@@ -27,15 +39,25 @@ struct customer_aggregate {
 
 struct pair_aggregate {
 	struct pr_period_sums sums;
-	uint32_t store, customer;
+	uint32_t store, customer; /* customer: engine-wide ref */
+};
+
+struct shard {
+	struct pr_id_table customers;
+	struct pr_pair_table pairs;
+	struct pr_day_set days;
+	unsigned char *staged; /* bulk mode: records waiting; owned */
+	size_t staged_bytes, staged_capacity;
 };
 
 struct pr_engine {
 	struct pr_engine_options opt;
-	struct pr_id_table customers;
+	struct shard shards[PR_SHARDS];
 	struct pr_id_table stores;
-	struct pr_pair_table pairs;
-	struct pr_day_set days;
+	uint64_t customers;    /* sum of the shards' counts */
+	uint64_t pairs;
+	bool bulk;
+	size_t staged_total;
 	uint64_t records;
 	uint64_t volume_minor; /* sum of |amount| of all records: <= INT64_MAX */
 	int64_t watermark_ms;
@@ -43,10 +65,34 @@ struct pr_engine {
 	struct pr_periods watermark_periods;
 };
 
-static inline const struct customer_aggregate *
-engine_customer(const struct pr_engine *e, uint32_t index)
+static inline uint32_t shard_of_hash(uint64_t hash)
 {
-	return pr_id_table_value(&e->customers, index);
+	return (uint32_t)(hash >> (64 - PR_SHARD_BITS));
 }
+
+static inline uint32_t customer_ref(uint32_t shard, uint32_t local)
+{
+	return local << PR_SHARD_BITS | shard;
+}
+
+static inline const struct pr_id_table *ref_table(const struct pr_engine *e, uint32_t ref)
+{
+	return &e->shards[ref & (PR_SHARDS - 1)].customers;
+}
+
+static inline const struct customer_aggregate *engine_customer(const struct pr_engine *e,
+							       uint32_t ref)
+{
+	return pr_id_table_value(ref_table(e, ref), ref >> PR_SHARD_BITS);
+}
+
+static inline const struct pr_id_entry *engine_customer_id(const struct pr_engine *e,
+							   uint32_t ref)
+{
+	return pr_id_table_entry(ref_table(e, ref), ref >> PR_SHARD_BITS);
+}
+
+/* The ref of a customer id, or PR_ID_NONE. */
+uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t len);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <xxhash.h>
 
+#include "huge_alloc.h"
 #include "id_table.h"
 
 #define CHUNK_IDS (1u << PR_ID_CHUNK_SHIFT)
@@ -31,7 +32,7 @@ int pr_id_table_init(struct pr_id_table *t, uint64_t capacity_hint,
 	t->hash = hash ? hash : xxh3_hash;
 	t->value_bytes = value_bytes;
 	uint64_t n = slot_count_for(capacity_hint);
-	t->slots = calloc(n, sizeof *t->slots);
+	t->slots = pr_huge_alloc(n * sizeof *t->slots);
 	if (!t->slots)
 		return -ENOMEM;
 	t->mask = n - 1;
@@ -40,10 +41,10 @@ int pr_id_table_init(struct pr_id_table *t, uint64_t capacity_hint,
 
 void pr_id_table_destroy(struct pr_id_table *t)
 {
-	free(t->slots);
+	pr_huge_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	for (uint32_t c = 0; c < t->chunk_count; c++) {
 		free(t->entry_chunks[c]);
-		free(t->value_chunks[c]);
+		pr_huge_free(t->value_chunks[c], (size_t)CHUNK_IDS * t->value_bytes);
 	}
 	free(t->entry_chunks);
 	free(t->value_chunks);
@@ -70,7 +71,7 @@ static inline uint64_t slot_of(uint64_t hash, uint32_t index)
 static int grow_slots(struct pr_id_table *t)
 {
 	uint64_t n = (t->mask + 1) * 2;
-	uint64_t *slots = calloc(n, sizeof *slots);
+	uint64_t *slots = pr_huge_alloc(n * sizeof *slots);
 	if (!slots)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->count; i++) {
@@ -80,7 +81,7 @@ static int grow_slots(struct pr_id_table *t)
 			s = (s + 1) & (n - 1);
 		slots[s] = slot_of(h, i);
 	}
-	free(t->slots);
+	pr_huge_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	t->slots = slots;
 	t->mask = n - 1;
 	return 0;
@@ -121,10 +122,10 @@ static int add_chunk(struct pr_id_table *t)
 		t->chunk_capacity = cap;
 	}
 	struct pr_id_entry *entries = malloc(CHUNK_IDS * sizeof *entries);
-	unsigned char *values = calloc(CHUNK_IDS, t->value_bytes ? t->value_bytes : 1);
+	unsigned char *values = pr_huge_alloc((size_t)CHUNK_IDS * t->value_bytes);
 	if (!entries || !values) {
 		free(entries);
-		free(values);
+		pr_huge_free(values, (size_t)CHUNK_IDS * t->value_bytes);
 		return -ENOMEM;
 	}
 	t->entry_chunks[t->chunk_count] = entries;

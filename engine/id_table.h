@@ -27,7 +27,7 @@ typedef uint64_t (*pr_hash_fn)(const void *bytes, size_t len);
 #define PR_ID_NONE UINT32_MAX
 
 /* Values live in chunks of 2^PR_ID_CHUNK_SHIFT. */
-#define PR_ID_CHUNK_SHIFT 14
+#define PR_ID_CHUNK_SHIFT 12
 
 struct pr_id_entry {
 	const char *id; /* owned by the table's arena */

@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "huge_alloc.h"
 #include "pair_table.h"
+
+#define CHUNK_BYTES(t) (((size_t)1 << PR_PAIR_CHUNK_SHIFT) * (t)->value_bytes)
 
 static inline uint64_t mix(uint64_t k)
 {
@@ -22,7 +25,7 @@ int pr_pair_table_init(struct pr_pair_table *t, uint64_t capacity_hint,
 	uint64_t n = 16;
 	while (n < capacity_hint * 2)
 		n <<= 1;
-	t->slots = calloc(n, sizeof *t->slots);
+	t->slots = pr_huge_alloc(n * sizeof *t->slots);
 	if (!t->slots)
 		return -ENOMEM;
 	t->mask = n - 1;
@@ -32,9 +35,9 @@ int pr_pair_table_init(struct pr_pair_table *t, uint64_t capacity_hint,
 
 void pr_pair_table_destroy(struct pr_pair_table *t)
 {
-	free(t->slots);
+	pr_huge_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	for (uint32_t c = 0; c < t->chunk_count; c++)
-		free(t->chunks[c]);
+		pr_huge_free(t->chunks[c], CHUNK_BYTES(t));
 	free(t->chunks);
 	memset(t, 0, sizeof *t);
 }
@@ -56,13 +59,13 @@ uint32_t pr_pair_table_find(const struct pr_pair_table *t, uint64_t key)
 static int grow(struct pr_pair_table *t)
 {
 	uint64_t n = (t->mask + 1) * 2;
-	struct pr_pair_slot *slots = calloc(n, sizeof *slots);
+	struct pr_pair_slot *slots = pr_huge_alloc(n * sizeof *slots);
 	if (!slots)
 		return -ENOMEM;
 	for (uint64_t i = 0; i <= t->mask; i++)
 		if (t->slots[i].index)
 			*probe(slots, n - 1, t->slots[i].key) = t->slots[i];
-	free(t->slots);
+	pr_huge_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	t->slots = slots;
 	t->mask = n - 1;
 	return 0;
@@ -78,7 +81,7 @@ static int add_chunk(struct pr_pair_table *t)
 		t->chunks = c;
 		t->chunk_capacity = cap;
 	}
-	unsigned char *values = calloc((size_t)1 << PR_PAIR_CHUNK_SHIFT, t->value_bytes);
+	unsigned char *values = pr_huge_alloc(CHUNK_BYTES(t));
 	if (!values)
 		return -ENOMEM;
 	t->chunks[t->chunk_count++] = values;

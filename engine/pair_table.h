@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PR_PAIR_CHUNK_SHIFT 14
+#define PR_PAIR_CHUNK_SHIFT 12
 #define PR_PAIR_NONE UINT32_MAX
 
 struct pr_pair_slot {

@@ -47,8 +47,8 @@ uint64_t pr_fraction_ceil(struct pr_fraction f, uint64_t n)
 
 static int compare_ids(const struct pr_engine *e, uint32_t a, uint32_t b)
 {
-	const struct pr_id_entry *x = pr_id_table_entry(&e->customers, a);
-	const struct pr_id_entry *y = pr_id_table_entry(&e->customers, b);
+	const struct pr_id_entry *x = engine_customer_id(e, a);
+	const struct pr_id_entry *y = engine_customer_id(e, b);
 	return pr_id_compare(x->id, x->len, y->id, y->len);
 }
 
@@ -151,19 +151,24 @@ int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 		free(all);
 		return 0;
 	}
-	uint32_t customers = e->customers.count;
+	uint64_t customers = e->customers;
 	struct pr_ranking *r = ranking_new(e, window, -1, customers);
 	if (!r)
-		return pr_error_set(err, -ENOMEM, "out of memory ranking %u customers", customers);
-	for (uint32_t i = 0; i < customers; i++) {
-		int64_t revenue = pr_period_sums_in(&engine_customer(e, i)->sums, window,
-						    &e->watermark_periods);
-		if (revenue > 0)
-			r->entries[r->n++] = (struct rank_entry){ revenue, i, 0 };
+		return pr_error_set(err, -ENOMEM, "out of memory ranking %llu customers",
+				    (unsigned long long)customers);
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+		const struct pr_id_table *t = &e->shards[shard].customers;
+		for (uint32_t i = 0; i < t->count; i++) {
+			const struct customer_aggregate *c = pr_id_table_value(t, i);
+			int64_t revenue = pr_period_sums_in(&c->sums, window, &e->watermark_periods);
+			if (revenue > 0)
+				r->entries[r->n++] = (struct rank_entry){ revenue, customer_ref(shard, i), 0 };
+		}
 	}
 	if (ranking_finish(r) < 0) {
 		pr_ranking_destroy(r);
-		return pr_error_set(err, -ENOMEM, "out of memory sorting %u customers", customers);
+		return pr_error_set(err, -ENOMEM, "out of memory sorting %llu customers",
+				    (unsigned long long)customers);
 	}
 	*out = r;
 	return 0;
@@ -173,25 +178,31 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 			    struct pr_ranking ***out, uint32_t *count,
 			    struct pr_error *err)
 {
-	uint32_t stores = e->stores.count, pairs = e->pairs.count;
+	uint32_t stores = e->stores.count;
 	uint64_t *sizes = calloc(stores + 1, sizeof *sizes);
 	struct pr_ranking **all = calloc(stores + 1, sizeof *all);
 	if (!sizes || !all)
 		goto nomem;
-	for (uint32_t i = 0; i < pairs; i++) {
-		const struct pair_aggregate *p = pr_pair_table_value(&e->pairs, i);
-		if (pr_period_sums_in(&p->sums, window, &e->watermark_periods) > 0)
-			sizes[p->store]++;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+		const struct pr_pair_table *t = &e->shards[shard].pairs;
+		for (uint32_t i = 0; i < t->count; i++) {
+			const struct pair_aggregate *p = pr_pair_table_value(t, i);
+			if (pr_period_sums_in(&p->sums, window, &e->watermark_periods) > 0)
+				sizes[p->store]++;
+		}
 	}
 	for (uint32_t s = 0; s < stores; s++)
 		if (!(all[s] = ranking_new(e, window, s, sizes[s])))
 			goto nomem;
-	for (uint32_t i = 0; i < pairs; i++) {
-		const struct pair_aggregate *p = pr_pair_table_value(&e->pairs, i);
-		int64_t revenue = pr_period_sums_in(&p->sums, window, &e->watermark_periods);
-		if (revenue > 0) {
-			struct pr_ranking *r = all[p->store];
-			r->entries[r->n++] = (struct rank_entry){ revenue, p->customer, 0 };
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+		const struct pr_pair_table *t = &e->shards[shard].pairs;
+		for (uint32_t i = 0; i < t->count; i++) {
+			const struct pair_aggregate *p = pr_pair_table_value(t, i);
+			int64_t revenue = pr_period_sums_in(&p->sums, window, &e->watermark_periods);
+			if (revenue > 0) {
+				struct pr_ranking *r = all[p->store];
+				r->entries[r->n++] = (struct rank_entry){ revenue, p->customer, 0 };
+			}
 		}
 	}
 	for (uint32_t s = 0; s < stores; s++)
@@ -257,7 +268,7 @@ static void describe(const struct pr_ranking *r, uint64_t rank, struct pr_ranked
 {
 	const struct pr_engine *e = r->engine;
 	const struct rank_entry *x = &r->entries[rank - 1];
-	const struct pr_id_entry *id = pr_id_table_entry(&e->customers, x->customer);
+	const struct pr_id_entry *id = engine_customer_id(e, x->customer);
 	out->rank = rank;
 	out->competition_rank = 1 + count_above(r, x->revenue_minor);
 	out->customer = id->id;
@@ -286,15 +297,17 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 	memset(out, 0, sizeof *out);
 	out->customer = id;
 	out->customer_len = (uint32_t)len;
-	uint32_t customer = pr_id_table_find(&e->customers, id, len);
+	uint32_t customer = engine_find_customer(e, id, len);
 	if (customer == PR_ID_NONE)
 		return -ENOENT;
 	const struct pr_period_sums *sums = &engine_customer(e, customer)->sums;
 	if (r->store >= 0) {
-		uint32_t pair = pr_pair_table_find(&e->pairs, pr_pair_key((uint32_t)r->store, customer));
+		const struct pr_pair_table *pairs = &e->shards[customer & (PR_SHARDS - 1)].pairs;
+		uint32_t pair = pr_pair_table_find(pairs, pr_pair_key((uint32_t)r->store,
+								      customer >> PR_SHARD_BITS));
 		if (pair == PR_PAIR_NONE)
 			return -ENOENT;
-		sums = &((const struct pair_aggregate *)pr_pair_table_value(&e->pairs, pair))->sums;
+		sums = &((const struct pair_aggregate *)pr_pair_table_value(pairs, pair))->sums;
 	}
 	int64_t revenue = pr_period_sums_in(sums, r->window, &e->watermark_periods);
 	out->revenue_minor = revenue;

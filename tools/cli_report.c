@@ -636,7 +636,12 @@ int cli_report(int argc, char **argv)
 		fprintf(stderr, "pareto report: %s\n", err.message);
 		return 1;
 	}
+	pr_engine_bulk_begin(engine);
 	rc = cli_feed_ingest(&feed, engine, argv + optind, argc - optind);
+	if (pr_engine_bulk_end(engine) < 0 && rc == 0) {
+		fprintf(stderr, "pareto report: out of memory applying the records\n");
+		rc = 1;
+	}
 	cli_feed_summary(&feed);
 	struct report rep = { .feed = &feed };
 	if (rc == 0)

@@ -62,6 +62,16 @@ void pr_engine_destroy(struct pr_engine *e);
  */
 int pr_engine_add(struct pr_engine *e, const struct pr_record *r);
 
+/*
+ * Bulk loading (a backfill, the one-shot report): between begin and end,
+ * adds are validated and counted at once but applied later, shard by shard,
+ * so each shard's tables are in cache while its records are applied. The
+ * result equals applying them one by one. Queries (rankings, customers,
+ * lapsed) must not run in between. end returns 0 or -ENOMEM.
+ */
+void pr_engine_bulk_begin(struct pr_engine *e);
+int pr_engine_bulk_end(struct pr_engine *e);
+
 struct pr_engine_state {
 	uint64_t records;      /* applied */
 	int64_t watermark_ms;  /* largest event time; valid if has_watermark */
