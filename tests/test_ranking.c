@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "id_table.h"
 #include "pareto/engine.h"
 #include "pareto/ranking.h"
 #include "timeparse.h"
@@ -335,5 +336,97 @@ Test(ranking, matches_brute_force_on_random_engines)
 		pr_engine_destroy(e);
 		free(ref);
 		free(pos);
+	}
+}
+
+/* A bulk load (staged per shard, applied shard by shard) gives exactly the
+ * answers of applying the same records one by one, in every window, for the
+ * company and every store; the test hash crowds all ids into one shard for
+ * some seeds and spreads them for others. */
+static uint64_t crowding_hash(const void *bytes, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ ((const unsigned char *)bytes)[i]) * 1099511628211ull;
+	return h & 0x00ffffffffffff0full; /* shard 0, few distinct low bits */
+}
+
+static void assert_same_rankings(struct pr_ranking *a, struct pr_ranking *b, unsigned seed)
+{
+	struct pr_summary x, y;
+	pr_ranking_summarize(a, &x);
+	pr_ranking_summarize(b, &y);
+	cr_assert_eq(memcmp(&x, &y, sizeof x), 0, "seed %u: summaries differ", seed);
+	for (uint64_t k = 1; k <= x.customers; k++) {
+		struct pr_ranked p, q;
+		pr_ranking_at(a, k, &p);
+		pr_ranking_at(b, k, &q);
+		cr_assert_eq(p.revenue_minor, q.revenue_minor, "seed %u rank %llu", seed,
+			     (unsigned long long)k);
+		cr_assert_eq(pr_id_compare(p.customer, p.customer_len, q.customer, q.customer_len),
+			     0, "seed %u rank %llu", seed, (unsigned long long)k);
+	}
+}
+
+Test(ranking, bulk_load_equals_one_by_one)
+{
+	for (unsigned seed = 1; seed <= 40; seed++) {
+		srand(seed);
+		struct pr_engine_options opt;
+		pr_engine_options_init(&opt);
+		opt.customers_hint = 8;
+		opt.hash = seed % 2 ? crowding_hash : NULL;
+		struct pr_engine *direct, *bulk;
+		cr_assert_eq(pr_engine_create(&direct, &opt, NULL), 0);
+		cr_assert_eq(pr_engine_create(&bulk, &opt, NULL), 0);
+		pr_engine_bulk_begin(bulk);
+		int records = rand() % 3000;
+		for (int i = 0; i < records; i++) {
+			char id[16], store[8];
+			snprintf(id, sizeof id, "c%d", rand() % 500);
+			snprintf(store, sizeof store, "s%d", rand() % 7);
+			struct pr_record r = {
+				.ts_ms = T0 + (int64_t)(rand() % 800) * DAY + rand() % DAY,
+				.amount_minor = rand() % 5000 - 500,
+				.customer = id, .customer_len = (uint8_t)strlen(id),
+				.store = store, .store_len = (uint8_t)strlen(store),
+			};
+			cr_assert_eq(pr_engine_add(direct, &r), 0);
+			cr_assert_eq(pr_engine_add(bulk, &r), 0);
+		}
+		cr_assert_eq(pr_engine_bulk_end(bulk), 0);
+		for (int w = 0; w < PR_WINDOW_COUNT; w++) {
+			struct pr_ranking *a, *b;
+			cr_assert_eq(pr_ranking_build(direct, (enum pr_window)w, -1, &a, NULL), 0);
+			cr_assert_eq(pr_ranking_build(bulk, (enum pr_window)w, -1, &b, NULL), 0);
+			assert_same_rankings(a, b, seed);
+			pr_ranking_destroy(a);
+			pr_ranking_destroy(b);
+			struct pr_ranking **sa, **sb;
+			uint32_t na, nb;
+			cr_assert_eq(pr_ranking_build_stores(direct, (enum pr_window)w, &sa, &na, NULL), 0);
+			cr_assert_eq(pr_ranking_build_stores(bulk, (enum pr_window)w, &sb, &nb, NULL), 0);
+			cr_assert_eq(na, nb);
+			for (uint32_t st = 0; st < na; st++) {
+				assert_same_rankings(sa[st], sb[st], seed);
+				pr_ranking_destroy(sa[st]);
+				pr_ranking_destroy(sb[st]);
+			}
+			free(sa);
+			free(sb);
+		}
+		struct pr_lapsed *la, *lb;
+		size_t ca, cb, ta, tb;
+		cr_assert_eq(pr_engine_lapsed(direct, 1000, &la, &ca, &ta), 0);
+		cr_assert_eq(pr_engine_lapsed(bulk, 1000, &lb, &cb, &tb), 0);
+		cr_assert_eq(ta, tb, "seed %u", seed);
+		for (size_t i = 0; i < ca; i++) {
+			cr_assert_eq(la[i].revenue_minor, lb[i].revenue_minor);
+			cr_assert_eq(la[i].purchase_days, lb[i].purchase_days);
+		}
+		free(la);
+		free(lb);
+		pr_engine_destroy(direct);
+		pr_engine_destroy(bulk);
 	}
 }
