@@ -9,6 +9,7 @@
  * cache, and the staging itself is sequential writes.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,7 +115,6 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 	struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
 	int32_t day = (int32_t)pr_day_of(ts_ms);
 	if (created) {
-		e->customers++;
 		pr_period_sums_init(&c->sums);
 		c->first_ms = c->last_ms = ts_ms;
 		c->latest_day = day;
@@ -134,7 +134,6 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 		return -ENOMEM;
 	struct pair_aggregate *p = pr_pair_table_value(&sh->pairs, pair);
 	if (created) {
-		e->pairs++;
 		pr_period_sums_init(&p->sums);
 		p->store = store;
 		p->customer = customer_ref(shard, local);
@@ -172,18 +171,61 @@ static int stage(struct pr_engine *e, uint64_t hash, const struct pr_record *r, 
 	return 0;
 }
 
+/* Applies the records staged in one shard, in their arrival order. */
+static int flush_shard(struct pr_engine *e, uint32_t shard)
+{
+	struct shard *sh = &e->shards[shard];
+	int rc = 0;
+	for (size_t at = 0; at < sh->staged_bytes && rc == 0;) {
+		const struct staged_record *s = (const void *)(sh->staged + at);
+		rc = apply(e, s->hash, (const char *)(s + 1), s->customer_len, s->store,
+			   s->ts_ms, s->amount_minor);
+		at += sizeof *s + ((s->customer_len + 7u) & ~7u);
+	}
+	sh->staged_bytes = 0;
+	return rc;
+}
+
+struct flush_worker {
+	pthread_t thread;
+	struct pr_engine *engine;
+	uint32_t first, step;
+	int rc;
+};
+
+/* Shards share nothing but the read-only store table, so threads can
+ * apply disjoint sets of them at once: worker t takes t, t + step, ... */
+static void *flush_worker_run(void *arg)
+{
+	struct flush_worker *w = arg;
+	for (uint32_t shard = w->first; shard < PR_SHARDS; shard += w->step) {
+		int rc = flush_shard(w->engine, shard);
+		if (rc < 0 && w->rc == 0)
+			w->rc = rc;
+	}
+	return NULL;
+}
+
 static int flush_staged(struct pr_engine *e)
 {
-	int rc = 0;
-	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		struct shard *sh = &e->shards[shard];
-		for (size_t at = 0; at < sh->staged_bytes && rc == 0;) {
-			const struct staged_record *s = (const void *)(sh->staged + at);
-			rc = apply(e, s->hash, (const char *)(s + 1), s->customer_len, s->store,
-				   s->ts_ms, s->amount_minor);
-			at += sizeof *s + ((s->customer_len + 7u) & ~7u);
-		}
-		sh->staged_bytes = 0;
+	unsigned threads = e->opt.threads < 1 ? 1 : e->opt.threads > 64 ? 64 : e->opt.threads;
+	struct flush_worker workers[64];
+	unsigned started = 1;
+	for (unsigned t = 0; t < threads; t++)
+		workers[t] = (struct flush_worker){ .engine = e, .first = t, .step = threads };
+	for (unsigned t = 1; t < threads; t++, started++)
+		if (pthread_create(&workers[t].thread, NULL, flush_worker_run, &workers[t]) != 0)
+			break;
+	/* Shards of workers that could not start are applied here. */
+	for (unsigned t = started; t < threads; t++)
+		flush_worker_run(&workers[t]);
+	flush_worker_run(&workers[0]);
+	int rc = workers[0].rc;
+	for (unsigned t = 1; t < threads; t++) {
+		if (t < started)
+			pthread_join(workers[t].thread, NULL);
+		if (rc == 0)
+			rc = workers[t].rc;
 	}
 	e->staged_total = 0;
 	return rc;
@@ -248,7 +290,7 @@ void pr_engine_state(const struct pr_engine *e, struct pr_engine_state *out)
 	out->records = e->records;
 	out->watermark_ms = e->watermark_ms;
 	out->has_watermark = e->has_watermark;
-	out->customers = e->customers;
+	out->customers = engine_customer_count(e);
 	out->stores = e->stores.count;
 }
 

@@ -54,8 +54,6 @@ struct pr_engine {
 	struct pr_engine_options opt;
 	struct shard shards[PR_SHARDS];
 	struct pr_id_table stores;
-	uint64_t customers;    /* sum of the shards' counts */
-	uint64_t pairs;
 	bool bulk;
 	size_t staged_total;
 	uint64_t records;
@@ -90,6 +88,14 @@ static inline const struct pr_id_entry *engine_customer_id(const struct pr_engin
 							   uint32_t ref)
 {
 	return pr_id_table_entry(ref_table(e, ref), ref >> PR_SHARD_BITS);
+}
+
+static inline uint64_t engine_customer_count(const struct pr_engine *e)
+{
+	uint64_t n = 0;
+	for (uint32_t s = 0; s < PR_SHARDS; s++)
+		n += e->shards[s].customers.count;
+	return n;
 }
 
 /* The ref of a customer id, or PR_ID_NONE. */

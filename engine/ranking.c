@@ -151,7 +151,7 @@ int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 		free(all);
 		return 0;
 	}
-	uint64_t customers = e->customers;
+	uint64_t customers = engine_customer_count(e);
 	struct pr_ranking *r = ranking_new(e, window, -1, customers);
 	if (!r)
 		return pr_error_set(err, -ENOMEM, "out of memory ranking %llu customers",

@@ -376,6 +376,7 @@ Test(ranking, bulk_load_equals_one_by_one)
 		pr_engine_options_init(&opt);
 		opt.customers_hint = 8;
 		opt.hash = seed % 2 ? crowding_hash : NULL;
+		opt.threads = 1 + seed % 3;
 		struct pr_engine *direct, *bulk;
 		cr_assert_eq(pr_engine_create(&direct, &opt, NULL), 0);
 		cr_assert_eq(pr_engine_create(&bulk, &opt, NULL), 0);
