@@ -30,6 +30,9 @@ static const char *const default_names[PR_FIELD_COUNT] = {
 	"ts", "customer_id", "store_id", "amount", NULL, NULL,
 };
 
+/* Quote state of a record scanned so far; see record_end(). */
+enum scan_state { FIELD_START, IN_FIELD, IN_QUOTES, AFTER_QUOTE };
+
 struct pr_decoder {
 	char *source;                   /* owned copy */
 	struct pr_feed_options opt;     /* column names point into names_storage */
@@ -47,7 +50,7 @@ struct pr_decoder {
 	bool product;                   /* amount = quantity x price */
 	char *carry;                    /* a record split between pushes; owned */
 	size_t carry_len, carry_cap;
-	bool carry_in_quotes;
+	enum scan_state carry_state; /* of the carried bytes */
 	bool skipping;                  /* discarding the rest of a too-long line */
 	uint64_t line;                  /* physical lines consumed */
 	uint64_t offset;                /* feed bytes consumed (at record starts) */
@@ -77,9 +80,8 @@ static int reject(struct pr_decoder *d, enum pr_reject_reason reason, uint64_t l
 		.raw_len = raw_len < RAW_MAX_BYTES ? raw_len : RAW_MAX_BYTES,
 	};
 	if (d->sink.reject && d->sink.reject(d->sink.ctx, &r) < 0)
-		return pr_error_set(err, -ECANCELED, "%s: line %llu: %s: %s", d->source,
-				    (unsigned long long)line, pr_reject_reason_name(reason),
-				    d->detail);
+		return pr_error_set(err, -ECANCELED, "%s: line %llu: %s", d->source,
+				    (unsigned long long)line, d->detail);
 	return 0;
 }
 
@@ -372,17 +374,35 @@ static uint64_t count_lines(const char *p, const char *end)
 	return n;
 }
 
-/* The first newline outside quotes in [p, end), continuing the quote state. */
-static const char *record_end(const char *p, const char *end, bool *in_quotes)
+/*
+ * Where a record ends: the first newline outside a quoted field. A quote
+ * opens a quoted field only at the start of a field (RFC 4180), so a stray
+ * quote inside an unquoted field cannot swallow the lines after it; split()
+ * rejects that line instead.
+ */
+static const char *record_end(const struct pr_decoder *d, const char *p, const char *end,
+			      enum scan_state *state)
 {
-	bool q = *in_quotes;
+	bool whitespace = d->opt.delimiter_kind == PR_DELIM_WHITESPACE;
+	char delim = d->opt.delimiter;
+	enum scan_state st = *state;
 	for (; p < end; p++) {
-		if (*p == '"')
-			q = !q;
-		else if (*p == '\n' && !q)
+		char c = *p;
+		if (st == IN_QUOTES) {
+			if (c == '"')
+				st = AFTER_QUOTE;
+			continue;
+		}
+		if (c == '\n')
 			break;
+		if (whitespace ? is_space(c) : c == delim)
+			st = FIELD_START;
+		else if (c == '"')
+			st = st == IN_FIELD ? IN_FIELD : IN_QUOTES; /* "" after a quote reopens */
+		else if (!(st == FIELD_START && is_space(c)))
+			st = IN_FIELD;
 	}
-	*in_quotes = q;
+	*state = st;
 	return p < end ? p : NULL;
 }
 
@@ -443,7 +463,7 @@ static int csv_push(struct pr_decoder *d, const char *p, size_t n, struct pr_err
 			continue;
 		}
 		if (d->carry_len) {
-			const char *nl = record_end(p, end, &d->carry_in_quotes);
+			const char *nl = record_end(d, p, end, &d->carry_state);
 			size_t take = (size_t)((nl ? nl : end) - p);
 			if (d->carry_len + take > max + 1) {
 				rc = too_long(d, d->carry, d->carry_len, err);
@@ -469,8 +489,8 @@ static int csv_push(struct pr_decoder *d, const char *p, size_t n, struct pr_err
 			p = nl + 1;
 			continue;
 		}
-		bool in_quotes = false;
-		nl = record_end(p, end, &in_quotes);
+		enum scan_state state = FIELD_START;
+		nl = record_end(d, p, end, &state);
 		if (nl) {
 			rc = finish_record(d, p, (size_t)(nl - p), true, true, err);
 			p = nl + 1;
@@ -486,7 +506,7 @@ static int csv_push(struct pr_decoder *d, const char *p, size_t n, struct pr_err
 		}
 		if (carry_append(d, p, (size_t)(end - p)) < 0)
 			return pr_error_set(err, -ENOMEM, "%s: out of memory", d->source);
-		d->carry_in_quotes = in_quotes;
+		d->carry_state = state;
 		return 0;
 	}
 	return rc;
@@ -498,7 +518,7 @@ static int csv_finish(struct pr_decoder *d, struct pr_error *err)
 		return 0;
 	size_t len = d->carry_len;
 	d->carry_len = 0;
-	if (d->carry_in_quotes) {
+	if (d->carry_state == IN_QUOTES) {
 		uint64_t line = d->line + 1;
 		d->stats.lines += d->header_done;
 		DETAIL(d, "the feed ends inside a quoted field");

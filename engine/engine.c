@@ -64,7 +64,7 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 			rc = pr_pair_table_init(&sh->pairs, per_shard,
 						sizeof(struct pair_aggregate));
 		if (rc == 0)
-			rc = pr_day_set_init(&sh->days, per_shard * 4);
+			rc = pr_day_set_init(&sh->days, per_shard * 8);
 	}
 	if (rc < 0) {
 		pr_engine_destroy(e);
@@ -139,10 +139,15 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 		p->customer = customer_ref(shard, local);
 	}
 
-	struct pr_periods at;
-	pr_periods_of(ts_ms, &at);
-	pr_period_sums_add(&c->sums, &at, amount_minor);
-	pr_period_sums_add(&p->sums, &at, amount_minor);
+	/* Feeds come roughly in time order: most records share the day of the
+	 * shard's previous one, and with it the calendar periods. */
+	if (day != sh->periods_day || !sh->periods_valid) {
+		pr_periods_of(ts_ms, &sh->periods);
+		sh->periods_day = day;
+		sh->periods_valid = true;
+	}
+	pr_period_sums_add(&c->sums, &sh->periods, amount_minor);
+	pr_period_sums_add(&p->sums, &sh->periods, amount_minor);
 	c->purchases++;
 	if (ts_ms < c->first_ms)
 		c->first_ms = ts_ms;

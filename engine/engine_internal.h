@@ -46,6 +46,9 @@ struct shard {
 	struct pr_id_table customers;
 	struct pr_pair_table pairs;
 	struct pr_day_set days;
+	struct pr_periods periods; /* of periods_day: a cache for ordered feeds */
+	int32_t periods_day;
+	bool periods_valid;
 	unsigned char *staged; /* bulk mode: records waiting; owned */
 	size_t staged_bytes, staged_capacity;
 };

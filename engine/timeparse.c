@@ -223,7 +223,7 @@ static int month_name(const char **p, const char *end, unsigned *month)
 
 static int parse_pattern(const char *p, const char *end, const char *fmt, int64_t *ts_ms)
 {
-	struct fields f = { .month = 1, .day = 1, .pm = -1 };
+	struct fields f = { .year = 1970, .month = 1, .day = 1, .pm = -1 };
 	unsigned v;
 	for (; *fmt; fmt++) {
 		if (*fmt != '%') {

@@ -10,7 +10,8 @@
  * With a pattern (strftime-style, as --ts-format): %Y %m %d %H %M %S %y %b
  * %p %I %f %z %T %F %%, other characters literal; numeric fields take 1 or
  * more digits up to their width, so "%m/%d/%Y %H:%M" reads "12/1/2010 8:26".
- * Fractions beyond milliseconds are truncated toward the earlier instant.
+ * Fractions beyond milliseconds are truncated toward the earlier instant;
+ * parts a pattern lacks default to 1970-01-01T00:00:00Z.
  */
 #ifndef PARETO_TIMEPARSE_H
 #define PARETO_TIMEPARSE_H

@@ -125,9 +125,8 @@ static int on_reject(void *ctx, const struct pr_reject *r)
 	if (f->strict)
 		return -ECANCELED;
 	if (!f->quiet && f->shown < f->show_errors) {
-		fprintf(stderr, "pareto: %s:%llu: %s: %s\n", r->source,
-			(unsigned long long)r->line, pr_reject_reason_name(r->reason),
-			r->detail);
+		fprintf(stderr, "pareto: %s:%llu: %s\n", r->source,
+			(unsigned long long)r->line, r->detail);
 		f->shown++;
 	}
 	return 0;
@@ -190,7 +189,7 @@ void cli_feed_summary(const struct cli_feed *f)
 {
 	if (f->quiet)
 		return;
-	if (f->stats.rejected) {
+	if (f->stats.rejected && !f->strict) {
 		fprintf(stderr, "pareto: %llu bad lines skipped (",
 			(unsigned long long)f->stats.rejected);
 		const char *sep = "";

@@ -36,10 +36,15 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *command = argv[1];
-	if (strcmp(command, "report") == 0)
+	/* getopt names the program by argv[0] in its messages. */
+	if (strcmp(command, "report") == 0) {
+		argv[1] = "pareto report";
 		return cli_report(argc - 1, argv + 1);
-	if (strcmp(command, "convert") == 0)
+	}
+	if (strcmp(command, "convert") == 0) {
+		argv[1] = "pareto convert";
 		return cli_convert(argc - 1, argv + 1);
+	}
 	if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0 ||
 	    strcmp(command, "help") == 0) {
 		fputs(usage, stdout);
