@@ -54,6 +54,9 @@ static void queue_read(struct reader *r, unsigned i, int64_t offset)
 /* Waits for every read in flight, so buffers can be freed safely. */
 static void drain(struct reader *r)
 {
+	/* Reads queued since the last submit count as in flight: send them
+	 * first, or their completions would never come. */
+	io_uring_submit(&r->ring);
 	while (r->in_flight) {
 		struct io_uring_cqe *cqe;
 		if (io_uring_wait_cqe(&r->ring, &cqe) < 0)
