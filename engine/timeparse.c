@@ -1,7 +1,6 @@
 /* timeparse.c - event times to milliseconds; see timeparse.h. */
 #include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "timeparse.h"
@@ -30,15 +29,41 @@ void pr_civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *day
 	*year = (int64_t)yoe + era * 400 + (*month <= 2);
 }
 
+static char *put_digits(char *p, uint64_t v, int width)
+{
+	for (int i = width - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + width;
+}
+
 void pr_time_format(int64_t ts_ms, char out[32])
 {
 	int64_t days = pr_day_of(ts_ms), year;
 	int64_t ms = ts_ms - days * PR_MS_PER_DAY;
 	unsigned month, day;
 	pr_civil_from_days(days, &year, &month, &day);
-	snprintf(out, 32, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ", (long long)year, month, day,
-		 (unsigned)(ms / 3600000), (unsigned)(ms / 60000 % 60), (unsigned)(ms / 1000 % 60),
-		 (unsigned)(ms % 1000));
+	/* Engine times lie in years 0..9999; others print their last 4 digits
+	 * of the year behind a '?' rather than overflow the 32 bytes. */
+	char *p = out;
+	if (year < 0 || year > 9999) {
+		*p++ = '?';
+		year = (year < 0 ? -year : year) % 10000;
+	}
+	p = put_digits(p, (uint64_t)year, 4);
+	*p++ = '-';
+	p = put_digits(p, month, 2);
+	*p++ = '-';
+	p = put_digits(p, day, 2);
+	*p++ = 'T';
+	p = put_digits(p, (uint64_t)(ms / 3600000), 2);
+	*p++ = ':';
+	p = put_digits(p, (uint64_t)(ms / 60000 % 60), 2);
+	*p++ = ':';
+	p = put_digits(p, (uint64_t)(ms / 1000 % 60), 2);
+	*p++ = '.';
+	p = put_digits(p, (uint64_t)(ms % 1000), 3);
+	*p++ = 'Z';
+	*p = 0;
 }
 
 static bool leap(int64_t y)

@@ -522,12 +522,14 @@ static void render_text(const struct report *rep, const struct report_request *r
 	fprintf(out, "Customers with revenue   %llu\n", (unsigned long long)s->customers);
 	fprintf(out, "Revenue                  %s\n",
 		cli_money(money, sizeof money, s->revenue_minor, scale, true));
-	fprintf(out, "Top %s tier             %llu customers, %s, %s of revenue\n",
-		percent(pct, sizeof pct, pr_fraction_value(rep->opt->top)),
+	char label[48];
+	snprintf(label, sizeof label, "Top %s tier",
+		 percent(pct, sizeof pct, pr_fraction_value(rep->opt->top)));
+	fprintf(out, "%-25s%llu customers, %s, %s of revenue\n", label,
 		(unsigned long long)s->top.customers,
 		cli_money(money, sizeof money, s->top.revenue_minor, scale, true),
 		percent(id, sizeof id, s->top.share));
-	fprintf(out, "Pareto point             %s of customers bring %s of revenue (%llu)\n",
+	fprintf(out, "%-25s%s of customers bring %s of revenue (%llu)\n", "Pareto point",
 		percent(pct, sizeof pct, s->pareto_point),
 		percent(id, sizeof id, pr_fraction_value(rep->opt->pareto_target)),
 		(unsigned long long)s->pareto_customers);
