@@ -417,7 +417,8 @@ static void render_json(const struct report *rep, const struct report_request *r
 			uint32_t st = rep->store_order[i], len;
 			const struct pr_summary *ss = &rep->store_summaries[st];
 			json_object(&j, NULL);
-			json_string(&j, "store", pr_engine_store_id(rep->engine, st, &len), len);
+			const char *store = pr_engine_store_id(rep->engine, st, &len);
+			json_string(&j, "store", store, len);
 			json_uint(&j, "customers", ss->customers);
 			json_int(&j, "revenue_minor", ss->revenue_minor);
 			json_double(&j, "cr1", ss->cr1);
