@@ -75,6 +75,8 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 	return 0;
 }
 
+static void drop_lanes(struct pr_engine *e);
+
 void pr_engine_destroy(struct pr_engine *e)
 {
 	if (!e)
@@ -85,8 +87,8 @@ void pr_engine_destroy(struct pr_engine *e)
 		pr_pair_table_destroy(&sh->pairs);
 		if (sh->days.keys)
 			pr_day_set_destroy(&sh->days);
-		free(sh->staged);
 	}
+	drop_lanes(e);
 	pr_id_table_destroy(&e->stores);
 	free(e);
 }
@@ -156,38 +158,79 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 	return 0;
 }
 
-static int stage(struct pr_engine *e, uint64_t hash, const struct pr_record *r, uint32_t store)
+/*
+ * A lane stages the records of one decoding thread: per shard a buffer of
+ * staged records, and its own store table (so lanes never share a writer).
+ * Lanes merge in their order, which callers make the order of the input,
+ * so stores are numbered and records applied exactly as one thread would.
+ */
+struct lane {
+	struct pr_id_table stores;       /* lane-local store ids, first seen first */
+	uint32_t *store_map;             /* lane store -> engine store, at merge; owned */
+	unsigned char *staged[PR_SHARDS];
+	size_t staged_bytes[PR_SHARDS], staged_capacity[PR_SHARDS];
+	size_t staged_total;
+	uint64_t records;
+	uint64_t volume_minor;
+	int64_t watermark_ms;
+	bool has_watermark;
+};
+
+static void lane_destroy(struct lane *l)
 {
-	struct shard *sh = &e->shards[shard_of_hash(hash)];
+	if (!l)
+		return;
+	pr_id_table_destroy(&l->stores);
+	free(l->store_map);
+	for (uint32_t s = 0; s < PR_SHARDS; s++)
+		free(l->staged[s]);
+	free(l);
+}
+
+static struct lane *lane_create(void)
+{
+	struct lane *l = calloc(1, sizeof *l);
+	if (l && pr_id_table_init(&l->stores, 64, 8, NULL) < 0) {
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, uint32_t store)
+{
+	uint32_t shard = shard_of_hash(hash);
 	size_t bytes = sizeof(struct staged_record) + ((r->customer_len + 7u) & ~7u);
-	if (sh->staged_bytes + bytes > sh->staged_capacity) {
-		size_t cap = sh->staged_capacity ? sh->staged_capacity * 2 : 1 << 16;
-		unsigned char *bigger = realloc(sh->staged, cap);
+	if (l->staged_bytes[shard] + bytes > l->staged_capacity[shard]) {
+		size_t cap = l->staged_capacity[shard] ? l->staged_capacity[shard] * 2 : 1 << 14;
+		unsigned char *bigger = realloc(l->staged[shard], cap);
 		if (!bigger)
 			return -ENOMEM;
-		sh->staged = bigger;
-		sh->staged_capacity = cap;
+		l->staged[shard] = bigger;
+		l->staged_capacity[shard] = cap;
 	}
-	struct staged_record *s = (struct staged_record *)(sh->staged + sh->staged_bytes);
+	struct staged_record *s = (struct staged_record *)(l->staged[shard] + l->staged_bytes[shard]);
 	*s = (struct staged_record){ hash, r->ts_ms, r->amount_minor, store, r->customer_len };
 	memcpy(s + 1, r->customer, r->customer_len);
-	sh->staged_bytes += bytes;
-	e->staged_total += bytes;
+	l->staged_bytes[shard] += bytes;
+	l->staged_total += bytes;
 	return 0;
 }
 
-/* Applies the records staged in one shard, in their arrival order. */
+/* Applies one shard's staged records, lane after lane, in arrival order. */
 static int flush_shard(struct pr_engine *e, uint32_t shard)
 {
-	struct shard *sh = &e->shards[shard];
 	int rc = 0;
-	for (size_t at = 0; at < sh->staged_bytes && rc == 0;) {
-		const struct staged_record *s = (const void *)(sh->staged + at);
-		rc = apply(e, s->hash, (const char *)(s + 1), s->customer_len, s->store,
-			   s->ts_ms, s->amount_minor);
-		at += sizeof *s + ((s->customer_len + 7u) & ~7u);
+	for (unsigned k = 0; k < e->lane_count; k++) {
+		struct lane *l = e->lanes[k];
+		for (size_t at = 0; at < l->staged_bytes[shard] && rc == 0;) {
+			const struct staged_record *s = (const void *)(l->staged[shard] + at);
+			rc = apply(e, s->hash, (const char *)(s + 1), s->customer_len,
+				   l->store_map[s->store], s->ts_ms, s->amount_minor);
+			at += sizeof *s + ((s->customer_len + 7u) & ~7u);
+		}
+		l->staged_bytes[shard] = 0;
 	}
-	sh->staged_bytes = 0;
 	return rc;
 }
 
@@ -211,8 +254,32 @@ static void *flush_worker_run(void *arg)
 	return NULL;
 }
 
-static int flush_staged(struct pr_engine *e)
+/*
+ * Merges the lanes into the engine: stores numbered lane after lane,
+ * counters and watermark summed, then every shard's records applied.
+ * -ERANGE, applying nothing, if the lanes together pass the volume bound.
+ */
+static int flush_lanes(struct pr_engine *e)
 {
+	uint64_t volume = e->volume_minor;
+	for (unsigned k = 0; k < e->lane_count; k++) {
+		if (e->lanes[k]->volume_minor > (uint64_t)INT64_MAX - volume)
+			return -ERANGE;
+		volume += e->lanes[k]->volume_minor;
+	}
+	for (unsigned k = 0; k < e->lane_count; k++) {
+		struct lane *l = e->lanes[k];
+		free(l->store_map);
+		if (!(l->store_map = malloc((l->stores.count + 1) * sizeof *l->store_map)))
+			return -ENOMEM;
+		for (uint32_t s = 0; s < l->stores.count; s++) {
+			const struct pr_id_entry *id = pr_id_table_entry(&l->stores, s);
+			bool created;
+			l->store_map[s] = pr_id_table_upsert(&e->stores, id->id, id->len, id->hash, &created);
+			if (l->store_map[s] == PR_ID_NONE)
+				return -ENOMEM;
+		}
+	}
 	unsigned threads = e->opt.threads < 1 ? 1 : e->opt.threads > 64 ? 64 : e->opt.threads;
 	struct flush_worker workers[64];
 	unsigned started = 1;
@@ -232,36 +299,113 @@ static int flush_staged(struct pr_engine *e)
 		if (rc == 0)
 			rc = workers[t].rc;
 	}
-	e->staged_total = 0;
+	for (unsigned k = 0; k < e->lane_count; k++) {
+		struct lane *l = e->lanes[k];
+		if (l->has_watermark && (!e->has_watermark || l->watermark_ms > e->watermark_ms)) {
+			e->watermark_ms = l->watermark_ms;
+			e->has_watermark = true;
+			pr_periods_of(l->watermark_ms, &e->watermark_periods);
+		}
+		e->records += l->records;
+		l->records = 0;
+		l->volume_minor = 0;
+		l->staged_total = 0;
+	}
+	e->volume_minor = volume;
 	return rc;
+}
+
+static void drop_lanes(struct pr_engine *e)
+{
+	for (unsigned k = 0; k < e->lane_count; k++)
+		lane_destroy(e->lanes[k]);
+	e->lane_count = 0;
+	e->bulk = false;
+}
+
+int pr_engine_bulk_begin_lanes(struct pr_engine *e, unsigned lanes)
+{
+	if (lanes < 1 || lanes > PR_LANES_MAX)
+		return -EINVAL;
+	for (unsigned k = 0; k < lanes; k++) {
+		if (!(e->lanes[k] = lane_create())) {
+			e->lane_count = k;
+			drop_lanes(e);
+			return -ENOMEM;
+		}
+	}
+	e->lane_count = lanes;
+	e->bulk = true;
+	return 0;
 }
 
 void pr_engine_bulk_begin(struct pr_engine *e)
 {
-	e->bulk = true;
+	/* Without a lane (out of memory) adds simply apply at once. */
+	pr_engine_bulk_begin_lanes(e, 1);
 }
 
 int pr_engine_bulk_end(struct pr_engine *e)
 {
-	e->bulk = false;
-	int rc = flush_staged(e);
-	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		free(e->shards[shard].staged);
-		e->shards[shard].staged = NULL;
-		e->shards[shard].staged_capacity = 0;
-	}
+	if (!e->bulk)
+		return 0;
+	int rc = flush_lanes(e);
+	drop_lanes(e);
 	return rc;
+}
+
+void pr_engine_bulk_abort(struct pr_engine *e)
+{
+	drop_lanes(e);
+}
+
+static int check_record(uint64_t volume, const struct pr_record *r, uint64_t *magnitude)
+{
+	if (r->ts_ms < TS_MIN_MS || r->ts_ms > TS_MAX_MS)
+		return -ERANGE;
+	*magnitude = r->amount_minor < 0 ? -(uint64_t)r->amount_minor : (uint64_t)r->amount_minor;
+	return *magnitude > (uint64_t)INT64_MAX - volume ? -ERANGE : 0;
+}
+
+int pr_engine_lane_add(struct pr_engine *e, unsigned lane, const struct pr_record *r)
+{
+	struct lane *l = e->lanes[lane];
+	uint64_t magnitude;
+	/* Each lane checks the bound alone; the merge checks their sum. */
+	int rc = check_record(e->volume_minor + l->volume_minor, r, &magnitude);
+	if (rc < 0)
+		return rc;
+	bool created;
+	uint32_t store = pr_id_table_upsert(&l->stores, r->store, r->store_len,
+					    pr_id_hash(&l->stores, r->store, r->store_len), &created);
+	if (store == PR_ID_NONE)
+		return -ENOMEM;
+	uint64_t hash = pr_id_hash(&e->shards[0].customers, r->customer, r->customer_len);
+	if ((rc = lane_stage(l, hash, r, store)) < 0)
+		return rc;
+	if (!l->has_watermark || r->ts_ms > l->watermark_ms) {
+		l->watermark_ms = r->ts_ms;
+		l->has_watermark = true;
+	}
+	l->volume_minor += magnitude;
+	l->records++;
+	return 0;
 }
 
 int pr_engine_add(struct pr_engine *e, const struct pr_record *r)
 {
-	if (r->ts_ms < TS_MIN_MS || r->ts_ms > TS_MAX_MS)
-		return -ERANGE;
-	uint64_t magnitude = r->amount_minor < 0 ? -(uint64_t)r->amount_minor
-						 : (uint64_t)r->amount_minor;
-	if (magnitude > (uint64_t)INT64_MAX - e->volume_minor)
-		return -ERANGE;
-
+	if (e->bulk && e->lane_count == 1) {
+		/* One lane merges on its own past the staging limit; its records
+		 * are in input order, so the result is unchanged. */
+		int rc;
+		if (e->lanes[0]->staged_total >= STAGED_LIMIT_BYTES && (rc = flush_lanes(e)) < 0)
+			return rc;
+		return pr_engine_lane_add(e, 0, r);
+	}
+	uint64_t magnitude;
+	int rc = check_record(e->volume_minor, r, &magnitude);
+	if (rc < 0)
+		return rc;
 	bool created;
 	uint32_t store = pr_id_table_upsert(&e->stores, r->store, r->store_len,
 					    pr_id_hash(&e->stores, r->store, r->store_len),
@@ -269,17 +413,8 @@ int pr_engine_add(struct pr_engine *e, const struct pr_record *r)
 	if (store == PR_ID_NONE)
 		return -ENOMEM;
 	uint64_t hash = pr_id_hash(&e->shards[0].customers, r->customer, r->customer_len);
-	int rc;
-	if (e->bulk) {
-		if (e->staged_total >= STAGED_LIMIT_BYTES && (rc = flush_staged(e)) < 0)
-			return rc;
-		rc = stage(e, hash, r, store);
-	} else {
-		rc = apply(e, hash, r->customer, r->customer_len, store, r->ts_ms, r->amount_minor);
-	}
-	if (rc < 0)
+	if ((rc = apply(e, hash, r->customer, r->customer_len, store, r->ts_ms, r->amount_minor)) < 0)
 		return rc;
-
 	if (!e->has_watermark || r->ts_ms > e->watermark_ms) {
 		e->watermark_ms = r->ts_ms;
 		e->has_watermark = true;

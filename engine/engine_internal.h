@@ -29,6 +29,8 @@
 #define PR_SHARDS (1u << PR_SHARD_BITS)
 #define PR_SHARD_LOCAL_MAX (1u << (32 - PR_SHARD_BITS))
 
+struct lane;
+
 struct customer_aggregate {
 	struct pr_period_sums sums;
 	int64_t first_ms, last_ms;
@@ -49,8 +51,6 @@ struct shard {
 	struct pr_periods periods; /* of periods_day: a cache for ordered feeds */
 	int32_t periods_day;
 	bool periods_valid;
-	unsigned char *staged; /* bulk mode: records waiting; owned */
-	size_t staged_bytes, staged_capacity;
 };
 
 struct pr_engine {
@@ -58,7 +58,8 @@ struct pr_engine {
 	struct shard shards[PR_SHARDS];
 	struct pr_id_table stores;
 	bool bulk;
-	size_t staged_total;
+	struct lane *lanes[PR_LANES_MAX]; /* bulk mode: staged records; owned */
+	unsigned lane_count;
 	uint64_t records;
 	uint64_t volume_minor; /* sum of |amount| of all records: <= INT64_MAX */
 	int64_t watermark_ms;

@@ -370,7 +370,7 @@ static void assert_same_rankings(struct pr_ranking *a, struct pr_ranking *b, uns
 
 Test(ranking, bulk_load_equals_one_by_one)
 {
-	for (unsigned seed = 1; seed <= 40; seed++) {
+	for (unsigned seed = 1; seed <= 60; seed++) {
 		srand(seed);
 		struct pr_engine_options opt;
 		pr_engine_options_init(&opt);
@@ -380,7 +380,10 @@ Test(ranking, bulk_load_equals_one_by_one)
 		struct pr_engine *direct, *bulk;
 		cr_assert_eq(pr_engine_create(&direct, &opt, NULL), 0);
 		cr_assert_eq(pr_engine_create(&bulk, &opt, NULL), 0);
-		pr_engine_bulk_begin(bulk);
+		/* Odd seeds: one lane through pr_engine_add; even seeds: several
+		 * lanes, lane k taking the k-th slice of the records. */
+		unsigned lanes = seed % 2 ? 1 : 2 + seed % 3;
+		cr_assert_eq(pr_engine_bulk_begin_lanes(bulk, lanes), 0);
 		int records = rand() % 3000;
 		for (int i = 0; i < records; i++) {
 			char id[16], store[8];
@@ -393,7 +396,10 @@ Test(ranking, bulk_load_equals_one_by_one)
 				.store = store, .store_len = (uint8_t)strlen(store),
 			};
 			cr_assert_eq(pr_engine_add(direct, &r), 0);
-			cr_assert_eq(pr_engine_add(bulk, &r), 0);
+			if (lanes == 1)
+				cr_assert_eq(pr_engine_add(bulk, &r), 0);
+			else
+				cr_assert_eq(pr_engine_lane_add(bulk, (unsigned)(i * (int)lanes / records), &r), 0);
 		}
 		cr_assert_eq(pr_engine_bulk_end(bulk), 0);
 		for (int w = 0; w < PR_WINDOW_COUNT; w++) {
@@ -403,12 +409,22 @@ Test(ranking, bulk_load_equals_one_by_one)
 			assert_same_rankings(a, b, seed);
 			pr_ranking_destroy(a);
 			pr_ranking_destroy(b);
+			struct pr_engine_state sa_, sb_;
+			pr_engine_state(direct, &sa_);
+			pr_engine_state(bulk, &sb_);
+			cr_assert(sa_.records == sb_.records && sa_.watermark_ms == sb_.watermark_ms &&
+					  sa_.customers == sb_.customers && sa_.stores == sb_.stores,
+				  "seed %u: state differs", seed);
 			struct pr_ranking **sa, **sb;
 			uint32_t na, nb;
 			cr_assert_eq(pr_ranking_build_stores(direct, (enum pr_window)w, &sa, &na, NULL), 0);
 			cr_assert_eq(pr_ranking_build_stores(bulk, (enum pr_window)w, &sb, &nb, NULL), 0);
 			cr_assert_eq(na, nb);
 			for (uint32_t st = 0; st < na; st++) {
+				uint32_t la_, lb_;
+				const char *ia = pr_engine_store_id(direct, st, &la_);
+				const char *ib = pr_engine_store_id(bulk, st, &lb_);
+				cr_assert(la_ == lb_ && memcmp(ia, ib, la_) == 0, "seed %u: store %u", seed, st);
 				assert_same_rankings(sa[st], sb[st], seed);
 				pr_ranking_destroy(sa[st]);
 				pr_ranking_destroy(sb[st]);

@@ -72,6 +72,20 @@ int pr_engine_add(struct pr_engine *e, const struct pr_record *r);
 void pr_engine_bulk_begin(struct pr_engine *e);
 int pr_engine_bulk_end(struct pr_engine *e);
 
+/*
+ * Bulk loading from several threads: `lanes` staging lanes, each fed by one
+ * thread with pr_engine_lane_add (0 <= lane < lanes; different lanes may be
+ * fed at the same time, one lane by one thread only). The lanes merge in
+ * lane order at bulk_end, so give lane k the k-th part of the input and the
+ * result equals a single-threaded load. bulk_end returns -ERANGE, applying
+ * nothing, if the lanes together pass the volume bound (a sequential load
+ * then finds the exact record that does); bulk_abort drops everything staged.
+ */
+#define PR_LANES_MAX 64
+int pr_engine_bulk_begin_lanes(struct pr_engine *e, unsigned lanes);
+int pr_engine_lane_add(struct pr_engine *e, unsigned lane, const struct pr_record *r);
+void pr_engine_bulk_abort(struct pr_engine *e);
+
 struct pr_engine_state {
 	uint64_t records;      /* applied */
 	int64_t watermark_ms;  /* largest event time; valid if has_watermark */
