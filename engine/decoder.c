@@ -702,6 +702,26 @@ const struct pr_feed_stats *pr_decoder_stats(const struct pr_decoder *d)
 	return &d->stats;
 }
 
+void pr_decoder_seek(struct pr_decoder *d, uint64_t line, uint64_t offset)
+{
+	d->line = line;
+	d->offset = offset;
+	memset(&d->stats, 0, sizeof d->stats);
+}
+
+void pr_decoder_position(const struct pr_decoder *d, uint64_t *line, uint64_t *offset)
+{
+	*line = d->line;
+	*offset = d->offset;
+}
+
+bool pr_decoder_idle(const struct pr_decoder *d)
+{
+	return d->format == FORMAT_CSV ? !d->carry_len && !d->skipping
+	     : d->format == FORMAT_BINARY ? !d->bin_carry_len
+	     : d->probe_len == 0;
+}
+
 void pr_decoder_destroy(struct pr_decoder *d)
 {
 	if (!d)

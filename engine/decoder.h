@@ -13,7 +13,9 @@
 #ifndef PARETO_DECODER_H
 #define PARETO_DECODER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pareto/error.h"
 #include "pareto/feed.h"
@@ -45,6 +47,20 @@ int pr_decoder_push(struct pr_decoder *d, const char *bytes, size_t len,
 int pr_decoder_finish(struct pr_decoder *d, struct pr_error *err);
 
 const struct pr_feed_stats *pr_decoder_stats(const struct pr_decoder *d);
+
+/*
+ * Decoding a later part of a file (parallel ingest): push the header line,
+ * then seek to where the part starts: `line` physical lines and `offset`
+ * bytes into the feed. Statistics restart from zero for the part.
+ */
+void pr_decoder_seek(struct pr_decoder *d, uint64_t line, uint64_t offset);
+
+/* Physical lines and bytes of the complete records decoded so far. */
+void pr_decoder_position(const struct pr_decoder *d, uint64_t *line, uint64_t *offset);
+
+/* True if nothing is pending: no partial record, no line being skipped.
+ * A part that ends on a record boundary leaves its decoder idle. */
+bool pr_decoder_idle(const struct pr_decoder *d);
 
 void pr_decoder_destroy(struct pr_decoder *d);
 

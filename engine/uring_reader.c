@@ -33,6 +33,7 @@ struct reader {
 	struct block blocks[DEPTH_MAX];
 	char *memory;
 	unsigned in_flight;
+	uint64_t start, end; /* the byte range to read; end UINT64_MAX: to EOF */
 };
 
 static void queue_read(struct reader *r, unsigned i, int64_t offset)
@@ -72,23 +73,35 @@ static int fail(struct pr_error *err, const char *path, const char *what, int co
 	return pr_error_set(err, code, "%s: %s%s", path, what, strerror(-code));
 }
 
+/* Starts block i at `offset`: a read, or at the end of the range, none. */
+static void start_block(struct reader *r, unsigned i, uint64_t offset)
+{
+	struct block *b = &r->blocks[i];
+	uint64_t left = offset < r->end ? r->end - offset : 0;
+	*b = (struct block){ .bytes = b->bytes, .offset = offset,
+			     .want = left < r->block_bytes ? (size_t)left : r->block_bytes };
+	if (b->want)
+		queue_read(r, i, (int64_t)offset);
+	else
+		b->eof = true;
+}
+
 /* Regular file: depth reads at increasing offsets, delivered in order. */
 static int read_regular(struct reader *r, const char *path, pr_reader_consume_fn consume,
 			void *ctx, struct pr_error *err)
 {
-	uint64_t next_offset = 0; /* the next block to start */
-	uint64_t deliver = 0;     /* the offset the consumer expects next */
-	bool eof_seen = false;
+	uint64_t next_offset = r->start; /* the next block to start */
+	uint64_t deliver = r->start;     /* the offset the consumer expects next */
 	unsigned next_block = 0;
 	for (unsigned i = 0; i < r->depth; i++) {
-		struct block *b = &r->blocks[i];
-		*b = (struct block){ .bytes = b->bytes, .offset = next_offset, .want = r->block_bytes };
-		queue_read(r, i, (int64_t)next_offset);
+		start_block(r, i, next_offset);
 		next_offset += r->block_bytes;
 	}
 	int rc = io_uring_submit(&r->ring);
 	if (rc < 0)
 		return fail(err, path, "read: ", rc);
+	if (r->blocks[0].eof && !r->blocks[0].busy)
+		return 0; /* an empty range */
 	while (r->in_flight) {
 		struct io_uring_cqe *cqe;
 		rc = io_uring_wait_cqe(&r->ring, &cqe);
@@ -110,7 +123,6 @@ static int read_regular(struct reader *r, const char *path, pr_reader_consume_fn
 				return fail(err, path, "read: ", res);
 			} else if (res == 0) {
 				b->eof = true;
-				eof_seen = true;
 			} else {
 				b->filled += (size_t)res;
 				if (b->filled < b->want) /* short read: ask for the rest */
@@ -135,12 +147,10 @@ static int read_regular(struct reader *r, const char *path, pr_reader_consume_fn
 				drain(r);
 				return 0;
 			}
-			*b = (struct block){ .bytes = b->bytes, .offset = next_offset, .want = r->block_bytes };
-			queue_read(r, next_block, (int64_t)next_offset);
+			start_block(r, next_block, next_offset);
 			next_offset += r->block_bytes;
 			next_block = (next_block + 1) % r->depth;
 		}
-		(void)eof_seen;
 		if ((rc = io_uring_submit(&r->ring)) < 0) {
 			drain(r);
 			return fail(err, path, "read: ", rc);
@@ -179,10 +189,11 @@ static int read_stream(struct reader *r, const char *path, pr_reader_consume_fn 
 	}
 }
 
-int pr_read_file(const char *path, const struct pr_reader_options *opt,
-		 pr_reader_consume_fn consume, void *ctx, struct pr_error *err)
+static int read_any(const char *path, uint64_t start, uint64_t end,
+		    const struct pr_reader_options *opt, pr_reader_consume_fn consume, void *ctx,
+		    struct pr_error *err)
 {
-	struct reader r = { .fd = -1 };
+	struct reader r = { .fd = -1, .start = start, .end = end };
 	r.block_bytes = opt && opt->block_bytes ? opt->block_bytes : BLOCK_DEFAULT;
 	r.depth = opt && opt->depth ? opt->depth : DEPTH_DEFAULT;
 	if (r.depth > DEPTH_MAX)
@@ -204,6 +215,11 @@ int pr_read_file(const char *path, const struct pr_reader_options *opt,
 		return fail(err, path, "", -EISDIR);
 	}
 	bool regular = S_ISREG(st.st_mode);
+	if (!regular && (start != 0 || end != UINT64_MAX)) {
+		if (!is_stdin)
+			close(r.fd);
+		return fail(err, path, "a byte range of a stream: ", -ESPIPE);
+	}
 	if (!regular)
 		r.depth = 1;
 	int rc = io_uring_queue_init(r.depth, &r.ring, 0);
@@ -234,4 +250,18 @@ int pr_read_file(const char *path, const struct pr_reader_options *opt,
 	if (!is_stdin)
 		close(r.fd);
 	return rc;
+}
+
+int pr_read_file(const char *path, const struct pr_reader_options *opt,
+		 pr_reader_consume_fn consume, void *ctx, struct pr_error *err)
+{
+	return read_any(path, 0, UINT64_MAX, opt, consume, ctx, err);
+}
+
+int pr_read_range(const char *path, uint64_t offset, uint64_t length,
+		  const struct pr_reader_options *opt, pr_reader_consume_fn consume, void *ctx,
+		  struct pr_error *err)
+{
+	return read_any(path, offset, length > UINT64_MAX - offset ? UINT64_MAX : offset + length,
+			opt, consume, ctx, err);
 }

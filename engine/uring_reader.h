@@ -13,6 +13,7 @@
 #define PARETO_URING_READER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pareto/error.h"
 
@@ -32,5 +33,13 @@ typedef int (*pr_reader_consume_fn)(void *ctx, const char *bytes, size_t len);
  */
 int pr_read_file(const char *path, const struct pr_reader_options *opt,
 		 pr_reader_consume_fn consume, void *ctx, struct pr_error *err);
+
+/*
+ * Reads `length` bytes of a regular file from `offset` (fewer if the file
+ * ends first), in order, as pr_read_file does. Streams cannot: -ESPIPE.
+ */
+int pr_read_range(const char *path, uint64_t offset, uint64_t length,
+		  const struct pr_reader_options *opt, pr_reader_consume_fn consume, void *ctx,
+		  struct pr_error *err);
 
 #endif

@@ -244,3 +244,68 @@ Test(e2e, cdnow_real_data)
 	free(flat);
 	run_result_free(&r);
 }
+
+/* A file split across threads gives the report, the rejects (with their
+ * line numbers) and the messages of one thread, byte for byte, also when a
+ * split falls inside a quoted field with a line break (then it reads again
+ * on one thread). */
+Test(e2e, threads_give_identical_results, .timeout = 300)
+{
+	setenv("PARETO_PARALLEL_MIN_BYTES", "1", 1);
+	static char feed[1 << 20];
+	for (unsigned seed = 1; seed <= 12; seed++) {
+		srand(seed);
+		size_t n = (size_t)sprintf(feed, "ts,customer_id,store_id,amount\n");
+		for (int i = 0; i < 3000; i++) {
+			int kind = rand() % 40;
+			if (kind == 0)
+				n += (size_t)sprintf(feed + n, "2024-01-01,bad\n");
+			else if (kind == 1)
+				n += (size_t)sprintf(feed + n, "2024-13-01,C%d,S1,1.00\n", rand() % 99);
+			else if (kind == 2 && seed % 3 == 0)
+				n += (size_t)sprintf(feed + n, "2024-02-01,\"multi\nline %d\",S2,3.00\n",
+						     rand() % 5);
+			else if (kind == 3)
+				n += (size_t)sprintf(feed + n, "\n");
+			else
+				n += (size_t)sprintf(feed + n, "%d,\"C%d\",S%d,%d.%02d\r\n",
+						     1700000000 + i * 1000 + rand() % 5000, rand() % 300,
+						     rand() % 4, rand() % 300 - 20, rand() % 100);
+		}
+		const char *path = temp_path(3, ".csv");
+		write_file(path, feed, n);
+		char *first_out = NULL, *first_err = NULL, *first_rejects = NULL;
+		for (int threads = 1; threads <= 4; threads++) {
+			char t[8];
+			snprintf(t, sizeof t, "%d", threads);
+			const char *rejects = temp_path(4, ".rejects");
+			char *argv[] = { PARETO_BIN, "report", "--json", "--by-store", "--lapsed", "50",
+					 "--top", "100", "--threads", t, "--rejects", (char *)rejects,
+					 "--show-errors", "1000", (char *)path, NULL };
+			struct run_result r;
+			run_command(argv, NULL, &r);
+			cr_assert_eq(r.exit_code, 0, "seed %u threads %d: %s", seed, threads, r.err);
+			FILE *f = fopen(rejects, "rb");
+			char *text = calloc(1, 1 << 20);
+			size_t got = fread(text, 1, (1 << 20) - 1, f);
+			fclose(f);
+			text[got] = 0;
+			if (threads == 1) {
+				first_out = r.out;
+				first_err = r.err;
+				first_rejects = text;
+				cr_assert(strstr(first_rejects, "field-count"), "seed %u: no rejects?", seed);
+				continue;
+			}
+			cr_assert_str_eq(r.out, first_out, "seed %u threads %d: report differs", seed, threads);
+			cr_assert_str_eq(r.err, first_err, "seed %u threads %d: messages differ", seed, threads);
+			cr_assert_str_eq(text, first_rejects, "seed %u threads %d: rejects differ", seed, threads);
+			free(text);
+			run_result_free(&r);
+		}
+		free(first_out);
+		free(first_err);
+		free(first_rejects);
+	}
+	unsetenv("PARETO_PARALLEL_MIN_BYTES");
+}

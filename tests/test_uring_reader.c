@@ -146,3 +146,29 @@ Test(uring_reader, a_consumer_can_stop_the_read)
 	free(sink.bytes);
 	free(content);
 }
+
+Test(uring_reader, byte_ranges)
+{
+	const size_t block = 4096, len = block * 9 + 123;
+	char *content = malloc(len);
+	for (size_t i = 0; i < len; i++)
+		content[i] = (char)(i * 7 + i / 4096);
+	char *path = temp_file(content, len);
+	srand(5);
+	for (int trial = 0; trial < 300; trial++) {
+		uint64_t offset = (uint64_t)rand() % (len + 10);
+		uint64_t length = trial % 10 == 0 ? UINT64_MAX : (uint64_t)rand() % (len + 10);
+		struct sink sink = { 0 };
+		struct pr_reader_options opt = { block, 1 + (unsigned)trial % 9 };
+		struct pr_error err = { 0 };
+		cr_assert_eq(pr_read_range(path, offset, length, &opt, collect, &sink, &err), 0, "%s",
+			     err.message);
+		size_t want = offset >= len ? 0 : length < len - offset ? (size_t)length : len - (size_t)offset;
+		cr_assert_eq(sink.len, want, "offset %llu length %llu", (unsigned long long)offset,
+			     (unsigned long long)length);
+		cr_assert(want == 0 || memcmp(sink.bytes, content + offset, want) == 0);
+		free(sink.bytes);
+	}
+	unlink(path);
+	free(content);
+}

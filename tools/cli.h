@@ -75,7 +75,8 @@ int cli_feed_option(struct cli_feed *f, int id, const char *arg);
 int cli_feed_run(struct cli_feed *f, const char *path,
 		 int (*record)(void *ctx, const struct pr_record *r), void *ctx);
 /*
- * Reads every input into the engine (paths; "-" is stdin). Returns 0 or an
+ * Reads every input into the engine as a bulk load, on the engine's
+ * threads (paths; "-" is stdin). Returns 0 or an
  * exit code after printing a one-line message naming the file and cause.
  */
 struct pr_engine;

@@ -149,8 +149,7 @@ static int run_reject(void *ctx, const struct pr_reject *r)
 	return on_reject(((struct run *)ctx)->feed, r);
 }
 
-int cli_feed_run(struct cli_feed *f, const char *path,
-		 int (*record)(void *ctx, const struct pr_record *r), void *ctx)
+static int open_rejects(struct cli_feed *f)
 {
 	if (f->rejects_path && !f->rejects) {
 		if (!(f->rejects = fopen(f->rejects_path, "w"))) {
@@ -159,6 +158,14 @@ int cli_feed_run(struct cli_feed *f, const char *path,
 		}
 		fputs("file,line,byte_offset,column,reason,detail,raw\n", f->rejects);
 	}
+	return 0;
+}
+
+int cli_feed_run(struct cli_feed *f, const char *path,
+		 int (*record)(void *ctx, const struct pr_record *r), void *ctx)
+{
+	if (open_rejects(f))
+		return 1;
 	struct run run = { .feed = f, .record = record, .ctx = ctx };
 	struct pr_feed_sink sink = { .ctx = &run, .record = run_record, .reject = run_reject };
 	struct pr_error err = { 0 };
@@ -177,10 +184,32 @@ static int add_to_engine(void *engine, const struct pr_record *r)
 
 int cli_feed_ingest(struct cli_feed *f, struct pr_engine *e, char **paths, int count)
 {
+	unsigned threads = pr_engine_options(e)->threads;
+	if (threads > 1) {
+		if (open_rejects(f))
+			return 1;
+		for (int i = 0; i < count; i++) {
+			struct pr_error err = { 0 };
+			int rc = pr_ingest_file_parallel(e, paths[i], &f->opt, threads, on_reject, f,
+							 &f->stats, &err);
+			if (rc < 0) {
+				fprintf(stderr, "pareto: %s\n", err.message);
+				return rc == -ECANCELED || rc == -EINVAL ? EXIT_USAGE : 1;
+			}
+		}
+		return 0;
+	}
+	pr_engine_bulk_begin(e);
 	for (int i = 0; i < count; i++) {
 		int rc = cli_feed_run(f, paths[i], add_to_engine, e);
-		if (rc)
+		if (rc) {
+			pr_engine_bulk_abort(e);
 			return rc;
+		}
+	}
+	if (pr_engine_bulk_end(e) < 0) {
+		fprintf(stderr, "pareto: out of memory applying the records\n");
+		return 1;
 	}
 	return 0;
 }

@@ -63,7 +63,7 @@ static const char report_usage[] =
 	"  --lapsed-gap-factor F     idle longer than F x his mean gap (default 3)\n"
 	"  --lapsed-min-idle-days N  and at least N days (default 30)\n"
 	"  --customers N       expected customers, to size tables (default 65536)\n"
-	"  --threads N         ingest threads (default 1)\n"
+	"  --threads N         threads decoding and applying a large file (default 1)\n"
 	"  -h, --help          this help\n"
 	"\n" CLI_FEED_HELP
 	"\n"
@@ -639,12 +639,7 @@ int cli_report(int argc, char **argv)
 		fprintf(stderr, "pareto report: %s\n", err.message);
 		return 1;
 	}
-	pr_engine_bulk_begin(engine);
 	rc = cli_feed_ingest(&feed, engine, argv + optind, argc - optind);
-	if (pr_engine_bulk_end(engine) < 0 && rc == 0) {
-		fprintf(stderr, "pareto report: out of memory applying the records\n");
-		rc = 1;
-	}
 	cli_feed_summary(&feed);
 	struct report rep = { .feed = &feed };
 	if (rc == 0)
