@@ -28,7 +28,7 @@ struct rec {
 struct feed {
 	char ids[MAX_IDS][24];
 	int n_ids;
-	char stores[MAX_STORES][8];
+	char stores[MAX_STORES][16];
 	int n_stores;
 	bool has_store_column;
 	struct rec recs[MAX_RECORDS];

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_json.h"
@@ -63,7 +64,8 @@ static const char report_usage[] =
 	"  --lapsed-gap-factor F     idle longer than F x his mean gap (default 3)\n"
 	"  --lapsed-min-idle-days N  and at least N days (default 30)\n"
 	"  --customers N       expected customers, to size tables (default 65536)\n"
-	"  --threads N         threads decoding and applying a large file (default 1)\n"
+	"  --threads N         threads decoding and applying a large file (default:\n"
+	"                      the cores online, at most 64)\n"
 	"  -h, --help          this help\n"
 	"\n" CLI_FEED_HELP
 	"\n"
@@ -234,8 +236,8 @@ static int parse_args(int argc, char **argv, struct report_request *req,
 			break;
 		case OPT_THREADS:
 			rc = parse_count("--threads", optarg, &v);
-			if (rc == 0 && (v < 1 || v > 1024)) {
-				fprintf(stderr, "pareto report: --threads: expected 1..1024\n");
+			if (rc == 0 && (v < 1 || v > PR_LANES_MAX)) {
+				fprintf(stderr, "pareto report: --threads: expected 1..%d\n", PR_LANES_MAX);
 				rc = EXIT_USAGE;
 			}
 			opt->threads = (unsigned)v;
@@ -629,6 +631,8 @@ int cli_report(int argc, char **argv)
 	struct pr_engine_options opt;
 	cli_feed_init(&feed);
 	pr_engine_options_init(&opt);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	opt.threads = cores < 1 ? 1 : cores > PR_LANES_MAX ? PR_LANES_MAX : (unsigned)cores;
 	int rc = parse_args(argc, argv, &req, &feed, &opt);
 	if (rc)
 		return rc < 0 ? 0 : rc;
