@@ -535,11 +535,15 @@ static int csv_finish(struct pr_decoder *d, struct pr_error *err)
 static int bin_record(struct pr_decoder *d, const unsigned char *bytes, struct pr_error *err)
 {
 	struct pr_record r;
-	uint64_t index = ++d->stats.lines;
-	uint64_t offset = PR_BIN_HEADER_BYTES + (index - 1) * PR_BIN_RECORD_BYTES;
+	/* For binary feeds "line" is the record's index, offset its first byte. */
+	uint64_t index = ++d->line, offset = d->offset;
+	d->offset += PR_BIN_RECORD_BYTES;
+	d->stats.lines++;
 	if (pr_bin_record_decode(bytes, &r) < 0) {
-		DETAIL(d, "record %llu: invalid id lengths (%u, %u) or reserved bytes not zero",
-		       (unsigned long long)index, bytes[16], bytes[17]);
+		/* No index in the words: a part of a file split across threads
+		 * knows only its own; the reject's line carries the real one. */
+		DETAIL(d, "binary record: invalid id lengths (%u, %u) or reserved bytes not zero",
+		       bytes[16], bytes[17]);
 		return reject(d, PR_REJECT_BINARY, index, offset, 0, (const char *)bytes,
 			      PR_BIN_RECORD_BYTES, err);
 	}
@@ -574,6 +578,7 @@ static int bin_push(struct pr_decoder *d, const unsigned char *p, size_t n, stru
 					    d->source, scale, d->opt.scale);
 		d->bin_header_done = true;
 		d->bin_carry_len = 0;
+		d->offset = PR_BIN_HEADER_BYTES;
 	}
 	int rc = 0;
 	if (d->bin_carry_len) {
@@ -604,14 +609,12 @@ static int bin_finish(struct pr_decoder *d, struct pr_error *err)
 	if (!d->bin_header_done)
 		return pr_error_set(err, -EINVAL, "%s: binary feed ends inside its header",
 				    d->source);
-	uint64_t index = d->stats.lines + 1;
+	uint64_t index = d->line + 1;
 	d->stats.lines++;
-	DETAIL(d, "the feed ends %zu bytes into record %llu", d->bin_carry_len,
-	       (unsigned long long)index);
+	DETAIL(d, "the feed ends %zu bytes into a binary record", d->bin_carry_len);
 	size_t len = d->bin_carry_len;
 	d->bin_carry_len = 0;
-	return reject(d, PR_REJECT_TRUNCATED, index,
-		      PR_BIN_HEADER_BYTES + (index - 1) * PR_BIN_RECORD_BYTES, 0,
+	return reject(d, PR_REJECT_TRUNCATED, index, d->offset, 0,
 		      (const char *)d->bin_carry, len, err);
 }
 

@@ -214,29 +214,36 @@ int pr_ingest_file_parallel(struct pr_engine *e, const char *path,
 		goto sequential;
 	struct probe head = { buf, 0 };
 	if (pr_read_range(path, 0, PROBE_BYTES, NULL, probe_collect, &head, NULL) < 0 ||
-	    head.len < 8 || memcmp(buf, PR_BIN_MAGIC, 8) == 0) {
-		free(buf);
-		goto sequential; /* binary feeds and odd files: one thread */
-	}
-	const char *nl = memchr(buf, '\n', head.len);
-	if (!nl || memchr(buf, '"', (size_t)(nl - buf))) {
+	    head.len < 8) {
 		free(buf);
 		goto sequential;
 	}
-	size_t header_len = (size_t)(nl - buf) + 1;
-	char *header = malloc(header_len);
-	if (!header) {
+	/* Binary records split anywhere on a record boundary; CSV at a line
+	 * end after a header without quotes. */
+	bool binary = memcmp(buf, PR_BIN_MAGIC, 8) == 0;
+	const char *nl = binary ? NULL : memchr(buf, '\n', head.len);
+	if (!binary && (!nl || memchr(buf, '"', (size_t)(nl - buf)))) {
 		free(buf);
+		goto sequential;
+	}
+	size_t header_len = binary ? PR_BIN_HEADER_BYTES : (size_t)(nl - buf) + 1;
+	char *header = malloc(header_len);
+	if (!header || head.len < header_len) {
+		free(buf);
+		free(header);
 		goto sequential;
 	}
 	memcpy(header, buf, header_len);
 
-	/* The header decides errors once (a missing column), before threads. */
+	/* The header decides errors once (a missing column, another scale),
+	 * before threads, and where line numbers start. */
 	struct pr_decoder *check;
 	struct pr_feed_sink quiet = { NULL, ignore_record, NULL };
+	uint64_t base = 0, header_offset;
 	int rc = pr_decoder_create(&check, path, opt, &quiet, err);
 	if (rc == 0) {
 		rc = pr_decoder_push(check, header, header_len, err);
+		pr_decoder_position(check, &base, &header_offset);
 		pr_decoder_destroy(check);
 	}
 	if (rc < 0) {
@@ -250,7 +257,9 @@ int pr_ingest_file_parallel(struct pr_engine *e, const char *path,
 	cut[0] = header_len;
 	unsigned n = 0;
 	for (unsigned k = 1; k < threads; k++) {
-		uint64_t at = line_end_after(path, header_len + (size - header_len) * k / threads, buf);
+		uint64_t records = (size - header_len) / PR_BIN_RECORD_BYTES;
+		uint64_t at = binary ? header_len + records * k / threads * PR_BIN_RECORD_BYTES
+				     : line_end_after(path, header_len + (size - header_len) * k / threads, buf);
 		if (at > cut[n] && at < size)
 			cut[++n] = at;
 	}
@@ -288,7 +297,6 @@ int pr_ingest_file_parallel(struct pr_engine *e, const char *path,
 		}
 	}
 	/* Rejects in file order, with lines counted from the file's start. */
-	uint64_t base = 1; /* the header line */
 	struct pr_feed_stats sum = { .bytes = header_len };
 	for (unsigned k = 0; k < n && rc == 0 && split_ok && !oom; k++) {
 		for (size_t i = 0; i < parts[k].reject_count && rc == 0; i++) {

@@ -309,3 +309,52 @@ Test(e2e, threads_give_identical_results, .timeout = 300)
 	}
 	unsetenv("PARETO_PARALLEL_MIN_BYTES");
 }
+
+Test(e2e, threads_on_binary_records, .timeout = 120)
+{
+	setenv("PARETO_PARALLEL_MIN_BYTES", "1", 1);
+	static char feed[1 << 20];
+	size_t n = (size_t)sprintf(feed, "ts,customer_id,store_id,amount\n");
+	srand(3);
+	for (int i = 0; i < 5000; i++)
+		n += (size_t)sprintf(feed + n, "%d,C%d,S%d,%d.%02d\n", 1700000000 + i * 600,
+				     rand() % 500, rand() % 3, rand() % 200, rand() % 100);
+	const char *bin = temp_path(5, ".prb");
+	char *convert[] = { PARETO_BIN, "convert", "--quiet", "-", (char *)bin, NULL };
+	struct run_result r;
+	run_command(convert, feed, &r);
+	cr_assert_eq(r.exit_code, 0, "%s", r.err);
+	run_result_free(&r);
+	/* Spoil records 5 and 3001 (customer length 0) and cut the last one short. */
+	FILE *f = fopen(bin, "r+b");
+	for (long rec = 5; rec <= 3001; rec += 2996) {
+		fseek(f, 16 + (rec - 1) * 128 + 16, SEEK_SET);
+		fputc(0, f);
+	}
+	fclose(f);
+	cr_assert_eq(truncate(bin, 16 + 5000 * 128 - 50), 0);
+	char *first = NULL;
+	for (int threads = 1; threads <= 4; threads++) {
+		char t[8];
+		snprintf(t, sizeof t, "%d", threads);
+		char *argv[] = { PARETO_BIN, "report", "--json", "--by-store", "--threads", t,
+				 (char *)bin, NULL };
+		run_command(argv, NULL, &r);
+		cr_assert_eq(r.exit_code, 0, "%s", r.err);
+		cr_assert(strstr(r.err, ":5: binary record: invalid id lengths"), "%s", r.err);
+		cr_assert(strstr(r.err, ":3001: binary record: invalid"), "%s", r.err);
+		cr_assert(strstr(r.err, ":5000: the feed ends 78 bytes into a binary record"), "%s", r.err);
+		char *flat = json_flatten(r.out);
+		expect(flat, "records", "4997");
+		expect(flat, "rejected", "3");
+		free(flat);
+		if (threads == 1)
+			first = strdup(r.out);
+		else
+			cr_assert_str_eq(r.out, first, "threads %d", threads);
+		run_result_free(&r);
+	}
+	free(first);
+	unlink(bin);
+	unsetenv("PARETO_PARALLEL_MIN_BYTES");
+}
