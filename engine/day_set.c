@@ -4,19 +4,10 @@
 #include <string.h>
 
 #include "day_set.h"
+#include "hash_mix.h"
 #include "huge_alloc.h"
 
 #define EMPTY UINT64_MAX
-
-static inline uint64_t mix(uint64_t k)
-{
-	/* The low bits of a key are days, mostly alike: spread them (murmur3 fmix). */
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	return k ^ (k >> 33);
-}
 
 static int alloc_keys(struct pr_day_set *s, uint64_t n)
 {
@@ -45,7 +36,7 @@ void pr_day_set_destroy(struct pr_day_set *s)
 
 static void put(struct pr_day_set *s, uint64_t key)
 {
-	uint64_t i = mix(key) & s->mask;
+	uint64_t i = pr_hash_mix(key) & s->mask;
 	while (s->keys[i] != EMPTY)
 		i = (i + 1) & s->mask;
 	s->keys[i] = key;
@@ -67,7 +58,7 @@ static int grow(struct pr_day_set *s)
 int pr_day_set_insert(struct pr_day_set *s, uint32_t customer, int32_t day)
 {
 	uint64_t key = (uint64_t)customer << 32 | (uint32_t)day;
-	uint64_t i = mix(key) & s->mask;
+	uint64_t i = pr_hash_mix(key) & s->mask;
 	for (; s->keys[i] != EMPTY; i = (i + 1) & s->mask)
 		if (s->keys[i] == key)
 			return 0;

@@ -3,20 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash_mix.h"
 #include "huge_alloc.h"
 #include "pair_table.h"
 
 #define CHUNK_BYTES(t) (((size_t)1 << PR_PAIR_CHUNK_SHIFT) * (t)->value_bytes)
-
-static inline uint64_t mix(uint64_t k)
-{
-	/* Packed indexes are small and regular: spread them (murmur3 fmix). */
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	return k ^ (k >> 33);
-}
 
 int pr_pair_table_init(struct pr_pair_table *t, uint64_t capacity_hint,
 		       uint32_t value_bytes)
@@ -44,7 +35,7 @@ void pr_pair_table_destroy(struct pr_pair_table *t)
 
 static struct pr_pair_slot *probe(struct pr_pair_slot *slots, uint64_t mask, uint64_t key)
 {
-	uint64_t i = mix(key) & mask;
+	uint64_t i = pr_hash_mix(key) & mask;
 	while (slots[i].index && slots[i].key != key)
 		i = (i + 1) & mask;
 	return &slots[i];

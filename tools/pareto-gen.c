@@ -53,6 +53,7 @@
 
 /* Relative so that the generator builds with nothing but a C compiler. */
 #include "pareto/record.h"
+#include "timeparse.h"
 
 #define EXIT_USAGE 2
 #define SECONDS_PER_DAY 86400
@@ -280,30 +281,6 @@ static void alias_free(struct alias *t)
 
 /* ------------------------------------------------------------ calendar */
 
-/* Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 /* Relative traffic of one day: week, season, holidays, growth. */
 static double day_weight(int64_t epoch_day, uint32_t index)
 {
@@ -313,7 +290,7 @@ static double day_weight(int64_t epoch_day, uint32_t index)
 					  0.98, 1.00, 0.97, 1.00, 1.10, 1.35 };
 	int64_t y;
 	unsigned m, d;
-	civil_from_days(epoch_day, &y, &m, &d);
+	pr_civil_from_days(epoch_day, &y, &m, &d);
 	double w = weekday[((epoch_day % 7) + 11) % 7] * month[m];
 	if ((m == 1 && d == 1) || (m == 12 && d == 25))
 		w *= 0.1;
@@ -335,10 +312,10 @@ static int parse_date(const char *s, int64_t *out)
 	if (sscanf(s, "%4u-%2u-%2u%n", &y, &m, &d, &n) != 3 || s[n] || n != 10 ||
 	    m < 1 || m > 12 || d < 1 || d > 31 || y < 1970)
 		return -EINVAL;
-	int64_t day = days_from_civil(y, m, d);
+	int64_t day = pr_days_from_civil(y, m, d);
 	int64_t yy;
 	unsigned mm, dd;
-	civil_from_days(day, &yy, &mm, &dd);
+	pr_civil_from_days(day, &yy, &mm, &dd);
 	if (mm != m || dd != d) /* 2023-02-30 */
 		return -EINVAL;
 	*out = day;
@@ -708,7 +685,7 @@ static int generate(struct generator *g, struct out *o)
 		int64_t y;
 		unsigned mon, mday;
 		int64_t epoch_day = opt->start_day + d;
-		civil_from_days(epoch_day, &y, &mon, &mday);
+		pr_civil_from_days(epoch_day, &y, &mon, &mday);
 		char date[11];
 		put_fixed(date, (uint64_t)y, 4);
 		date[4] = '-';
@@ -943,7 +920,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		rc = -EINVAL;
 	}
 	/* Keeps every day inside year 9999 so dates stay four digits. */
-	if (rc == 0 && o->start_day + o->days > days_from_civil(10000, 1, 1)) {
+	if (rc == 0 && o->start_day + o->days > pr_days_from_civil(10000, 1, 1)) {
 		fputs("pareto-gen: --start plus --days goes past year 9999\n", stderr);
 		rc = -EINVAL;
 	}
