@@ -7,6 +7,7 @@
  * delimiters, doubled quotes and newlines) take a byte-by-byte scan.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -663,7 +664,23 @@ static int push_known(struct pr_decoder *d, const char *bytes, size_t len, struc
 					  : csv_push(d, bytes, len, err);
 }
 
+static int push_counted(struct pr_decoder *d, const char *bytes, size_t len,
+			struct pr_error *err);
+
 int pr_decoder_push(struct pr_decoder *d, const char *bytes, size_t len, struct pr_error *err)
+{
+	if (!d->opt.progress)
+		return push_counted(d, bytes, len, err);
+	uint64_t records = d->stats.records;
+	int rc = push_counted(d, bytes, len, err);
+	atomic_fetch_add_explicit(&d->opt.progress->bytes, len, memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->opt.progress->records, d->stats.records - records,
+				  memory_order_relaxed);
+	return rc;
+}
+
+static int push_counted(struct pr_decoder *d, const char *bytes, size_t len,
+			struct pr_error *err)
 {
 	d->stats.bytes += len;
 	if (d->format == FORMAT_UNKNOWN) {

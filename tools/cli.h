@@ -52,11 +52,12 @@ enum {
 	"  --rejects FILE      write every rejected line to FILE as CSV (file, line,\n"   \
 	"                      byte offset, column, reason, detail, raw line)\n"          \
 	"  --show-errors N     bad lines described on stderr (default 10)\n"             \
-	"  --quiet             no warnings or reject details on stderr\n"
+	"  --quiet             no progress line, warnings or reject details on stderr\n"
 
 struct cli_feed {
 	struct pr_feed_options opt;
 	bool strict, quiet;
+	bool progress_line; /* a progress line is on stderr: clear it first */
 	unsigned show_errors;
 	const char *rejects_path;
 	FILE *rejects;

@@ -1,5 +1,10 @@
 /* cli_feed.c - feed options, reject reporting and ingest for the commands. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +130,8 @@ static int on_reject(void *ctx, const struct pr_reject *r)
 	if (f->strict)
 		return -ECANCELED;
 	if (!f->quiet && f->shown < f->show_errors) {
+		if (f->progress_line)
+			fputs("\r\033[K", stderr);
 		fprintf(stderr, "pareto: %s:%llu: %s\n", r->source,
 			(unsigned long long)r->line, r->detail);
 		f->shown++;
@@ -182,7 +189,89 @@ static int add_to_engine(void *engine, const struct pr_record *r)
 	return pr_engine_add(engine, r);
 }
 
+/* ---- progress -------------------------------------------------------------- */
+
+struct progress {
+	struct pr_feed_progress counts;
+	uint64_t total_bytes; /* of the regular files; 0: unknown (a stream) */
+	_Atomic bool done;
+	pthread_t thread;
+	struct timespec start;
+};
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+/* One line, redrawn four times a second: bytes, records/s, ETA. */
+static void *show_progress(void *arg)
+{
+	struct progress *p = arg;
+	const struct timespec tick = { 0, 250000000 };
+	while (!atomic_load_explicit(&p->done, memory_order_relaxed)) {
+		nanosleep(&tick, NULL);
+		double elapsed = seconds_since(&p->start);
+		uint64_t bytes = atomic_load_explicit(&p->counts.bytes, memory_order_relaxed);
+		uint64_t records = atomic_load_explicit(&p->counts.records, memory_order_relaxed);
+		char eta[32] = "";
+		if (p->total_bytes && bytes && bytes < p->total_bytes) {
+			double left = elapsed * (double)(p->total_bytes - bytes) / (double)bytes;
+			snprintf(eta, sizeof eta, ", ETA %d:%02d", (int)left / 60, (int)left % 60);
+		}
+		char of[32] = "";
+		if (p->total_bytes)
+			snprintf(of, sizeof of, " of %.1f", (double)p->total_bytes / 1e6);
+		fprintf(stderr, "\r\033[Kpareto: %.1f%s MB read, %.2f M records, %.2f M records/s%s",
+			(double)bytes / 1e6, of, (double)records / 1e6,
+			elapsed > 0 ? (double)records / elapsed / 1e6 : 0.0, eta);
+		fflush(stderr);
+	}
+	fputs("\r\033[K", stderr);
+	return NULL;
+}
+
+static bool progress_start(struct progress *p, struct cli_feed *f, char **paths, int count)
+{
+	if (f->quiet || !isatty(STDERR_FILENO))
+		return false;
+	memset(p, 0, sizeof *p);
+	for (int i = 0; i < count; i++) {
+		struct stat st;
+		if (strcmp(paths[i], "-") != 0 && stat(paths[i], &st) == 0 && S_ISREG(st.st_mode))
+			p->total_bytes += (uint64_t)st.st_size;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &p->start);
+	if (pthread_create(&p->thread, NULL, show_progress, p) != 0)
+		return false;
+	f->opt.progress = &p->counts;
+	f->progress_line = true;
+	return true;
+}
+
+static void progress_stop(struct progress *p, struct cli_feed *f)
+{
+	atomic_store_explicit(&p->done, true, memory_order_relaxed);
+	pthread_join(p->thread, NULL);
+	f->opt.progress = NULL;
+	f->progress_line = false;
+}
+
+static int ingest_all(struct cli_feed *f, struct pr_engine *e, char **paths, int count);
+
 int cli_feed_ingest(struct cli_feed *f, struct pr_engine *e, char **paths, int count)
+{
+	struct progress progress;
+	bool shown = progress_start(&progress, f, paths, count);
+	int rc = ingest_all(f, e, paths, count);
+	if (shown)
+		progress_stop(&progress, f);
+	return rc;
+}
+
+static int ingest_all(struct cli_feed *f, struct pr_engine *e, char **paths, int count)
 {
 	unsigned threads = pr_engine_options(e)->threads;
 	if (threads > 1) {

@@ -33,6 +33,16 @@ enum pr_delimiter_kind {
 
 #define PR_MAX_LINE_BYTES_DEFAULT (64u * 1024)
 
+/*
+ * Progress of a long read, for a display on another thread: decoders add
+ * the bytes and records of every push with relaxed atomic adds (a reader
+ * wants a recent value, not an ordering with other memory). Optional.
+ */
+struct pr_feed_progress {
+	_Atomic uint64_t bytes;
+	_Atomic uint64_t records;
+};
+
 struct pr_feed_options {
 	enum pr_delimiter_kind delimiter_kind;
 	char delimiter;
@@ -46,6 +56,7 @@ struct pr_feed_options {
 	const char *ts_format; /* strftime-style pattern; NULL: ISO-8601 or epoch */
 	uint32_t scale;        /* decimal digits of the minor unit; 0..9 */
 	size_t max_line_bytes; /* longer lines are rejected; 0: the default */
+	struct pr_feed_progress *progress; /* borrowed; NULL: none kept */
 };
 
 /* Fills in defaults: comma, default column names, scale 2, 64 KiB lines. */
