@@ -306,6 +306,18 @@ Test(e2e, threads_give_identical_results, .timeout = 300)
 		free(first_out);
 		free(first_err);
 		free(first_rejects);
+
+		/* --strict stops at the same first bad line, on any thread count. */
+		struct run_result one, many;
+		char *strict1[] = { PARETO_BIN, "report", "--strict", "--threads", "1", (char *)path, NULL };
+		char *strict3[] = { PARETO_BIN, "report", "--strict", "--threads", "3", (char *)path, NULL };
+		run_command(strict1, NULL, &one);
+		run_command(strict3, NULL, &many);
+		cr_assert_eq(one.exit_code, 2, "seed %u", seed);
+		cr_assert_eq(many.exit_code, 2, "seed %u", seed);
+		cr_assert_str_eq(many.err, one.err, "seed %u", seed);
+		run_result_free(&one);
+		run_result_free(&many);
 	}
 	unsetenv("PARETO_PARALLEL_MIN_BYTES");
 }
