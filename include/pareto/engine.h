@@ -7,9 +7,11 @@
  * sums per (store, customer) pair; the record count and the watermark.
  * Answers over it are built as rankings (ranking.h).
  *
- * One thread adds records (the single writer); answers are built between
- * adds on that thread. Memory grows with customers, pairs and customer-days;
- * no allocation per record once the tables have grown.
+ * One thread adds records (the single writer) and answers are built between
+ * adds on that thread; a bulk load may stage from several threads (lanes,
+ * below) and applies its shards on `threads` threads. Memory grows with
+ * customers, pairs and customer-days; no allocation per record once the
+ * tables have grown.
  */
 #ifndef PARETO_ENGINE_H
 #define PARETO_ENGINE_H
@@ -41,7 +43,7 @@ struct pr_engine_options {
 	uint32_t lapsed_min_days;       /* distinct purchase days: 3 */
 	struct pr_fraction lapsed_gap_factor; /* idle > factor x mean gap: 3/1 */
 	uint32_t lapsed_min_idle_days;  /* and idle >= 30 days */
-	unsigned threads;               /* ingest threads; 1 for now */
+	unsigned threads;               /* threads applying a bulk load's shards */
 	/* Test hook: the customer id hash (NULL: XXH3-64). */
 	uint64_t (*hash)(const void *bytes, size_t len);
 };

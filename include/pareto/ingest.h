@@ -36,12 +36,12 @@ int pr_ingest_file(struct pr_engine *e, const char *path,
 		   void *ctx, struct pr_feed_stats *stats, struct pr_error *err);
 
 /*
- * pr_ingest_file on `threads` threads: a regular CSV file is split at line
- * ends into one part per thread, each read through its own io_uring and
- * decoded into its own staging lane, then merged in file order; rejects are
- * reported in file order with their exact line numbers once all parts are
- * done. The result equals pr_ingest_file's. Falls back to it for streams,
- * binary feeds, small files, or when a split landed inside a quoted field.
+ * pr_ingest_file on `threads` threads: a regular file is split (CSV at line
+ * ends, binary records on record boundaries) into one part per thread, each
+ * read through its own io_uring and decoded into its own staging lane, then
+ * merged in file order; rejects are reported in file order with their exact
+ * line numbers once all parts are done. The result equals pr_ingest_file's. Falls back to it for streams,
+ * small files, or when a split landed inside a quoted field.
  * The engine must not be in bulk mode.
  */
 int pr_ingest_file_parallel(struct pr_engine *e, const char *path,
