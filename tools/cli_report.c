@@ -270,8 +270,11 @@ static int compare_stores(const void *a, const void *b, void *report)
 	const struct pr_summary *sx = &r->store_summaries[x], *sy = &r->store_summaries[y];
 	if (sx->risk != sy->risk)
 		return sx->risk > sy->risk ? -1 : 1;
-	if (sx->cr1 != sy->cr1)
-		return sx->cr1 > sy->cr1 ? -1 : 1;
+	/* Largest share first, compared exactly: top_x / total_x vs top_y / total_y. */
+	__int128 lhs = (__int128)pr_ranking_top_revenue(r->stores[x], 1) * sy->revenue_minor;
+	__int128 rhs = (__int128)pr_ranking_top_revenue(r->stores[y], 1) * sx->revenue_minor;
+	if (lhs != rhs)
+		return lhs > rhs ? -1 : 1;
 	return x < y ? -1 : x > y;
 }
 
