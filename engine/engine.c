@@ -25,7 +25,6 @@
 
 /* A record waiting in a shard's staging buffer; the id follows, padded to 8. */
 struct staged_record {
-	uint64_t hash;
 	int64_t ts_ms;
 	int64_t amount_minor;
 	uint32_t store;
@@ -210,7 +209,9 @@ static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, 
 		l->staged_capacity[shard] = cap;
 	}
 	struct staged_record *s = (struct staged_record *)(l->staged[shard] + l->staged_bytes[shard]);
-	*s = (struct staged_record){ hash, r->ts_ms, r->amount_minor, store, r->customer_len };
+	/* The hash picked the shard; applying recomputes it from the id (cheaper
+	 * than 8 more bytes per record to write, keep and read back). */
+	*s = (struct staged_record){ r->ts_ms, r->amount_minor, store, r->customer_len };
 	memcpy(s + 1, r->customer, r->customer_len);
 	l->staged_bytes[shard] += bytes;
 	l->staged_total += bytes;
@@ -225,8 +226,10 @@ static int flush_shard(struct pr_engine *e, uint32_t shard)
 		struct lane *l = e->lanes[k];
 		for (size_t at = 0; at < l->staged_bytes[shard] && rc == 0;) {
 			const struct staged_record *s = (const void *)(l->staged[shard] + at);
-			rc = apply(e, s->hash, (const char *)(s + 1), s->customer_len,
-				   l->store_map[s->store], s->ts_ms, s->amount_minor);
+			const char *id = (const char *)(s + 1);
+			uint64_t hash = pr_id_hash(&e->shards[shard].customers, id, s->customer_len);
+			rc = apply(e, hash, id, s->customer_len, l->store_map[s->store], s->ts_ms,
+				   s->amount_minor);
 			at += sizeof *s + ((s->customer_len + 7u) & ~7u);
 		}
 		l->staged_bytes[shard] = 0;
