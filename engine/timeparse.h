@@ -7,9 +7,13 @@
  *   zone (Z, +HH, +HH:MM, +HHMM); no zone means UTC.
  *   Epoch: an optional '-' and digits; values of magnitude >= 1e11 are
  *   milliseconds, smaller ones seconds (1e11 s is the year 5138).
- * With a pattern (strftime-style, as --ts-format): %Y %m %d %H %M %S %y %b
- * %p %I %f %z %T %F %%, other characters literal; numeric fields take 1 or
+ * With a pattern (strftime-style, as --ts-format): %Y %m %d %e %H %M %S %y
+ * (69..99: 19xx, else 20xx) %b %B %h (English month names, full or their
+ * first three letters, any case) %p %I %f %z %T %F %%; a space matches a
+ * run of spaces, other characters themselves; numeric fields take 1 or
  * more digits up to their width, so "%m/%d/%Y %H:%M" reads "12/1/2010 8:26".
+ * Surrounding spaces and tabs are ignored. Written dates (ISO, patterns)
+ * lie in years 0..9999, hours 0..23, seconds 0..59 (no leap second).
  * Fractions beyond milliseconds are truncated toward the earlier instant;
  * parts a pattern lacks default to 1970-01-01T00:00:00Z.
  */
