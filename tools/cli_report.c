@@ -270,9 +270,13 @@ static int compare_stores(const void *a, const void *b, void *report)
 	const struct pr_summary *sx = &r->store_summaries[x], *sy = &r->store_summaries[y];
 	if (sx->risk != sy->risk)
 		return sx->risk > sy->risk ? -1 : 1;
-	/* Largest share first, compared exactly: top_x / total_x vs top_y / total_y. */
-	__int128 lhs = (__int128)pr_ranking_top_revenue(r->stores[x], 1) * sy->revenue_minor;
-	__int128 rhs = (__int128)pr_ranking_top_revenue(r->stores[y], 1) * sx->revenue_minor;
+	/* Largest share first, compared exactly: top_x / total_x vs top_y / total_y.
+	 * A store with no revenue in the window has share 0 (its total counts
+	 * as 1, or every store would tie with it). */
+	__int128 lhs = (__int128)pr_ranking_top_revenue(r->stores[x], 1) *
+		       (sy->revenue_minor ? sy->revenue_minor : 1);
+	__int128 rhs = (__int128)pr_ranking_top_revenue(r->stores[y], 1) *
+		       (sx->revenue_minor ? sx->revenue_minor : 1);
 	if (lhs != rhs)
 		return lhs > rhs ? -1 : 1;
 	return x < y ? -1 : x > y;
