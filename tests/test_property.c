@@ -1,425 +1,306 @@
 /*
  * test_property.c - `pareto report --json` on seeded random feeds, every
- * field checked against a brute-force reference written here from
- * DESIGN.md alone: windows from gmtime_r, everything sorted from scratch,
- * sums in 128 bits. The seed is in every failure message.
+ * field of the report checked against the brute-force reference of
+ * support_feed.c (written from DESIGN.md alone), in every window, with
+ * stores, customer details and lapsed regulars; once with the default cut
+ * points and once with others. The seed is in every failure message.
+ *
+ * PARETO_PROPERTY_SEED=S runs seed S alone; PARETO_PROPERTY_SEEDS=N runs
+ * seeds 1..N (default 60), PARETO_PROPERTY_SEEDS=A-B seeds A..B;
+ * PARETO_PROPERTY_VERBOSE=1 describes each feed on stderr.
  */
 #include <criterion/criterion.h>
-#include <math.h>
+#include <criterion/logging.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "support_run.h"
+#include "support_feed.h"
+#include "support_json.h"
 
-#define MAX_RECORDS 400
-#define MAX_IDS 64
-#define MAX_STORES 5
+#define MAX_ARGS 64
 
-struct rec {
-	int64_t ts_ms, amount;
-	int customer, store;
+struct run_context {
+	unsigned seed;
+	const char *what; /* the feed's description */
+	const struct feed *feed;
+	const char *csv_path;
+	const struct feed_csv *csv;
+	const char *const *customers;
+	size_t customer_count;
 };
 
-struct feed {
-	char ids[MAX_IDS][24];
-	int n_ids;
-	char stores[MAX_STORES][16];
-	int n_stores;
-	bool has_store_column;
-	struct rec recs[MAX_RECORDS];
-	int n;
+static const char *const variant_args[] = {
+	"--top-fraction", "0.3", "--tiers", "0.1,0.6", "--pareto-target", "0.5",
+	"--key-share", "0.05", "--lapsed-min-days", "2", "--lapsed-gap-factor", "1.5",
+	"--lapsed-min-idle-days", "10",
 };
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
+static void variant_options(struct ref_options *o)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	ref_options_default(o);
+	o->top = (struct ref_fraction){ 3, 10 };
+	o->tier_a = (struct ref_fraction){ 1, 10 };
+	o->tier_b = (struct ref_fraction){ 3, 5 };
+	o->pareto_target = (struct ref_fraction){ 1, 2 };
+	o->key_share = (struct ref_fraction){ 1, 20 };
+	o->lapsed_min_days = 2;
+	o->lapsed_gap_factor = (struct ref_fraction){ 3, 2 };
+	o->lapsed_min_idle_days = 10;
 }
 
-static void make_feed(struct feed *f, unsigned seed)
-{
-	rng_state = seed * 0x9e3779b97f4a7c15ull + 1;
-	memset(f, 0, sizeof *f);
-	f->n_ids = 1 + (int)(rnd() % (seed % 5 == 0 ? 1 : MAX_IDS));
-	static const char *const shapes[] = { "C%d", "A", "AB", "x,%d", "q\"%d", "%d", "C%d0" };
-	for (int i = 0; i < f->n_ids; i++) {
-		/* Ids of several lengths, prefixes of one another, some needing quotes;
-		 * duplicates merge into one customer as in any feed. */
-		snprintf(f->ids[i], sizeof f->ids[i], shapes[rnd() % 7], (int)(rnd() % 40));
-	}
-	f->has_store_column = seed % 3 != 0;
-	f->n_stores = f->has_store_column ? 1 + (int)(rnd() % MAX_STORES) : 1;
-	for (int s = 0; s < f->n_stores; s++)
-		snprintf(f->stores[s], sizeof f->stores[s], f->has_store_column ? "S%d" : "", s);
-	f->n = seed % 7 == 0 ? 0 : (int)(rnd() % MAX_RECORDS);
-	int64_t start = 1672531200000LL; /* 2023-01-01 */
-	for (int i = 0; i < f->n; i++) {
-		struct rec *r = &f->recs[i];
-		r->customer = (int)(rnd() % (uint64_t)f->n_ids);
-		r->store = (int)(rnd() % (uint64_t)f->n_stores);
-		/* Roughly ordered over three years, some late arrivals. */
-		int64_t day = (int64_t)i * 1000 / (f->n + 1) + (rnd() % 8 == 0 ? -(int64_t)(rnd() % 200) : 0);
-		r->ts_ms = start + (day < 0 ? 0 : day) * 86400000LL + (int64_t)(rnd() % 86400) * 1000;
-		/* Coarse amounts make ties; some refunds. */
-		r->amount = (int64_t)(rnd() % 20) * 250 - (rnd() % 6 == 0 ? 2500 : 0);
-	}
-}
-
-static void csv_field(char **p, const char *s)
-{
-	if (strpbrk(s, ",\"")) {
-		*(*p)++ = '"';
-		for (; *s; s++) {
-			if (*s == '"')
-				*(*p)++ = '"';
-			*(*p)++ = *s;
-		}
-		*(*p)++ = '"';
-	} else {
-		*p += sprintf(*p, "%s", s);
-	}
-}
-
-static void write_csv(const struct feed *f, const char *path, unsigned seed)
-{
-	static char text[MAX_RECORDS * 128 + 128];
-	char *p = text;
-	p += sprintf(p, f->has_store_column ? "amount,customer_id,ts,store_id\n"
-					    : "amount,customer_id,ts\n");
-	for (int i = 0; i < f->n; i++) {
-		const struct rec *r = &f->recs[i];
-		int64_t a = r->amount < 0 ? -r->amount : r->amount;
-		p += sprintf(p, "%s%lld.%02lld,", r->amount < 0 ? "-" : "", (long long)(a / 100),
-			     (long long)(a % 100));
-		csv_field(&p, f->ids[r->customer]);
-		if (seed % 2) {
-			p += sprintf(p, ",%lld", (long long)r->ts_ms);
-		} else {
-			time_t t = (time_t)(r->ts_ms / 1000);
-			struct tm tm;
-			gmtime_r(&t, &tm);
-			p += strftime(p, 32, ",%Y-%m-%dT%H:%M:%SZ", &tm);
-		}
-		if (f->has_store_column)
-			p += sprintf(p, ",%s", f->stores[r->store]);
-		*p++ = '\n';
-	}
-	write_file(path, text, (size_t)(p - text));
-}
-
-/* ---- the reference ------------------------------------------------------ */
-
-/* Calendar period of a time: month, quarter and year indexes. */
-static void periods(int64_t ts_ms, int out[3])
-{
-	time_t t = (time_t)(ts_ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	int year = tm.tm_year + 1900;
-	out[0] = year * 12 + tm.tm_mon;
-	out[1] = year * 4 + tm.tm_mon / 3;
-	out[2] = year;
-}
-
-static const char *const windows[] = { "all", "month", "quarter", "year", "prev-month",
-				       "prev-quarter", "prev-year" };
-
-static bool in_window(int w, int64_t ts, int64_t watermark)
-{
-	if (w == 0)
-		return true;
-	int p[3], wm[3];
-	periods(ts, p);
-	periods(watermark, wm);
-	int g = (w - 1) % 3;
-	return w <= 3 ? p[g] == wm[g] : p[g] == wm[g] - 1;
-}
-
-struct ranked {
-	const char *id;
-	int64_t revenue;
+/* Failures are gathered so that one run shows every failing seed. */
+struct failures {
+	unsigned count;
+	char first[8][1024];
 };
 
-static int by_revenue_then_id(const void *a, const void *b)
+static void failed(struct failures *fails, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void failed(struct failures *fails, const char *fmt, ...)
 {
-	const struct ranked *x = a, *y = b;
-	if (x->revenue != y->revenue)
-		return x->revenue > y->revenue ? -1 : 1;
-	return strcmp(x->id, y->id); /* ids here have no NUL bytes: memcmp order */
-}
-
-/* Distinct customers (ids merged by text), revenue in window w, store s (-1: all). */
-static int rank_scope(const struct feed *f, int w, int s, int64_t watermark, struct ranked *out)
-{
-	int n = 0;
-	for (int i = 0; i < f->n; i++) {
-		const struct rec *r = &f->recs[i];
-		if ((s >= 0 && strcmp(f->stores[r->store], f->stores[s]) != 0) ||
-		    !in_window(w, r->ts_ms, watermark))
-			continue;
-		int k = 0;
-		while (k < n && strcmp(out[k].id, f->ids[r->customer]) != 0)
-			k++;
-		if (k == n)
-			out[n++] = (struct ranked){ f->ids[r->customer], 0 };
-		out[k].revenue += r->amount;
-	}
-	int m = 0;
-	for (int k = 0; k < n; k++)
-		if (out[k].revenue > 0)
-			out[m++] = out[k];
-	qsort(out, (size_t)m, sizeof *out, by_revenue_then_id);
-	return m;
-}
-
-static char flat_buf[256];
-static unsigned current_seed;
-static const char *current_window;
-
-static const char *get(const char *flat, const char *fmt, ...)
-{
-	char path[128];
+	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(path, sizeof path, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	const char *v = json_get(flat, path, flat_buf, sizeof flat_buf);
-	cr_assert_not_null(v, "seed %u window %s: %s missing", current_seed, current_window, path);
-	return v;
+	cr_log_error("%s", msg);
+	if (fails->count < 8)
+		memcpy(fails->first[fails->count], msg, sizeof msg);
+	fails->count++;
 }
 
-static void eq_int(const char *flat, __int128 want, const char *path)
+/* Runs one report and checks all of it against the reference; false (and
+ * a failure noted) on the first difference. */
+static bool check_run(const struct run_context *ctx, int window, bool variant, unsigned threads,
+		      uint64_t top, uint64_t lapsed_limit, struct failures *fails)
 {
-	const char *v = get(flat, "%s", path);
-	cr_assert_eq(strtoll(v, NULL, 10), (long long)want, "seed %u window %s: %s = %s, want %lld",
-		     current_seed, current_window, path, v, (long long)want);
-}
-
-static void eq_num(const char *flat, double want, const char *path)
-{
-	const char *v = get(flat, "%s", path);
-	double got = strtod(v, NULL);
-	cr_assert(fabs(got - want) <= 1e-12 + 1e-9 * fabs(want),
-		  "seed %u window %s: %s = %s, want %.17g", current_seed, current_window, path, v,
-		  want);
-}
-
-static const char *risk_of(const struct ranked *r, int n, __int128 total)
-{
-	if (n == 0)
-		return "none";
-	if (n == 1)
-		return "mono";
-	__int128 top = r[0].revenue;
-	return top * 2 >= total ? "critical" : top * 5 >= total * 2 ? "high"
-	     : top * 5 >= total ? "elevated" : top * 10 >= total ? "key" : "none";
-}
-
-/* Checks the concentration block of a scope at `prefix` ("" or "stores[i]."). */
-static void check_scope(const char *flat, const char *prefix, const struct ranked *r, int n,
-			bool full)
-{
-	char path[160];
-	__int128 total = 0, squares = 0, weighted = 0;
-	for (int i = 0; i < n; i++) {
-		total += r[i].revenue;
-		squares += (__int128)r[i].revenue * r[i].revenue;
-		weighted += (__int128)(n - i) * r[i].revenue; /* ascending index n - i */
-	}
-	snprintf(path, sizeof path, "%scustomers", prefix);
-	eq_int(flat, n, path);
-	snprintf(path, sizeof path, "%srevenue_minor", prefix);
-	eq_int(flat, total, path);
-	snprintf(path, sizeof path, "%srisk", prefix);
-	cr_assert_str_eq(get(flat, "%s", path), risk_of(r, n, total), "seed %u %s", current_seed, path);
-	double t = (double)total;
-	snprintf(path, sizeof path, "%scr1", prefix);
-	eq_num(flat, n ? (double)r[0].revenue / t : 0, path);
-	snprintf(path, sizeof path, "%shhi", prefix);
-	eq_num(flat, n ? (double)squares * 10000 / (t * t) : 0, path);
-	snprintf(path, sizeof path, "%sgini", prefix);
-	eq_num(flat, n ? 2 * (double)weighted / (n * t) - (double)(n + 1) / n : 0, path);
-	int keys = 0;
-	while (keys < n && (__int128)r[keys].revenue * 10 >= total) {
-		snprintf(path, sizeof path, "%skey_clients[%d].customer", prefix, keys);
-		cr_assert_str_eq(get(flat, "%s", path), r[keys].id, "seed %u %s", current_seed, path);
-		keys++;
-	}
-	snprintf(path, sizeof path, "%skey_clients[%d].customer", prefix, keys);
-	cr_assert_null(json_get(flat, path, flat_buf, sizeof flat_buf), "seed %u: %s", current_seed,
-		       path);
-	if (!full)
-		return;
-
-	int top = (n * 2 + 9) / 10, b = (n + 1) / 2, pareto = 0;
-	__int128 acc = 0, top_rev = 0, b_rev = 0;
-	for (int i = 0; i < n; i++) {
-		acc += r[i].revenue;
-		if (!pareto && acc * 5 >= total * 4)
-			pareto = i + 1;
-		if (i < top)
-			top_rev += r[i].revenue;
-		else if (i < b)
-			b_rev += r[i].revenue;
-	}
-	eq_int(flat, top, "top_tier.customers");
-	eq_int(flat, top_rev, "top_tier.revenue_minor");
-	eq_num(flat, n ? (double)top_rev / t : 0, "top_tier.share");
-	eq_num(flat, n ? (double)pareto / n : 0, "pareto_point");
-	eq_int(flat, top, "tiers.A.customers");
-	eq_int(flat, b - top, "tiers.B.customers");
-	eq_int(flat, b_rev, "tiers.B.revenue_minor");
-	eq_int(flat, n - b, "tiers.C.customers");
-	eq_int(flat, total - top_rev - b_rev, "tiers.C.revenue_minor");
-	__int128 cum = 0;
-	for (int i = 0; i < n; i++) {
-		cum += r[i].revenue;
-		cr_assert_str_eq(get(flat, "top[%d].customer", i), r[i].id, "seed %u window %s rank %d",
-				 current_seed, current_window, i + 1);
-		snprintf(path, sizeof path, "top[%d].revenue_minor", i);
-		eq_int(flat, r[i].revenue, path);
-		snprintf(path, sizeof path, "top[%d].rank", i);
-		eq_int(flat, i + 1, path);
-		int above = 0;
-		while (r[above].revenue > r[i].revenue)
-			above++;
-		snprintf(path, sizeof path, "top[%d].competition_rank", i);
-		eq_int(flat, above + 1, path);
-		snprintf(path, sizeof path, "top[%d].cumulative_share", i);
-		eq_num(flat, (double)cum / t, path);
-	}
-	cr_assert_null(json_get(flat, "top[0].customer", flat_buf, sizeof flat_buf) && n == 0 ? "x" : NULL);
-}
-
-static void check_lapsed(const char *flat, const struct feed *f, int64_t watermark)
-{
-	/* Per distinct id: revenue, records, distinct UTC days, first and last. */
-	struct { const char *id; int64_t revenue, first, last; int purchases, days; } c[MAX_IDS];
+	const char *argv[MAX_ARGS];
 	int n = 0;
-	for (int i = 0; i < f->n; i++) {
-		const struct rec *r = &f->recs[i];
-		int k = 0;
-		while (k < n && strcmp(c[k].id, f->ids[r->customer]) != 0)
-			k++;
-		if (k == n)
-			c[n++] = (typeof(c[0])){ f->ids[r->customer], 0, r->ts_ms, r->ts_ms, 0, 0 };
-		c[k].revenue += r->amount;
-		c[k].purchases++;
-		c[k].first = r->ts_ms < c[k].first ? r->ts_ms : c[k].first;
-		c[k].last = r->ts_ms > c[k].last ? r->ts_ms : c[k].last;
-		bool seen = false;
-		for (int j = 0; j < i && !seen; j++)
-			seen = strcmp(f->ids[f->recs[j].customer], c[k].id) == 0 &&
-			       f->recs[j].ts_ms / 86400000 == r->ts_ms / 86400000;
-		c[k].days += !seen;
+	char top_text[24], lapsed_text[24], threads_text[8];
+	snprintf(top_text, sizeof top_text, "%llu", (unsigned long long)top);
+	snprintf(lapsed_text, sizeof lapsed_text, "%llu", (unsigned long long)lapsed_limit);
+	snprintf(threads_text, sizeof threads_text, "%u", threads);
+	argv[n++] = PARETO_BIN;
+	argv[n++] = "report";
+	argv[n++] = "--json";
+	argv[n++] = "--top";
+	argv[n++] = top_text;
+	argv[n++] = "--by-store";
+	argv[n++] = "--lapsed";
+	argv[n++] = lapsed_text;
+	argv[n++] = "--window";
+	argv[n++] = ref_window_name(window);
+	argv[n++] = "--threads";
+	argv[n++] = threads_text;
+	if (ctx->seed % 3) {
+		/* Small tables that must grow (and start quicker than the default). */
+		argv[n++] = "--customers";
+		argv[n++] = "16";
 	}
-	struct ranked lapsed[MAX_IDS];
-	int m = 0;
-	for (int k = 0; k < n; k++) {
-		__int128 idle = watermark - c[k].last;
-		if (c[k].days >= 3 && idle >= 30 * 86400000LL &&
-		    idle * (c[k].days - 1) > (__int128)3 * (c[k].last - c[k].first))
-			lapsed[m++] = (struct ranked){ c[k].id, c[k].revenue };
+	for (size_t i = 0; i < ctx->customer_count; i++) {
+		argv[n++] = "--customer";
+		argv[n++] = ctx->customers[i];
 	}
-	qsort(lapsed, (size_t)m, sizeof *lapsed, by_revenue_then_id);
-	eq_int(flat, m, "lapsed_total");
-	for (int i = 0; i < m; i++) {
-		cr_assert_str_eq(get(flat, "lapsed[%d].customer", i), lapsed[i].id, "seed %u", current_seed);
-		char path[64];
-		snprintf(path, sizeof path, "lapsed[%d].revenue_minor", i);
-		eq_int(flat, lapsed[i].revenue, path);
-		int k = 0;
-		while (strcmp(c[k].id, lapsed[i].id) != 0)
-			k++;
-		snprintf(path, sizeof path, "lapsed[%d].purchases", i);
-		eq_int(flat, c[k].purchases, path);
-		snprintf(path, sizeof path, "lapsed[%d].purchase_days", i);
-		eq_int(flat, c[k].days, path);
-		snprintf(path, sizeof path, "lapsed[%d].mean_gap_days", i);
-		eq_num(flat, (double)(c[k].last - c[k].first) / (c[k].days - 1) / 86400000.0, path);
+	for (int i = 0; i < ctx->csv->map_count; i++) {
+		argv[n++] = "--map";
+		argv[n++] = ctx->csv->map_args[i];
 	}
+	if (variant)
+		for (size_t i = 0; i < sizeof variant_args / sizeof variant_args[0]; i++)
+			argv[n++] = variant_args[i];
+	argv[n++] = ctx->csv_path;
+	argv[n] = NULL;
+	cr_assert_lt(n, MAX_ARGS);
+
+	/* Several threads split even a small file when told the minimum is 1 byte. */
+	const char *const env[] = { "PARETO_PARALLEL_MIN_BYTES=1", NULL };
+	struct proc_result r;
+	cr_assert_eq(proc_run(argv, threads > 1 ? env : NULL, NULL, 0, &r), 0, "seed %u: spawn %s",
+		     ctx->seed, PARETO_BIN);
+	char where[400];
+	snprintf(where, sizeof where, "seed %u [%s] window %s%s threads %u", ctx->seed, ctx->what,
+		 ref_window_name(window), variant ? " (other cut points)" : "", threads);
+	bool ok = false;
+	struct tj *report = NULL;
+	char error[128], why[512];
+	if (r.status != 0) {
+		failed(fails, "%s: exit %d: %.300s", where, r.status, r.err);
+	} else if (r.err_len != 0) {
+		failed(fails, "%s: unexpected stderr: %.300s", where, r.err);
+	} else if (!(report = tj_parse(r.out, r.out_len, error, sizeof error))) {
+		failed(fails, "%s: bad JSON (%s): %.300s", where, error, r.out);
+	} else {
+		struct ref_options opt;
+		if (variant)
+			variant_options(&opt);
+		else
+			ref_options_default(&opt);
+		struct ref_report want;
+		ref_compute(ctx->feed, window, &opt, &want);
+		struct ref_query q = {
+			.top = top,
+			.by_store = true,
+			.customers = ctx->customers,
+			.customer_count = ctx->customer_count,
+			.lapsed = true,
+			.lapsed_limit = lapsed_limit,
+			.rejected = 0,
+			.scale = 2,
+		};
+		ok = ref_check(report, &want, &q, why, sizeof why);
+		if (!ok)
+			failed(fails, "%s: %s (reproduce: PARETO_PROPERTY_SEED=%u)", where, why, ctx->seed);
+		ref_free(&want);
+	}
+	tj_free(report);
+	proc_result_free(&r);
+	return ok;
+}
+
+/* Customers to ask about: seen ones (ranked, refunded to <= 0, prefixes
+ * of others) and one never seen. */
+static size_t pick_customers(const struct feed *f, unsigned seed, const char **out, size_t max)
+{
+	struct feed_rng rng;
+	feed_rng_seed(&rng, seed + 1000);
+	size_t n = 0;
+	out[n++] = "no-such-customer";
+	out[n++] = "A"; /* a prefix of "AB..." ids, present or not */
+	for (size_t k = 0; k < 4 && f->customer_count && n < max; k++)
+		out[n++] = f->customers[feed_rng_below(&rng, f->customer_count)].bytes;
+	/* Someone whose all-time net is <= 0, if any. */
+	struct ref_options o;
+	ref_options_default(&o);
+	struct ref_report all;
+	ref_compute(f, 0, &o, &all);
+	for (size_t i = 0; i < all.company.all_count && n < max; i++) {
+		if (all.company.all[i].revenue <= 0) {
+			for (size_t c = 0; c < f->customer_count; c++) {
+				if (f->customers[c].len == all.company.all[i].len &&
+				    memcmp(f->customers[c].bytes, all.company.all[i].id,
+					   all.company.all[i].len) == 0) {
+					out[n++] = f->customers[c].bytes;
+					break;
+				}
+			}
+			break;
+		}
+	}
+	ref_free(&all);
+	return n;
+}
+
+static void run_seed(unsigned seed, const char *dir, struct failures *fails)
+{
+	struct feed f;
+	char what[200];
+	feed_random(&f, seed, what, sizeof what);
+	struct feed_csv csv;
+	feed_csv_write(&f, seed, &csv);
+	char name[32];
+	snprintf(name, sizeof name, "feed-%u.csv", seed);
+	char *path = tmpdir_path(dir, name);
+	file_write(path, csv.text, csv.len);
+
+	if (getenv("PARETO_PROPERTY_VERBOSE"))
+		fprintf(stderr, "seed %u: %s, %zu bytes of CSV\n", seed, what, csv.len);
+	const char *customers[8];
+	size_t customer_count = pick_customers(&f, seed, customers, 8);
+	struct run_context ctx = { seed, what, &f, path, &csv, customers, customer_count };
+	unsigned threads = seed % 2 ? 1 : 2;
+	/* The first failing run of a seed is enough to see; go on to the next. */
+	bool ok = true;
+	for (int w = 0; w < REF_WINDOW_COUNT && ok; w++)
+		ok = check_run(&ctx, w, false, threads, 1000000, 1000000, fails);
+	/* Other cut points; short lists (the first 3 ranks, 2 lapsed). */
+	ok = ok && check_run(&ctx, 0, true, 3 - threads, 1000000, 1000000, fails);
+	ok = ok && check_run(&ctx, 1 + (int)(seed % 6), true, threads, 3, 2, fails);
+
+	unlink(path);
+	free(path);
+	feed_csv_free(&csv);
+	feed_free(&f);
 }
 
 Test(property, report_matches_brute_force_on_random_feeds, .timeout = 600)
 {
-	static struct feed f;
-	const char *path = temp_path(2, ".csv");
-	for (unsigned seed = 1; seed <= 36; seed++) {
-		current_seed = seed;
-		make_feed(&f, seed);
-		write_csv(&f, path, seed);
-		int64_t watermark = INT64_MIN;
-		for (int i = 0; i < f.n; i++)
-			watermark = f.recs[i].ts_ms > watermark ? f.recs[i].ts_ms : watermark;
-		for (int w = 0; w < 7; w++) {
-			current_window = windows[w];
-			struct run_result run;
-			char *argv[] = { PARETO_BIN, "report", "--json", "--top", "100000", "--by-store",
-					 "--lapsed", "100000", "--window", (char *)windows[w],
-					 "--customer", f.ids[0], (char *)path, NULL };
-			run_command(argv, NULL, &run);
-			cr_assert_eq(run.exit_code, 0, "seed %u: %s", seed, run.err);
-			char *flat = json_flatten(run.out);
-			cr_assert_not_null(flat, "seed %u: bad JSON %s", seed, run.out);
-			eq_int(flat, f.n, "records");
-			eq_int(flat, 0, "rejected");
-
-			static struct ranked company[MAX_IDS], store[MAX_IDS];
-			int n = rank_scope(&f, w, -1, watermark, company);
-			check_scope(flat, "", company, n, true);
-
-			/* Customer detail of f.ids[0]. */
-			int at = 0;
-			while (at < n && strcmp(company[at].id, f.ids[0]) != 0)
-				at++;
-			if (at < n) {
-				eq_int(flat, at + 1, "customer_detail[0].rank");
-				eq_num(flat, (double)(at + 1) / n, "customer_detail[0].percentile");
-				int a = (n * 2 + 9) / 10, b = (n + 1) / 2;
-				const char *tier = at < a ? "A" : at < b ? "B" : "C";
-				cr_assert_str_eq(get(flat, "customer_detail[0].tier"), tier, "seed %u", seed);
-			} else {
-				cr_assert_str_eq(get(flat, "customer_detail[0].rank"), "null", "seed %u", seed);
-			}
-
-			/* Stores: riskiest first; each checked wherever it is listed. */
-			int listed = 0;
-			for (int s = 0; s < f.n_stores; s++) {
-				bool used = false;
-				for (int i = 0; i < f.n && !used; i++)
-					used = f.recs[i].store == s;
-				if (!used)
-					continue;
-				listed++;
-				int pos = 0;
-				char key[32];
-				while (json_get(flat, (snprintf(key, sizeof key, "stores[%d].store", pos), key),
-						flat_buf, sizeof flat_buf) &&
-				       strcmp(flat_buf, f.stores[s]) != 0)
-					pos++;
-				cr_assert_str_eq(get(flat, "stores[%d].store", pos), f.stores[s],
-						 "seed %u: store %s not listed", seed, f.stores[s]);
-				char prefix[32];
-				snprintf(prefix, sizeof prefix, "stores[%d].", pos);
-				int m = rank_scope(&f, w, s, watermark, store);
-				check_scope(flat, prefix, store, m, false);
-			}
-			char key[32];
-			snprintf(key, sizeof key, "stores[%d].store", listed);
-			cr_assert_null(json_get(flat, key, flat_buf, sizeof flat_buf), "seed %u", seed);
-			if (w == 0)
-				check_lapsed(flat, &f, watermark);
-			free(flat);
-			run_result_free(&run);
+	char *dir = tmpdir_create();
+	const char *one = getenv("PARETO_PROPERTY_SEED");
+	const char *count = getenv("PARETO_PROPERTY_SEEDS");
+	unsigned first = 1, last = 60;
+	if (count) {
+		/* "N" (seeds 1..N) or "A-B". */
+		char *dash;
+		last = (unsigned)strtoul(count, &dash, 10);
+		if (*dash == '-') {
+			first = last;
+			last = (unsigned)strtoul(dash + 1, NULL, 10);
 		}
 	}
-	unlink(path);
+	if (one)
+		first = last = (unsigned)strtoul(one, NULL, 10);
+	static struct failures fails;
+	for (unsigned seed = first; seed <= last; seed++)
+		run_seed(seed, dir, &fails);
+	tmpdir_remove(dir);
+	cr_assert_eq(fails.count, 0, "%u failing runs of seeds %u..%u; the first:\n%s\n%s\n%s",
+		     fails.count, first, last, fails.first[0], fails.count > 1 ? fails.first[1] : "",
+		     fails.count > 2 ? fails.first[2] : "");
+}
+
+/* The reference must be able to fail: a report of one feed checked
+ * against the reference of a slightly different feed is caught. */
+Test(property, reference_catches_a_changed_record)
+{
+	char *dir = tmpdir_create();
+	struct feed f;
+	char what[200];
+	feed_random(&f, 7, what, sizeof what);
+	cr_assert_gt(f.count, 3);
+	struct feed_csv csv;
+	feed_csv_write(&f, 7, &csv);
+	char *path = tmpdir_path(dir, "feed.csv");
+	file_write(path, csv.text, csv.len);
+	const char *argv[24] = { PARETO_BIN, "report", "--json", "--top", "1000000", "--by-store",
+				 "--lapsed", "1000000" };
+	int n = 8;
+	for (int i = 0; i < csv.map_count; i++) {
+		argv[n++] = "--map";
+		argv[n++] = csv.map_args[i];
+	}
+	argv[n++] = path;
+	argv[n] = NULL;
+	struct proc_result r;
+	cr_assert_eq(proc_run(argv, NULL, NULL, 0, &r), 0);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	struct tj *report = tj_parse(r.out, r.out_len, NULL, 0);
+	cr_assert_not_null(report);
+	struct ref_options o;
+	ref_options_default(&o);
+	struct ref_query q = { .top = 1000000, .by_store = true, .lapsed = true,
+			       .lapsed_limit = 1000000, .scale = 2 };
+	char why[512];
+	struct ref_report want;
+	ref_compute(&f, 0, &o, &want);
+	cr_assert(ref_check(report, &want, &q, why, sizeof why), "%s", why);
+	ref_free(&want);
+
+	/* One cent more on the largest positive record. */
+	size_t big = 0;
+	for (size_t i = 1; i < f.count; i++)
+		if (f.records[i].amount_minor > f.records[big].amount_minor)
+			big = i;
+	f.records[big].amount_minor += 1;
+	ref_compute(&f, 0, &o, &want);
+	cr_assert_not(ref_check(report, &want, &q, why, sizeof why), "a changed cent went unnoticed");
+	ref_free(&want);
+
+	tj_free(report);
+	proc_result_free(&r);
+	feed_csv_free(&csv);
+	feed_free(&f);
+	free(path);
+	tmpdir_remove(dir);
 }
