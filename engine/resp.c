@@ -211,8 +211,15 @@ void pr_resp_null(struct pr_resp_out *o)
 
 void pr_resp_double(struct pr_resp_out *o, double v)
 {
+	/* The shortest text that reads back as the same double: 0.2, not
+	 * 0.20000000000000001. */
 	char text[40];
-	int k = snprintf(text, sizeof text, "%.17g", v);
+	int k = 0;
+	for (int digits = 15; digits <= 17; digits++) {
+		k = snprintf(text, sizeof text, "%.*g", digits, v);
+		if (strtod(text, NULL) == v || v != v)
+			break;
+	}
 	if (o->protocol == 3) {
 		put(o, ",", 1);
 		put(o, text, (size_t)k);
@@ -220,6 +227,14 @@ void pr_resp_double(struct pr_resp_out *o, double v)
 	} else {
 		pr_resp_bulk(o, text, (size_t)k);
 	}
+}
+
+void pr_resp_bool(struct pr_resp_out *o, bool v)
+{
+	if (o->protocol == 3)
+		put(o, v ? "#t\r\n" : "#f\r\n", 4);
+	else
+		put(o, v ? ":1\r\n" : ":0\r\n", 4);
 }
 
 void pr_resp_array(struct pr_resp_out *o, size_t n)

@@ -1,0 +1,1812 @@
+/*
+ * commands.c - paretod's commands, the published rankings and the alerts;
+ * see commands.h.
+ *
+ * A published ranking may be older than the engine (while feeds stream in,
+ * rankings are rebuilt at most every rank_interval_ms). Figures read from
+ * its entries (TOP, PARETO, RISK, ...) are exact for the records it cites.
+ * Looking up one customer (RANK, CUSTOMER, SCORE) on an older company
+ * ranking uses his revenue as of that ranking, kept beside it (one int64 per
+ * customer, filled by a scan of the engine's tables when it is built), so
+ * the answer is exact for the records it cites. On an older store ranking a
+ * customer whose revenue changed since forces a rebuild.
+ *
+ * Builds are throttled while ingesting: at most once per rank_interval_ms
+ * and at most one tenth of the time (a build waits 9 x its last duration),
+ * so a 1M-customer ranking never takes more than ~10% from ingest.
+ *
+ * This module reads the engine's tables (engine_internal.h) for that scan;
+ * it is part of the engine library and runs on the writer's thread.
+ */
+#define _GNU_SOURCE /* qsort_r, strcasecmp */
+#include <assert.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "engine_internal.h"
+#include "server.h"
+#include "timeparse.h"
+
+#define PARETO_DAEMON_VERSION "0.1.0"
+#define ALERT_KEYS_MAX 64 /* key clients tracked per scope */
+
+typedef struct pr_resp_command args_t;
+
+/* ---- replies -------------------------------------------------------------- */
+
+/* A map whose declared size is checked against the fields written. */
+struct map {
+	struct pr_resp_out *o;
+	size_t declared, written;
+};
+
+static void map_begin(struct map *m, struct pr_resp_out *o, size_t n)
+{
+	m->o = o;
+	m->declared = n;
+	m->written = 0;
+	pr_resp_map(o, n);
+}
+
+static void map_end(const struct map *m)
+{
+	assert(m->written == m->declared);
+	(void)m;
+}
+
+static struct pr_resp_out *key(struct map *m, const char *name)
+{
+	m->written++;
+	pr_resp_cstring(m->o, name);
+	return m->o;
+}
+
+static void f_uint(struct map *m, const char *name, uint64_t v)
+{
+	pr_resp_integer(key(m, name), (int64_t)v);
+}
+
+static void f_int(struct map *m, const char *name, int64_t v)
+{
+	pr_resp_integer(key(m, name), v);
+}
+
+static void f_double(struct map *m, const char *name, double v)
+{
+	pr_resp_double(key(m, name), v);
+}
+
+static void f_str(struct map *m, const char *name, const char *v)
+{
+	pr_resp_cstring(key(m, name), v);
+}
+
+static void f_bytes(struct map *m, const char *name, const char *v, size_t n)
+{
+	pr_resp_bulk(key(m, name), v, n);
+}
+
+static void f_bool(struct map *m, const char *name, bool v)
+{
+	pr_resp_bool(key(m, name), v);
+}
+
+static void f_null(struct map *m, const char *name)
+{
+	pr_resp_null(key(m, name));
+}
+
+static void f_time(struct map *m, const char *name, int64_t ms)
+{
+	char iso[32];
+	pr_time_format(ms, iso);
+	f_str(m, name, iso);
+}
+
+/* "records", "watermark", "watermark_ms": what an answer reflects (3 fields). */
+static void f_meta(struct map *m, uint64_t records, bool has_watermark, int64_t watermark_ms)
+{
+	f_uint(m, "records", records);
+	if (has_watermark) {
+		f_time(m, "watermark", watermark_ms);
+		f_int(m, "watermark_ms", watermark_ms);
+	} else {
+		f_null(m, "watermark");
+		f_null(m, "watermark_ms");
+	}
+}
+
+struct text {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void addf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void addf(struct text *t, const char *fmt, ...)
+{
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = t->failed ? 0 : vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (t->failed || n < 0)
+			return;
+		if ((size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = (t->cap ? t->cap : 1024) * 2 + (size_t)n;
+		char *bigger = realloc(t->p, cap);
+		if (!bigger) {
+			t->failed = true;
+			return;
+		}
+		t->p = bigger;
+		t->cap = cap;
+	}
+}
+
+/* ---- arguments ------------------------------------------------------------ */
+
+static bool arg_is(const args_t *a, size_t i, const char *word)
+{
+	size_t n = strlen(word);
+	return i < a->argc && a->argv_len[i] == n && strncasecmp(a->argv[i], word, n) == 0;
+}
+
+/* A non-negative decimal count. */
+static bool arg_count(const args_t *a, size_t i, uint64_t *out)
+{
+	if (i >= a->argc || a->argv_len[i] == 0 || a->argv_len[i] > 19)
+		return false;
+	uint64_t v = 0;
+	for (size_t k = 0; k < a->argv_len[i]; k++) {
+		char ch = a->argv[i][k];
+		if (ch < '0' || ch > '9')
+			return false;
+		v = v * 10 + (uint64_t)(ch - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Copies an argument into a NUL-terminated buffer (cut to fit). */
+static const char *arg_text(const args_t *a, size_t i, char *buf, size_t size)
+{
+	size_t n = a->argv_len[i] < size - 1 ? a->argv_len[i] : size - 1;
+	memcpy(buf, a->argv[i], n);
+	buf[n] = 0;
+	return buf;
+}
+
+struct scope {
+	enum pr_window window;
+	bool has_store;
+	const char *store;
+	size_t store_len;
+	int64_t store_index; /* valid if has_store and found */
+};
+
+/*
+ * Parses [WINDOW w] [STORE s] from argument `from` on. Replies an error and
+ * returns false on a bad option.
+ */
+static bool parse_scope(struct pr_server *s, struct pr_client *c, const args_t *a, size_t from,
+			bool allow_store, struct scope *out)
+{
+	out->window = PR_WINDOW_ALL;
+	out->has_store = false;
+	out->store_index = -1;
+	for (size_t i = from; i < a->argc; i += 2) {
+		if (arg_is(a, i, "WINDOW") && i + 1 < a->argc) {
+			char name[32];
+			if (pr_window_parse(arg_text(a, i + 1, name, sizeof name), &out->window) < 0 ||
+			    a->argv_len[i + 1] >= sizeof name) {
+				pr_resp_error(&c->out, "ERR unknown window '%.*s' (expected all, month, "
+					      "quarter, year, prev-month, prev-quarter or prev-year)",
+					      (int)(a->argv_len[i + 1] > 64 ? 64 : a->argv_len[i + 1]),
+					      a->argv[i + 1]);
+				return false;
+			}
+		} else if (allow_store && arg_is(a, i, "STORE") && i + 1 < a->argc) {
+			out->has_store = true;
+			out->store = a->argv[i + 1];
+			out->store_len = a->argv_len[i + 1];
+		} else {
+			pr_resp_error(&c->out, "ERR syntax error");
+			return false;
+		}
+	}
+	if (out->has_store) {
+		out->store_index = pr_engine_store_find(s->engine, out->store, out->store_len);
+		if (out->store_index < 0) {
+			pr_resp_error(&c->out, "ERR unknown store '%.*s'",
+				      (int)(out->store_len > 64 ? 64 : out->store_len), out->store);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- published rankings --------------------------------------------------- */
+
+/* Whether a ranking built at built_ms (taking build_ms) should be rebuilt. */
+static bool stale(const struct pr_server *s, uint64_t built_records, int64_t built_ms,
+		  int64_t build_ms)
+{
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	if (built_records == st.records)
+		return false;
+	if (!pr_server_ingesting(s))
+		return true;
+	int64_t wait = 9 * build_ms;
+	if (wait < (int64_t)s->opt.rank_interval_ms)
+		wait = s->opt.rank_interval_ms;
+	return pr_server_now_ms() - built_ms >= wait;
+}
+
+static void published_clear(struct pr_published *p)
+{
+	pr_ranking_destroy(p->ranking);
+	free(p->revenue);
+	free(p->shard_start);
+	memset(p, 0, sizeof *p);
+}
+
+/* Every customer's revenue in the window now, by shard and local index. */
+static int snapshot_revenue(const struct pr_engine *e, enum pr_window w, struct pr_published *p)
+{
+	uint64_t *start = malloc((PR_SHARDS + 1) * sizeof *start);
+	int64_t *revenue = malloc((engine_customer_count(e) + 1) * sizeof *revenue);
+	if (!start || !revenue) {
+		free(start);
+		free(revenue);
+		return -ENOMEM;
+	}
+	uint64_t at = 0;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+		const struct pr_id_table *t = &e->shards[shard].customers;
+		start[shard] = at;
+		for (uint32_t i = 0; i < t->count; i++) {
+			const struct customer_aggregate *c = pr_id_table_value(t, i);
+			revenue[at++] = pr_period_sums_in(&c->sums, w, &e->watermark_periods);
+		}
+	}
+	start[PR_SHARDS] = at;
+	p->revenue = revenue;
+	p->shard_start = start;
+	return 0;
+}
+
+static const struct pr_published *company_get(struct pr_server *s, enum pr_window w,
+					      bool force)
+{
+	struct pr_published *p = &s->company[w];
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	if (p->ranking && (p->records == st.records ||
+			   (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
+		return p;
+	int64_t began = pr_server_now_ms();
+	struct pr_published fresh = { 0 };
+	struct pr_error err = { 0 };
+	if (pr_ranking_build(s->engine, w, -1, &fresh.ranking, &err) < 0 ||
+	    snapshot_revenue(s->engine, w, &fresh) < 0) {
+		pr_log("ranking %s: %s", pr_window_name(w), err.message[0] ? err.message : "out of memory");
+		published_clear(&fresh);
+		return p->ranking ? p : NULL;
+	}
+	published_clear(p);
+	*p = fresh;
+	pr_ranking_summarize(p->ranking, &p->summary);
+	p->records = st.records;
+	p->has_watermark = st.has_watermark;
+	p->watermark_ms = st.watermark_ms;
+	p->built_ms = pr_server_now_ms();
+	p->build_ms = p->built_ms - began;
+	s->ranking_builds++;
+	return p;
+}
+
+static void stores_clear(struct pr_published_stores *p)
+{
+	for (uint32_t i = 0; p->rankings && i < p->count; i++)
+		pr_ranking_destroy(p->rankings[i]);
+	free(p->rankings);
+	free(p->summaries);
+	free(p->order);
+	memset(p, 0, sizeof *p);
+}
+
+/* Stores by risk level, then largest share (compared exactly), then index:
+ * the order of the report's "stores". */
+static int compare_stores(const void *a, const void *b, void *ctx)
+{
+	const struct pr_published_stores *p = ctx;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	const struct pr_summary *sx = &p->summaries[x], *sy = &p->summaries[y];
+	if (sx->risk != sy->risk)
+		return sx->risk > sy->risk ? -1 : 1;
+	__int128 lhs = (__int128)pr_ranking_top_revenue(p->rankings[x], 1) * sy->revenue_minor;
+	__int128 rhs = (__int128)pr_ranking_top_revenue(p->rankings[y], 1) * sx->revenue_minor;
+	if (lhs != rhs)
+		return lhs > rhs ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* The store rankings of a window; `need` stores at least (a store seen
+ * after the published set forces a rebuild). */
+static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr_window w,
+						    bool force, int64_t need)
+{
+	struct pr_published_stores *p = &s->stores[w];
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	if (p->valid && need < (int64_t)p->count &&
+	    (p->records == st.records || (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
+		return p;
+	int64_t began = pr_server_now_ms();
+	struct pr_published_stores fresh = { 0 };
+	struct pr_error err = { 0 };
+	if (pr_ranking_build_stores(s->engine, w, &fresh.rankings, &fresh.count, &err) < 0) {
+		pr_log("store rankings %s: %s", pr_window_name(w), err.message);
+		return p->valid && need < (int64_t)p->count ? p : NULL;
+	}
+	fresh.summaries = calloc(fresh.count + 1, sizeof *fresh.summaries);
+	fresh.order = calloc(fresh.count + 1, sizeof *fresh.order);
+	if (!fresh.summaries || !fresh.order) {
+		stores_clear(&fresh);
+		pr_log("store rankings %s: out of memory", pr_window_name(w));
+		return p->valid && need < (int64_t)p->count ? p : NULL;
+	}
+	for (uint32_t i = 0; i < fresh.count; i++) {
+		pr_ranking_summarize(fresh.rankings[i], &fresh.summaries[i]);
+		fresh.order[i] = i;
+	}
+	qsort_r(fresh.order, fresh.count, sizeof *fresh.order, compare_stores, &fresh);
+	fresh.records = st.records;
+	fresh.has_watermark = st.has_watermark;
+	fresh.watermark_ms = st.watermark_ms;
+	fresh.built_ms = pr_server_now_ms();
+	fresh.build_ms = fresh.built_ms - began;
+	fresh.valid = true;
+	stores_clear(p);
+	*p = fresh;
+	s->ranking_builds++;
+	return p;
+}
+
+/* A ranking, summary and what they reflect, for one window and scope. */
+struct view {
+	const struct pr_published *company; /* NULL for a store */
+	const struct pr_ranking *ranking;
+	const struct pr_summary *summary;
+	uint64_t records;
+	bool has_watermark;
+	int64_t watermark_ms;
+};
+
+static bool view_get(struct pr_server *s, struct pr_client *c, const struct scope *sc,
+		     bool force, struct view *v)
+{
+	if (sc->has_store) {
+		const struct pr_published_stores *p = stores_get(s, sc->window, force, sc->store_index);
+		if (!p) {
+			pr_resp_error(&c->out, "ERR out of memory building the store rankings");
+			return false;
+		}
+		v->company = NULL;
+		v->ranking = p->rankings[sc->store_index];
+		v->summary = &p->summaries[sc->store_index];
+		v->records = p->records;
+		v->has_watermark = p->has_watermark;
+		v->watermark_ms = p->watermark_ms;
+	} else {
+		const struct pr_published *p = company_get(s, sc->window, force);
+		if (!p) {
+			pr_resp_error(&c->out, "ERR out of memory building the ranking");
+			return false;
+		}
+		v->company = p;
+		v->ranking = p->ranking;
+		v->summary = &p->summary;
+		v->records = p->records;
+		v->has_watermark = p->has_watermark;
+		v->watermark_ms = p->watermark_ms;
+	}
+	return true;
+}
+
+/* Orders (revenue desc, id asc) like a ranking: <0 if a comes first. */
+static int rank_order(int64_t ra, const char *a, size_t alen, int64_t rb, const char *b,
+		      size_t blen)
+{
+	if (ra != rb)
+		return ra > rb ? -1 : 1;
+	return pr_id_compare(a, (uint32_t)alen, b, (uint32_t)blen);
+}
+
+/* A customer on an older company ranking: his revenue then, placed among
+ * its entries (O(log^2 N) through pr_ranking_at). */
+static int snapshot_find(struct pr_server *s, const struct pr_published *p, const char *id,
+			 size_t len, struct pr_ranked *out)
+{
+	memset(out, 0, sizeof *out);
+	out->customer = id;
+	out->customer_len = (uint32_t)len;
+	uint32_t ref = engine_find_customer(s->engine, id, len);
+	if (ref == PR_ID_NONE)
+		return -ENOENT;
+	uint32_t shard = ref & (PR_SHARDS - 1), local = ref >> PR_SHARD_BITS;
+	if (local >= p->shard_start[shard + 1] - p->shard_start[shard])
+		return -ENOENT; /* first seen after this ranking */
+	int64_t revenue = p->revenue[p->shard_start[shard] + local];
+	out->revenue_minor = revenue;
+	if (revenue <= 0)
+		return -ENOENT;
+	uint64_t lo = 1, hi = pr_ranking_customers(p->ranking) + 1;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		struct pr_ranked x;
+		pr_ranking_at(p->ranking, mid, &x);
+		if (rank_order(x.revenue_minor, x.customer, x.customer_len, revenue, id, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	int rc = pr_ranking_at(p->ranking, lo, out);
+	assert(rc == 0 && out->customer_len == len && memcmp(out->customer, id, len) == 0);
+	return rc;
+}
+
+/*
+ * Finds a customer in the view's ranking, exactly as of that ranking: on an
+ * older ranking the entry found must be him, else the ranking is rebuilt.
+ * Returns 0 (ranked), -ENOENT (not ranked) or -ENOMEM (reply written).
+ */
+static int view_find(struct pr_server *s, struct pr_client *c, const struct scope *sc,
+		     struct view *v, const char *id, size_t len, struct pr_ranked *out)
+{
+	if (len == 0 || len > PR_CUSTOMER_MAX_BYTES) {
+		memset(out, 0, sizeof *out);
+		return -ENOENT;
+	}
+	for (int attempt = 0;; attempt++) {
+		struct pr_engine_state st;
+		pr_engine_state(s->engine, &st);
+		if (v->records != st.records && v->company)
+			return snapshot_find(s, v->company, id, len, out);
+		int rc = pr_ranking_find(v->ranking, id, len, out);
+		if (v->records == st.records)
+			return rc;
+		if (rc == 0 && out->customer_len == len && memcmp(out->customer, id, len) == 0)
+			return 0;
+		if (rc == -ENOENT) {
+			struct pr_customer_info info;
+			if (pr_engine_customer(s->engine, id, len, &info) == -ENOENT)
+				return -ENOENT; /* never seen: in no ranking, old or new */
+		}
+		if (attempt)
+			return rc; /* cannot happen: a fresh ranking is exact */
+		if (!view_get(s, c, sc, true, v))
+			return -ENOMEM;
+	}
+}
+
+static void reply_ranked_list(struct pr_resp_out *o, const struct pr_ranking *r, uint64_t from,
+			      uint64_t count)
+{
+	pr_resp_array(o, count);
+	for (uint64_t k = from; k < from + count; k++) {
+		struct pr_ranked x;
+		pr_ranking_at(r, k, &x);
+		struct map m;
+		map_begin(&m, o, 6);
+		f_uint(&m, "rank", x.rank);
+		f_uint(&m, "competition_rank", x.competition_rank);
+		f_bytes(&m, "customer", x.customer, x.customer_len);
+		f_int(&m, "revenue_minor", x.revenue_minor);
+		f_double(&m, "share", x.share);
+		f_double(&m, "cumulative_share", x.cumulative_share);
+		map_end(&m);
+	}
+}
+
+static void reply_key_clients(struct pr_resp_out *o, const struct pr_ranking *r,
+			      const struct pr_summary *sum)
+{
+	pr_resp_array(o, sum->key_clients);
+	for (uint64_t k = 1; k <= sum->key_clients; k++) {
+		struct pr_ranked x;
+		pr_ranking_at(r, k, &x);
+		struct map m;
+		map_begin(&m, o, 3);
+		f_bytes(&m, "customer", x.customer, x.customer_len);
+		f_int(&m, "revenue_minor", x.revenue_minor);
+		f_double(&m, "share", x.share);
+		map_end(&m);
+	}
+}
+
+static void tier_map(struct map *parent, const char *name, const struct pr_tier_figures *t)
+{
+	struct map m;
+	map_begin(&m, key(parent, name), 3);
+	f_uint(&m, "customers", t->customers);
+	f_int(&m, "revenue_minor", t->revenue_minor);
+	f_double(&m, "share", t->share);
+	map_end(&m);
+}
+
+/* ---- connection commands -------------------------------------------------- */
+
+static void cmd_ping(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	(void)s;
+	if (a->argc > 2) {
+		pr_resp_error(&c->out, "ERR wrong number of arguments for 'ping' command");
+		return;
+	}
+	if (c->channels && c->out.protocol == 2) {
+		pr_resp_array(&c->out, 2);
+		pr_resp_cstring(&c->out, "pong");
+		if (a->argc == 2)
+			pr_resp_bulk(&c->out, a->argv[1], a->argv_len[1]);
+		else
+			pr_resp_cstring(&c->out, "");
+	} else if (a->argc == 2) {
+		pr_resp_bulk(&c->out, a->argv[1], a->argv_len[1]);
+	} else {
+		pr_resp_simple(&c->out, "PONG");
+	}
+}
+
+static void cmd_echo(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	(void)s;
+	pr_resp_bulk(&c->out, a->argv[1], a->argv_len[1]);
+}
+
+static bool valid_client_name(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < '!' || p[i] > '~')
+			return false;
+	return n <= PR_CLIENT_NAME_MAX;
+}
+
+static void set_text(char *dst, const char *p, size_t n)
+{
+	n = n > PR_CLIENT_NAME_MAX ? PR_CLIENT_NAME_MAX : n;
+	memcpy(dst, p, n);
+	dst[n] = 0;
+}
+
+static void cmd_hello(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	int protocol = c->out.protocol;
+	size_t i = 1;
+	if (a->argc > 1) {
+		uint64_t v;
+		if (!arg_count(a, 1, &v) || v < 2 || v > 3) {
+			pr_resp_error(&c->out, "NOPROTO unsupported protocol version");
+			return;
+		}
+		protocol = (int)v;
+		i = 2;
+	}
+	for (; i < a->argc; i++) {
+		if (arg_is(a, i, "AUTH") && i + 2 < a->argc) {
+			i += 2; /* no users or passwords: the socket's mode is the access control */
+		} else if (arg_is(a, i, "SETNAME") && i + 1 < a->argc) {
+			if (!valid_client_name(a->argv[i + 1], a->argv_len[i + 1])) {
+				pr_resp_error(&c->out, "ERR Client names cannot contain spaces, "
+					      "newlines or special characters.");
+				return;
+			}
+			set_text(c->name, a->argv[i + 1], a->argv_len[i + 1]);
+			i++;
+		} else {
+			pr_resp_error(&c->out, "ERR Syntax error in HELLO option '%.*s'",
+				      (int)(a->argv_len[i] > 64 ? 64 : a->argv_len[i]), a->argv[i]);
+			return;
+		}
+	}
+	c->out.protocol = protocol;
+	struct map m;
+	map_begin(&m, &c->out, 7);
+	f_str(&m, "server", "pareto");
+	f_str(&m, "version", PARETO_DAEMON_VERSION);
+	f_int(&m, "proto", protocol);
+	f_uint(&m, "id", c->id);
+	f_str(&m, "mode", "standalone");
+	f_str(&m, "role", "master");
+	pr_resp_array(key(&m, "modules"), 0);
+	map_end(&m);
+	(void)s;
+}
+
+static void client_line(struct pr_server *s, const struct pr_client *x, struct text *t)
+{
+	int64_t now = pr_server_now_ms();
+	addf(t, "id=%llu addr=%s:0 fd=%d name=%s age=%lld idle=%lld sub=%u cmd=%s resp=%d "
+		"qbuf=%zu omem=%zu tot-cmds=%llu lib-name=%s lib-ver=%s\n",
+	     (unsigned long long)x->id, s->socket_path, x->fd, x->name,
+	     (long long)((now - x->created_ms) / 1000), (long long)((now - x->active_ms) / 1000),
+	     x->channels, x->last_command[0] ? x->last_command : "NULL", x->out.protocol,
+	     x->in_len, x->out.len + (x->wlen - x->woff), (unsigned long long)x->commands,
+	     x->lib_name, x->lib_ver);
+}
+
+static void cmd_client(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	if (arg_is(a, 1, "SETNAME") && a->argc == 3) {
+		if (!valid_client_name(a->argv[2], a->argv_len[2])) {
+			pr_resp_error(&c->out, "ERR Client names cannot contain spaces, newlines "
+				      "or special characters.");
+			return;
+		}
+		set_text(c->name, a->argv[2], a->argv_len[2]);
+		pr_resp_simple(&c->out, "OK");
+	} else if (arg_is(a, 1, "GETNAME") && a->argc == 2) {
+		if (c->name[0])
+			pr_resp_cstring(&c->out, c->name);
+		else
+			pr_resp_null(&c->out);
+	} else if (arg_is(a, 1, "SETINFO") && a->argc == 4) {
+		if (arg_is(a, 2, "LIB-NAME"))
+			set_text(c->lib_name, a->argv[3], a->argv_len[3]);
+		else if (arg_is(a, 2, "LIB-VER"))
+			set_text(c->lib_ver, a->argv[3], a->argv_len[3]);
+		else {
+			pr_resp_error(&c->out, "ERR Unrecognized option '%.*s'",
+				      (int)(a->argv_len[2] > 64 ? 64 : a->argv_len[2]), a->argv[2]);
+			return;
+		}
+		pr_resp_simple(&c->out, "OK");
+	} else if (arg_is(a, 1, "ID") && a->argc == 2) {
+		pr_resp_integer(&c->out, (int64_t)c->id);
+	} else if ((arg_is(a, 1, "LIST") || arg_is(a, 1, "INFO")) ) {
+		bool all = arg_is(a, 1, "LIST");
+		struct text t = { 0 };
+		for (struct pr_client *x = all ? s->clients : c; x; x = all ? x->next : NULL)
+			client_line(s, x, &t);
+		if (t.failed)
+			pr_resp_error(&c->out, "ERR out of memory");
+		else
+			pr_resp_bulk(&c->out, t.p ? t.p : "", t.len);
+		free(t.p);
+	} else if ((arg_is(a, 1, "NO-EVICT") || arg_is(a, 1, "NO-TOUCH")) && a->argc == 3) {
+		pr_resp_simple(&c->out, "OK");
+	} else {
+		pr_resp_error(&c->out, "ERR unknown subcommand or wrong number of arguments for "
+			      "'%.*s'. Try CLIENT HELP.",
+			      (int)(a->argc > 1 ? (a->argv_len[1] > 64 ? 64 : a->argv_len[1]) : 0),
+			      a->argc > 1 ? a->argv[1] : "");
+	}
+}
+
+static void lower(char *dst, const char *src, size_t size)
+{
+	size_t i = 0;
+	for (; src[i] && i + 1 < size; i++)
+		dst[i] = (char)(src[i] >= 'A' && src[i] <= 'Z' ? src[i] + 32 : src[i]);
+	dst[i] = 0;
+}
+
+static void command_info(struct pr_resp_out *o, const struct pr_command *cmd)
+{
+	char name[32];
+	lower(name, cmd->name, sizeof name);
+	pr_resp_array(o, 10);
+	pr_resp_cstring(o, name);
+	pr_resp_integer(o, cmd->arity);
+	unsigned nflags = 0;
+	const char *flags[4];
+	flags[nflags++] = cmd->flags & PR_CMD_WRITE ? "write" : "readonly";
+	if (cmd->flags & PR_CMD_PUBSUB)
+		flags[nflags++] = "pubsub";
+	if (cmd->flags & PR_CMD_FAST)
+		flags[nflags++] = "fast";
+	if (cmd->flags & PR_CMD_ADMIN)
+		flags[nflags++] = "admin";
+	pr_resp_array(o, nflags);
+	for (unsigned i = 0; i < nflags; i++)
+		pr_resp_simple(o, flags[i]);
+	pr_resp_integer(o, 0);
+	pr_resp_integer(o, 0);
+	pr_resp_integer(o, 0);
+	pr_resp_array(o, 0);
+	pr_resp_array(o, 0);
+	pr_resp_array(o, 0);
+	pr_resp_array(o, 0);
+}
+
+static void command_doc(struct pr_resp_out *o, const struct pr_command *cmd)
+{
+	char summary[256];
+	snprintf(summary, sizeof summary, "%s%s%s", cmd->help, cmd->syntax[0] ? " Arguments: " : "",
+		 cmd->syntax);
+	struct map m;
+	map_begin(&m, o, 3);
+	f_str(&m, "summary", summary);
+	f_str(&m, "since", PARETO_DAEMON_VERSION);
+	f_str(&m, "group", "pareto");
+	map_end(&m);
+}
+
+static void cmd_command(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	(void)s;
+	size_t count;
+	const struct pr_command *table = pr_command_table(&count);
+	if (a->argc == 1) {
+		pr_resp_array(&c->out, count);
+		for (size_t i = 0; i < count; i++)
+			command_info(&c->out, &table[i]);
+	} else if (arg_is(a, 1, "COUNT") && a->argc == 2) {
+		pr_resp_integer(&c->out, (int64_t)count);
+	} else if (arg_is(a, 1, "LIST")) {
+		pr_resp_array(&c->out, count);
+		for (size_t i = 0; i < count; i++) {
+			char name[32];
+			lower(name, table[i].name, sizeof name);
+			pr_resp_cstring(&c->out, name);
+		}
+	} else if (arg_is(a, 1, "INFO")) {
+		if (a->argc == 2) {
+			pr_resp_array(&c->out, count);
+			for (size_t i = 0; i < count; i++)
+				command_info(&c->out, &table[i]);
+			return;
+		}
+		pr_resp_array(&c->out, a->argc - 2);
+		for (size_t i = 2; i < a->argc; i++) {
+			const struct pr_command *cmd = pr_command_find(a->argv[i], a->argv_len[i]);
+			if (cmd)
+				command_info(&c->out, cmd);
+			else
+				pr_resp_null(&c->out);
+		}
+	} else if (arg_is(a, 1, "DOCS")) {
+		size_t n = 0;
+		if (a->argc == 2)
+			n = count;
+		else
+			for (size_t i = 2; i < a->argc; i++)
+				n += pr_command_find(a->argv[i], a->argv_len[i]) != NULL;
+		pr_resp_map(&c->out, n);
+		for (size_t i = 0; i < (a->argc == 2 ? count : a->argc - 2); i++) {
+			const struct pr_command *cmd =
+				a->argc == 2 ? &table[i] : pr_command_find(a->argv[i + 2], a->argv_len[i + 2]);
+			if (!cmd)
+				continue;
+			char name[32];
+			lower(name, cmd->name, sizeof name);
+			pr_resp_cstring(&c->out, name);
+			command_doc(&c->out, cmd);
+		}
+	} else {
+		pr_resp_error(&c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
+			      (int)(a->argv_len[1] > 64 ? 64 : a->argv_len[1]), a->argv[1]);
+	}
+}
+
+static void cmd_config(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	if (arg_is(a, 1, "GET") && a->argc >= 3) {
+		char maxclients[24], rank_interval[24];
+		snprintf(maxclients, sizeof maxclients, "%u", s->opt.max_clients);
+		snprintf(rank_interval, sizeof rank_interval, "%u", s->opt.rank_interval_ms);
+		/* What redis-benchmark and friends ask about, and our own limits. */
+		const char *const params[][2] = {
+			{ "save", "" },
+			{ "appendonly", "no" },
+			{ "maxclients", maxclients },
+			{ "rank-interval-ms", rank_interval },
+			{ "unixsocket", s->socket_path },
+		};
+		size_t nparams = sizeof params / sizeof params[0];
+		bool match[sizeof params / sizeof params[0]] = { 0 };
+		size_t n = 0;
+		for (size_t i = 2; i < a->argc; i++) {
+			char pattern[128];
+			arg_text(a, i, pattern, sizeof pattern);
+			for (size_t p = 0; p < nparams; p++)
+				if (!match[p] && fnmatch(pattern, params[p][0], FNM_CASEFOLD) == 0) {
+					match[p] = true;
+					n++;
+				}
+		}
+		pr_resp_map(&c->out, n);
+		for (size_t p = 0; p < nparams; p++) {
+			if (match[p]) {
+				pr_resp_cstring(&c->out, params[p][0]);
+				pr_resp_cstring(&c->out, params[p][1]);
+			}
+		}
+	} else if (arg_is(a, 1, "RESETSTAT") && a->argc == 2) {
+		pr_resp_simple(&c->out, "OK");
+	} else if (arg_is(a, 1, "SET")) {
+		pr_resp_error(&c->out, "ERR CONFIG SET is not supported: paretod reads its "
+			      "configuration at start");
+	} else {
+		pr_resp_error(&c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
+			      (int)(a->argv_len[1] > 64 ? 64 : a->argv_len[1]), a->argv[1]);
+	}
+}
+
+/* ---- INFO ----------------------------------------------------------------- */
+
+static uint64_t resident_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long long size = 0, rss = 0;
+	if (f) {
+		if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static bool want_section(const args_t *a, const char *name, bool default_on)
+{
+	if (a->argc < 2)
+		return default_on;
+	for (size_t i = 1; i < a->argc; i++)
+		if (arg_is(a, i, name) || (default_on && (arg_is(a, i, "all") ||
+							  arg_is(a, i, "everything") ||
+							  arg_is(a, i, "default"))))
+			return true;
+	return false;
+}
+
+static void info_text(struct pr_server *s, const args_t *a, struct text *t)
+{
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	struct pr_feed_stats fs;
+	pr_server_stats(s, &fs);
+	int64_t now = pr_server_now_ms();
+	char when[32] = "none";
+	if (st.has_watermark)
+		pr_time_format(st.watermark_ms, when);
+	if (want_section(a, "server", true)) {
+		addf(t, "# Server\r\npareto_version:%s\r\nredis_version:7.0.0\r\nprocess_id:%ld\r\n"
+			"uptime_in_seconds:%lld\r\nunix_socket:%s\r\nconfig_file:%s\r\n"
+			"multiplexing_api:io_uring\r\n\r\n",
+		     PARETO_DAEMON_VERSION, (long)getpid(), (long long)((now - s->started_ms) / 1000),
+		     s->socket_path, s->opt.config_path ? s->opt.config_path : "");
+	}
+	if (want_section(a, "ingest", true)) {
+		unsigned sources, producers, open;
+		pr_server_feed_counts(s, &sources, &producers, &open);
+		addf(t, "# Ingest\r\nrecords:%llu\r\nrejected:%llu\r\nrounded:%llu\r\n"
+			"watermark:%s\r\nwatermark_ms:%lld\r\ncustomers:%llu\r\nstores:%u\r\n"
+			"records_per_sec:%.0f\r\nfeed_bytes:%llu\r\nfeeds:%u\r\nproducers:%u\r\n"
+			"feeds_open:%u\r\ningesting:%d\r\ntruncated_disconnects:%llu\r\n",
+		     (unsigned long long)st.records, (unsigned long long)fs.rejected,
+		     (unsigned long long)fs.rounded, when,
+		     (long long)(st.has_watermark ? st.watermark_ms : 0),
+		     (unsigned long long)st.customers, st.stores, s->records_per_sec,
+		     (unsigned long long)fs.bytes, sources, producers, open,
+		     pr_server_ingesting(s) ? 1 : 0, (unsigned long long)s->truncated_disconnects);
+		for (int r = 0; r < PR_REJECT_REASON_COUNT; r++)
+			addf(t, "rejected_%s:%llu\r\n", pr_reject_reason_name(r),
+			     (unsigned long long)fs.by_reason[r]);
+		addf(t, "\r\n");
+	}
+	if (want_section(a, "memory", true)) {
+		uint64_t rss = resident_bytes();
+		addf(t, "# Memory\r\nused_memory_rss:%llu\r\nused_memory_rss_human:%.2fM\r\n\r\n",
+		     (unsigned long long)rss, (double)rss / 1048576.0);
+	}
+	if (want_section(a, "clients", true)) {
+		addf(t, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\npubsub_clients:%u\r\n"
+			"total_connections_received:%llu\r\nrejected_connections:%llu\r\n"
+			"output_limit_disconnects:%llu\r\nprotocol_errors:%llu\r\n"
+			"total_commands_processed:%llu\r\n\r\n",
+		     s->client_count, s->opt.max_clients, s->subscribers,
+		     (unsigned long long)s->connections_total,
+		     (unsigned long long)s->rejected_connections,
+		     (unsigned long long)s->output_disconnects,
+		     (unsigned long long)s->protocol_errors, (unsigned long long)s->commands_total);
+	}
+	if (want_section(a, "ranking", true)) {
+		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nranking_builds:%llu\r\nalert_pushes:%llu\r\n",
+		     s->opt.rank_interval_ms, (unsigned long long)s->ranking_builds,
+		     (unsigned long long)s->alerts.pushes);
+		for (int w = 0; w < PR_WINDOW_COUNT; w++) {
+			const struct pr_published *p = &s->company[w];
+			if (!p->ranking)
+				continue;
+			addf(t, "ranking_%s:customers=%llu,records=%llu,behind=%llu,age_ms=%lld\r\n",
+			     pr_window_name(w), (unsigned long long)p->summary.customers,
+			     (unsigned long long)p->records,
+			     (unsigned long long)(st.records - p->records),
+			     (long long)(now - p->built_ms));
+		}
+		addf(t, "\r\n");
+	}
+}
+
+static void metric(struct text *t, const char *name, const char *type, const char *help,
+		   double value)
+{
+	addf(t, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+}
+
+/* Prometheus text format: base units, counters end in _total, no ids. */
+static void metrics_text(struct pr_server *s, struct text *t)
+{
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	struct pr_feed_stats fs;
+	pr_server_stats(s, &fs);
+	unsigned sources, producers, open;
+	pr_server_feed_counts(s, &sources, &producers, &open);
+	int64_t now = pr_server_now_ms();
+	metric(t, "pareto_records_total", "counter", "Records applied to the engine.",
+	       (double)st.records);
+	addf(t, "# HELP pareto_rejected_lines_total Feed lines rejected, by reason.\n"
+		"# TYPE pareto_rejected_lines_total counter\n");
+	for (int r = 0; r < PR_REJECT_REASON_COUNT; r++)
+		addf(t, "pareto_rejected_lines_total{reason=\"%s\"} %llu\n", pr_reject_reason_name(r),
+		     (unsigned long long)fs.by_reason[r]);
+	metric(t, "pareto_feed_bytes_total", "counter", "Feed bytes decoded.", (double)fs.bytes);
+	metric(t, "pareto_customers", "gauge", "Customer ids seen.", (double)st.customers);
+	metric(t, "pareto_stores", "gauge", "Store ids seen.", (double)st.stores);
+	if (st.has_watermark)
+		metric(t, "pareto_watermark_seconds", "gauge",
+		       "Largest event time seen, seconds since 1970 UTC.",
+		       (double)st.watermark_ms / 1000.0);
+	metric(t, "pareto_ingest_records_per_second", "gauge",
+	       "Records applied per second over the last second.", s->records_per_sec);
+	metric(t, "pareto_feeds_open", "gauge", "Feeds and producers not yet at their end.",
+	       (double)open);
+	metric(t, "pareto_connected_clients", "gauge", "Client connections.",
+	       (double)s->client_count);
+	metric(t, "pareto_connections_total", "counter", "Client connections accepted.",
+	       (double)s->connections_total);
+	metric(t, "pareto_rejected_connections_total", "counter",
+	       "Connections refused past max-clients.", (double)s->rejected_connections);
+	metric(t, "pareto_commands_total", "counter", "Commands processed.",
+	       (double)s->commands_total);
+	metric(t, "pareto_protocol_errors_total", "counter",
+	       "Connections closed for malformed or oversized requests.",
+	       (double)s->protocol_errors);
+	metric(t, "pareto_output_limit_disconnects_total", "counter",
+	       "Clients disconnected for not reading their replies.",
+	       (double)s->output_disconnects);
+	metric(t, "pareto_ranking_builds_total", "counter", "Rankings built.",
+	       (double)s->ranking_builds);
+	metric(t, "pareto_alert_pushes_total", "counter", "Alert events published.",
+	       (double)s->alerts.pushes);
+	addf(t, "# HELP pareto_ranking_age_seconds Age of the published company ranking.\n"
+		"# TYPE pareto_ranking_age_seconds gauge\n");
+	for (int w = 0; w < PR_WINDOW_COUNT; w++)
+		if (s->company[w].ranking)
+			addf(t, "pareto_ranking_age_seconds{window=\"%s\"} %.3f\n", pr_window_name(w),
+			     (double)(now - s->company[w].built_ms) / 1000.0);
+	metric(t, "pareto_uptime_seconds", "gauge", "Seconds since start.",
+	       (double)(now - s->started_ms) / 1000.0);
+	metric(t, "pareto_resident_memory_bytes", "gauge", "Resident set size.",
+	       (double)resident_bytes());
+}
+
+static void cmd_info(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	struct text t = { 0 };
+	if (a->argc == 2 && arg_is(a, 1, "metrics"))
+		metrics_text(s, &t);
+	else
+		info_text(s, a, &t);
+	if (t.failed)
+		pr_resp_error(&c->out, "ERR out of memory");
+	else
+		pr_resp_bulk(&c->out, t.p ? t.p : "", t.len);
+	free(t.p);
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+static void cmd_pareto(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	struct scope sc;
+	struct view v;
+	if (!parse_scope(s, c, a, 1, true, &sc) || !view_get(s, c, &sc, false, &v))
+		return;
+	const struct pr_summary *sum = v.summary;
+	const struct pr_engine_options *eo = pr_engine_options(s->engine);
+	struct pr_feed_stats fs;
+	pr_server_stats(s, &fs);
+	struct map m;
+	map_begin(&m, &c->out, 18 + sc.has_store);
+	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	f_uint(&m, "rejected", fs.rejected);
+	f_str(&m, "window", pr_window_name(sc.window));
+	if (sc.has_store)
+		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_uint(&m, "scale", s->opt.feed.scale);
+	f_uint(&m, "customers", sum->customers);
+	f_int(&m, "revenue_minor", sum->revenue_minor);
+	struct map top;
+	map_begin(&top, key(&m, "top_tier"), 4);
+	f_double(&top, "fraction", pr_fraction_value(eo->top));
+	f_uint(&top, "customers", sum->top.customers);
+	f_int(&top, "revenue_minor", sum->top.revenue_minor);
+	f_double(&top, "share", sum->top.share);
+	map_end(&top);
+	f_double(&m, "pareto_point", sum->pareto_point);
+	struct map tiers;
+	map_begin(&tiers, key(&m, "tiers"), 3);
+	tier_map(&tiers, "A", &sum->tiers[0]);
+	tier_map(&tiers, "B", &sum->tiers[1]);
+	tier_map(&tiers, "C", &sum->tiers[2]);
+	map_end(&tiers);
+	f_double(&m, "cr1", sum->cr1);
+	f_double(&m, "cr5", sum->cr5);
+	f_double(&m, "cr10", sum->cr10);
+	f_double(&m, "hhi", sum->hhi);
+	f_double(&m, "gini", sum->gini);
+	f_str(&m, "risk", pr_risk_name(sum->risk));
+	reply_key_clients(key(&m, "key_clients"), v.ranking, sum);
+	map_end(&m);
+}
+
+static void cmd_top(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	uint64_t n;
+	struct scope sc;
+	struct view v;
+	if (!arg_count(a, 1, &n)) {
+		pr_resp_error(&c->out, "ERR value is not an integer or out of range");
+		return;
+	}
+	if (!parse_scope(s, c, a, 2, true, &sc) || !view_get(s, c, &sc, false, &v))
+		return;
+	uint64_t count = n < v.summary->customers ? n : v.summary->customers;
+	struct map m;
+	map_begin(&m, &c->out, 7 + sc.has_store);
+	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	f_str(&m, "window", pr_window_name(sc.window));
+	if (sc.has_store)
+		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_uint(&m, "customers", v.summary->customers);
+	f_int(&m, "revenue_minor", v.summary->revenue_minor);
+	reply_ranked_list(key(&m, "top"), v.ranking, 1, count);
+	map_end(&m);
+}
+
+/* rank, competition_rank, percentile, tier, revenue_minor, share (6 fields). */
+static void ranked_fields(struct map *m, bool ranked, const struct pr_ranked *x)
+{
+	if (ranked) {
+		f_uint(m, "rank", x->rank);
+		f_uint(m, "competition_rank", x->competition_rank);
+		f_double(m, "percentile", x->percentile);
+		f_bytes(m, "tier", &x->tier, 1);
+	} else {
+		f_null(m, "rank");
+		f_null(m, "competition_rank");
+		f_null(m, "percentile");
+		f_null(m, "tier");
+	}
+	f_int(m, "revenue_minor", x->revenue_minor);
+	f_double(m, "share", ranked ? x->share : 0.0);
+}
+
+static void cmd_rank(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	struct scope sc;
+	struct view v;
+	if (!parse_scope(s, c, a, 2, true, &sc) || !view_get(s, c, &sc, false, &v))
+		return;
+	struct pr_ranked x;
+	int rc = view_find(s, c, &sc, &v, a->argv[1], a->argv_len[1], &x);
+	if (rc == -ENOMEM)
+		return;
+	struct map m;
+	map_begin(&m, &c->out, 12 + sc.has_store);
+	f_bytes(&m, "customer", a->argv[1], a->argv_len[1]);
+	ranked_fields(&m, rc == 0, &x);
+	f_uint(&m, "customers", v.summary->customers);
+	f_str(&m, "window", pr_window_name(sc.window));
+	if (sc.has_store)
+		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	map_end(&m);
+}
+
+static void cmd_customer(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	struct scope sc;
+	struct view v;
+	if (!parse_scope(s, c, a, 2, false, &sc) || !view_get(s, c, &sc, false, &v))
+		return;
+	const char *id = a->argv[1];
+	size_t len = a->argv_len[1];
+	struct pr_ranked x;
+	int rc = view_find(s, c, &sc, &v, id, len, &x);
+	if (rc == -ENOMEM)
+		return;
+	struct pr_customer_info info;
+	bool known = len >= 1 && len <= PR_CUSTOMER_MAX_BYTES &&
+		     pr_engine_customer(s->engine, id, len, &info) == 0;
+	struct map m;
+	map_begin(&m, &c->out, 19);
+	f_bytes(&m, "customer", id, len);
+	f_bool(&m, "known", known);
+	ranked_fields(&m, rc == 0, &x);
+	f_uint(&m, "customers", v.summary->customers);
+	f_str(&m, "window", pr_window_name(sc.window));
+	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	/* Purchase history: the engine now (it only grows). */
+	f_uint(&m, "purchases", known ? info.purchases : 0);
+	f_uint(&m, "purchase_days", known ? info.purchase_days : 0);
+	if (known) {
+		f_time(&m, "first", info.first_ms);
+		f_time(&m, "last", info.last_ms);
+	} else {
+		f_null(&m, "first");
+		f_null(&m, "last");
+	}
+	f_double(&m, "mean_gap_days", known ? info.mean_gap_days : 0.0);
+	f_bool(&m, "lapsed", known && info.lapsed);
+	map_end(&m);
+}
+
+static void cmd_risk(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	struct scope sc;
+	struct view v;
+	if (!parse_scope(s, c, a, 1, true, &sc) || !view_get(s, c, &sc, false, &v))
+		return;
+	const struct pr_summary *sum = v.summary;
+	struct map m;
+	map_begin(&m, &c->out, 14 + sc.has_store);
+	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	f_str(&m, "window", pr_window_name(sc.window));
+	if (sc.has_store)
+		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_uint(&m, "customers", sum->customers);
+	f_int(&m, "revenue_minor", sum->revenue_minor);
+	f_str(&m, "risk", pr_risk_name(sum->risk));
+	f_double(&m, "cr1", sum->cr1);
+	f_double(&m, "cr5", sum->cr5);
+	f_double(&m, "cr10", sum->cr10);
+	f_double(&m, "hhi", sum->hhi);
+	f_double(&m, "gini", sum->gini);
+	f_uint(&m, "key_client_count", sum->key_clients);
+	reply_key_clients(key(&m, "key_clients"), v.ranking, sum);
+	map_end(&m);
+}
+
+static void cmd_keyclients(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	struct scope sc;
+	struct view v;
+	if (!parse_scope(s, c, a, 1, true, &sc) || !view_get(s, c, &sc, false, &v))
+		return;
+	struct map m;
+	map_begin(&m, &c->out, 6 + sc.has_store);
+	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	f_str(&m, "window", pr_window_name(sc.window));
+	if (sc.has_store)
+		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_double(&m, "key_share", pr_fraction_value(pr_engine_options(s->engine)->key_share));
+	reply_key_clients(key(&m, "key_clients"), v.ranking, v.summary);
+	map_end(&m);
+}
+
+static void cmd_stores(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	uint64_t n = UINT64_MAX;
+	size_t from = 1;
+	if (a->argc > 1 && arg_count(a, 1, &n))
+		from = 2;
+	struct scope sc;
+	if (!parse_scope(s, c, a, from, false, &sc))
+		return;
+	const struct pr_published_stores *p = stores_get(s, sc.window, false, -1);
+	if (!p) {
+		pr_resp_error(&c->out, "ERR out of memory building the store rankings");
+		return;
+	}
+	uint64_t count = n < p->count ? n : p->count;
+	struct map m;
+	map_begin(&m, &c->out, 6);
+	f_meta(&m, p->records, p->has_watermark, p->watermark_ms);
+	f_str(&m, "window", pr_window_name(sc.window));
+	f_uint(&m, "store_count", p->count);
+	struct pr_resp_out *o = key(&m, "stores");
+	pr_resp_array(o, count);
+	for (uint64_t i = 0; i < count; i++) {
+		uint32_t st = p->order[i], len;
+		const struct pr_summary *ss = &p->summaries[st];
+		const char *id = pr_engine_store_id(s->engine, st, &len);
+		struct map sm;
+		map_begin(&sm, o, 8);
+		f_bytes(&sm, "store", id, len);
+		f_uint(&sm, "customers", ss->customers);
+		f_int(&sm, "revenue_minor", ss->revenue_minor);
+		f_double(&sm, "cr1", ss->cr1);
+		f_double(&sm, "hhi", ss->hhi);
+		f_double(&sm, "gini", ss->gini);
+		f_str(&sm, "risk", pr_risk_name(ss->risk));
+		reply_key_clients(key(&sm, "key_clients"), p->rankings[st], ss);
+		map_end(&sm);
+	}
+	map_end(&m);
+}
+
+static void cmd_lapsed(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	uint64_t n;
+	if (!arg_count(a, 1, &n)) {
+		pr_resp_error(&c->out, "ERR value is not an integer or out of range");
+		return;
+	}
+	struct pr_lapsed *list = NULL;
+	size_t count = 0, total = 0;
+	if (pr_engine_lapsed(s->engine, (size_t)n, &list, &count, &total) < 0) {
+		pr_resp_error(&c->out, "ERR out of memory listing lapsed customers");
+		return;
+	}
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	struct map m;
+	map_begin(&m, &c->out, 5);
+	f_meta(&m, st.records, st.has_watermark, st.watermark_ms);
+	struct pr_resp_out *o = key(&m, "lapsed");
+	pr_resp_array(o, count);
+	for (size_t i = 0; i < count; i++) {
+		const struct pr_lapsed *l = &list[i];
+		struct map lm;
+		map_begin(&lm, o, 6);
+		f_bytes(&lm, "customer", l->customer, l->customer_len);
+		f_int(&lm, "revenue_minor", l->revenue_minor);
+		f_uint(&lm, "purchases", l->purchases);
+		f_uint(&lm, "purchase_days", l->purchase_days);
+		f_time(&lm, "last", l->last_ms);
+		f_double(&lm, "mean_gap_days", l->mean_gap_days);
+		map_end(&lm);
+	}
+	f_uint(&m, "lapsed_total", total);
+	map_end(&m);
+	free(list);
+}
+
+/* Whether ranks 1..key_clients of a ranking hold this id (at most a few). */
+static bool is_key_client(const struct pr_ranking *r, const struct pr_summary *sum,
+			  const char *id, size_t len)
+{
+	for (uint64_t k = 1; k <= sum->key_clients; k++) {
+		struct pr_ranked x;
+		pr_ranking_at(r, k, &x);
+		if (x.customer_len == len && memcmp(x.customer, id, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void cmd_score(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	struct scope sc;
+	struct view v;
+	if (!parse_scope(s, c, a, 2, false, &sc) || !view_get(s, c, &sc, false, &v))
+		return;
+	const char *id = a->argv[1];
+	size_t len = a->argv_len[1];
+	struct pr_ranked x;
+	int rc = view_find(s, c, &sc, &v, id, len, &x);
+	if (rc == -ENOMEM)
+		return;
+	bool ranked = rc == 0;
+	struct pr_customer_info info;
+	bool known = len >= 1 && len <= PR_CUSTOMER_MAX_BYTES &&
+		     pr_engine_customer(s->engine, id, len, &info) == 0;
+	const struct pr_engine_options *eo = pr_engine_options(s->engine);
+
+	/* Risk flags: what losing this customer would cost. */
+	const char *flags[8];
+	size_t nflags = 0;
+	if (ranked && x.rank <= v.summary->key_clients)
+		flags[nflags++] = "key_client";
+	if (ranked && x.rank == 1 && v.summary->risk >= PR_RISK_ELEVATED)
+		flags[nflags++] = v.summary->risk == PR_RISK_MONO ? "mono_client"
+				: v.summary->risk == PR_RISK_CRITICAL ? "critical_dependency"
+				: v.summary->risk == PR_RISK_HIGH ? "high_dependency"
+								  : "elevated_dependency";
+	/* Stores where he is a key client: the few top ranks of each store. */
+	const struct pr_published_stores *p = known ? stores_get(s, sc.window, false, -1) : NULL;
+	uint32_t key_stores = 0;
+	for (uint32_t st = 0; p && st < p->count; st++)
+		key_stores += is_key_client(p->rankings[st], &p->summaries[st], id, len);
+	if (key_stores)
+		flags[nflags++] = "store_key_client";
+	if (known && info.lapsed)
+		flags[nflags++] = "lapsed";
+
+	const struct pr_tier_benefit *b = ranked ? &s->opt.benefits[x.tier - 'A'] : NULL;
+	struct map m;
+	map_begin(&m, &c->out, 17);
+	f_bytes(&m, "customer", id, len);
+	f_bool(&m, "known", known);
+	ranked_fields(&m, ranked, &x);
+	f_double(&m, "discount_percent", b ? b->discount_centi / 100.0 : 0.0);
+	f_double(&m, "cashback_percent", b ? b->cashback_centi / 100.0 : 0.0);
+	f_double(&m, "key_share", pr_fraction_value(eo->key_share));
+	struct pr_resp_out *o = key(&m, "risk_flags");
+	pr_resp_array(o, nflags);
+	for (size_t i = 0; i < nflags; i++)
+		pr_resp_cstring(o, flags[i]);
+	o = key(&m, "key_client_stores");
+	pr_resp_array(o, key_stores);
+	for (uint32_t st = 0; p && st < p->count; st++) {
+		if (is_key_client(p->rankings[st], &p->summaries[st], id, len)) {
+			uint32_t slen;
+			const char *sid = pr_engine_store_id(s->engine, st, &slen);
+			pr_resp_bulk(o, sid, slen);
+		}
+	}
+	f_str(&m, "window", pr_window_name(sc.window));
+	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	map_end(&m);
+}
+
+static void cmd_ingest(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	uint64_t accepted = 0, rejected = 0;
+	struct pr_error err = { 0 };
+	int rc = pr_server_ingest_lines(s, a->argv + 1, a->argv_len + 1, a->argc - 1, &accepted,
+					&rejected, &err);
+	if (rc < 0) {
+		pr_resp_error(&c->out, "ERR %s", err.message);
+		return;
+	}
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	struct map m;
+	map_begin(&m, &c->out, 5);
+	f_uint(&m, "accepted", accepted);
+	f_uint(&m, "rejected", rejected);
+	f_meta(&m, st.records, st.has_watermark, st.watermark_ms);
+	map_end(&m);
+	/* Subscribers hear about what this INGEST changed before its sender
+	 * can ask anything else. */
+	if (accepted)
+		pr_commands_alerts(s, true);
+}
+
+/* ---- pub/sub and alerts --------------------------------------------------- */
+
+static int channel_index(const struct pr_client *c, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < c->channels; i++)
+		if (strlen(c->channel[i]) == len && memcmp(c->channel[i], name, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void subscription_reply(struct pr_client *c, const char *kind, const char *name,
+			       size_t len, bool null_name)
+{
+	pr_resp_push(&c->out, 3);
+	pr_resp_cstring(&c->out, kind);
+	if (null_name)
+		pr_resp_null(&c->out);
+	else
+		pr_resp_bulk(&c->out, name, len);
+	pr_resp_integer(&c->out, c->channels);
+}
+
+static void cmd_subscribe(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	for (size_t i = 1; i < a->argc; i++) {
+		const char *name = a->argv[i];
+		size_t len = a->argv_len[i];
+		if (channel_index(c, name, len) < 0) {
+			char *copy;
+			if (c->channels == PR_CLIENT_CHANNELS_MAX || !(copy = strndup(name, len))) {
+				pr_resp_error(&c->out, "ERR too many channels (at most %d)",
+					      PR_CLIENT_CHANNELS_MAX);
+				return;
+			}
+			c->channel[c->channels++] = copy;
+			if (len == 6 && memcmp(name, "alerts", 6) == 0 && s->subscribers++ == 0) {
+				/* The first subscriber: start from what holds now, so
+				 * that only changes from here on are pushed. */
+				s->alerts.baseline = false;
+				pr_commands_alerts(s, true);
+			}
+		}
+		subscription_reply(c, "subscribe", name, len, false);
+	}
+}
+
+static void unsubscribe_one(struct pr_server *s, struct pr_client *c, unsigned i)
+{
+	if (strcmp(c->channel[i], "alerts") == 0)
+		s->subscribers--;
+	free(c->channel[i]);
+	c->channel[i] = c->channel[--c->channels];
+}
+
+static void cmd_unsubscribe(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	if (a->argc == 1) {
+		if (c->channels == 0)
+			subscription_reply(c, "unsubscribe", NULL, 0, true);
+		while (c->channels) {
+			char name[256];
+			snprintf(name, sizeof name, "%s", c->channel[c->channels - 1]);
+			unsubscribe_one(s, c, c->channels - 1);
+			subscription_reply(c, "unsubscribe", name, strlen(name), false);
+		}
+		return;
+	}
+	for (size_t i = 1; i < a->argc; i++) {
+		int k = channel_index(c, a->argv[i], a->argv_len[i]);
+		if (k >= 0)
+			unsubscribe_one(s, c, (unsigned)k);
+		subscription_reply(c, "unsubscribe", a->argv[i], a->argv_len[i], false);
+	}
+}
+
+void pr_commands_unsubscribe_all(struct pr_server *s, struct pr_client *c)
+{
+	while (c->channels)
+		unsubscribe_one(s, c, c->channels - 1);
+}
+
+static void json_string(struct text *t, const char *p, size_t n)
+{
+	addf(t, "\"");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch == '"' || ch == '\\')
+			addf(t, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			addf(t, "\\u%04x", ch);
+		else
+			addf(t, "%c", ch);
+	}
+	addf(t, "\"");
+}
+
+/* Publishes one alert event (a JSON object) on the "alerts" channel. */
+static void publish(struct pr_server *s, const struct text *event)
+{
+	s->alerts.pushes++;
+	for (struct pr_client *c = s->clients, *next; c; c = next) {
+		next = c->next;
+		if (channel_index(c, "alerts", 6) < 0)
+			continue;
+		pr_resp_push(&c->out, 3);
+		pr_resp_cstring(&c->out, "message");
+		pr_resp_cstring(&c->out, "alerts");
+		pr_resp_bulk(&c->out, event->p, event->len);
+		pr_server_flush(s, c);
+	}
+}
+
+static void event_head(struct pr_server *s, struct text *t, const char *event,
+		       const char *store, uint32_t store_len)
+{
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	addf(t, "{\"event\":\"%s\",\"scope\":\"%s\",", event, store ? "store" : "company");
+	if (store) {
+		addf(t, "\"store\":");
+		json_string(t, store, store_len);
+		addf(t, ",");
+	}
+	char when[32] = "";
+	if (st.has_watermark)
+		pr_time_format(st.watermark_ms, when);
+	addf(t, "\"window\":\"%s\",\"records\":%llu,\"watermark\":\"%s\"",
+	     pr_window_name(s->opt.alert_window), (unsigned long long)st.records, when);
+}
+
+static void scope_free(struct pr_alert_scope *sc)
+{
+	for (uint32_t i = 0; i < sc->key_count; i++)
+		free(sc->key_ids[i]);
+	free(sc->key_ids);
+	free(sc->key_lens);
+	memset(sc, 0, sizeof *sc);
+}
+
+static bool scope_has(const struct pr_alert_scope *sc, const char *id, uint32_t len)
+{
+	for (uint32_t i = 0; i < sc->key_count; i++)
+		if (sc->key_lens[i] == len && memcmp(sc->key_ids[i], id, len) == 0)
+			return true;
+	return false;
+}
+
+/* Compares a scope's key clients and risk with what was last told, pushes
+ * the differences (if `push`), and remembers the new state. */
+static void scope_update(struct pr_server *s, struct pr_alert_scope *sc,
+			 const struct pr_ranking *r, const struct pr_summary *sum,
+			 const char *store, uint32_t store_len, bool push)
+{
+	struct pr_alert_scope now = { 0 };
+	uint32_t n = sum->key_clients < ALERT_KEYS_MAX ? (uint32_t)sum->key_clients : ALERT_KEYS_MAX;
+	now.risk = sum->risk;
+	now.key_ids = calloc(n + 1, sizeof *now.key_ids);
+	now.key_lens = calloc(n + 1, sizeof *now.key_lens);
+	if (!now.key_ids || !now.key_lens) {
+		scope_free(&now);
+		return;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		struct pr_ranked x;
+		pr_ranking_at(r, k + 1, &x);
+		if (!(now.key_ids[k] = malloc(x.customer_len ? x.customer_len : 1)))
+			break;
+		memcpy(now.key_ids[k], x.customer, x.customer_len);
+		now.key_lens[k] = x.customer_len;
+		now.key_count++;
+		if (push && !scope_has(sc, x.customer, x.customer_len)) {
+			struct text t = { 0 };
+			event_head(s, &t, "key_client_added", store, store_len);
+			addf(&t, ",\"customer\":");
+			json_string(&t, x.customer, x.customer_len);
+			addf(&t, ",\"revenue_minor\":%lld,\"share\":%.15g}",
+			     (long long)x.revenue_minor, x.share);
+			if (!t.failed)
+				publish(s, &t);
+			free(t.p);
+		}
+	}
+	for (uint32_t i = 0; push && i < sc->key_count; i++) {
+		if (scope_has(&now, sc->key_ids[i], sc->key_lens[i]))
+			continue;
+		struct pr_ranked x;
+		struct text t = { 0 };
+		event_head(s, &t, "key_client_removed", store, store_len);
+		addf(&t, ",\"customer\":");
+		json_string(&t, sc->key_ids[i], sc->key_lens[i]);
+		bool ranked = pr_ranking_find(r, sc->key_ids[i], sc->key_lens[i], &x) == 0;
+		addf(&t, ",\"revenue_minor\":%lld,\"share\":%.15g}", (long long)x.revenue_minor,
+		     ranked ? x.share : 0.0);
+		if (!t.failed)
+			publish(s, &t);
+		free(t.p);
+	}
+	if (push && sc->risk != now.risk) {
+		struct text t = { 0 };
+		event_head(s, &t, "risk_changed", store, store_len);
+		addf(&t, ",\"from\":\"%s\",\"to\":\"%s\",\"cr1\":%.15g}", pr_risk_name(sc->risk),
+		     pr_risk_name(now.risk), sum->cr1);
+		if (!t.failed)
+			publish(s, &t);
+		free(t.p);
+	}
+	scope_free(sc);
+	*sc = now;
+}
+
+int pr_commands_alerts(struct pr_server *s, bool now)
+{
+	struct pr_alerts *al = &s->alerts;
+	if (!s->subscribers) {
+		al->baseline = false;
+		return -1;
+	}
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	if (al->baseline && al->records == st.records)
+		return -1;
+	int64_t t = pr_server_now_ms();
+	if (!now && al->baseline && pr_server_ingesting(s) &&
+	    t - al->evaluated_ms < (int64_t)s->opt.rank_interval_ms)
+		return (int)(s->opt.rank_interval_ms - (t - al->evaluated_ms));
+	enum pr_window w = s->opt.alert_window;
+	const struct pr_published *company = company_get(s, w, true);
+	const struct pr_published_stores *stores = stores_get(s, w, true, -1);
+	if (!company || !stores)
+		return -1;
+	bool push = al->baseline;
+	scope_update(s, &al->company, company->ranking, &company->summary, NULL, 0, push);
+	if (stores->count > al->store_count) {
+		struct pr_alert_scope *bigger = realloc(al->stores, stores->count * sizeof *bigger);
+		if (!bigger)
+			return -1;
+		memset(bigger + al->store_count, 0,
+		       (stores->count - al->store_count) * sizeof *bigger);
+		al->stores = bigger;
+		al->store_count = stores->count;
+	}
+	for (uint32_t i = 0; i < stores->count; i++) {
+		uint32_t len;
+		const char *id = pr_engine_store_id(s->engine, i, &len);
+		scope_update(s, &al->stores[i], stores->rankings[i], &stores->summaries[i], id, len,
+			     push);
+	}
+	al->baseline = true;
+	al->records = st.records;
+	al->evaluated_ms = t;
+	/* A subscriber that does not read is cut off like any slow reader. */
+	for (struct pr_client *c = s->clients, *next; c; c = next) {
+		next = c->next;
+		if (c->out.overflow || c->out.len + (c->wlen - c->woff) > s->opt.max_output_bytes) {
+			s->output_disconnects++;
+			pr_log("client %llu: more than %zu bytes of pushes unread, disconnecting",
+			       (unsigned long long)c->id, s->opt.max_output_bytes);
+			pr_server_disconnect(s, c);
+		}
+	}
+	return -1;
+}
+
+void pr_commands_free(struct pr_server *s)
+{
+	for (int w = 0; w < PR_WINDOW_COUNT; w++) {
+		published_clear(&s->company[w]);
+		stores_clear(&s->stores[w]);
+	}
+	scope_free(&s->alerts.company);
+	for (uint32_t i = 0; i < s->alerts.store_count; i++)
+		scope_free(&s->alerts.stores[i]);
+	free(s->alerts.stores);
+	s->alerts.stores = NULL;
+	s->alerts.store_count = 0;
+}
+
+/* ---- session -------------------------------------------------------------- */
+
+static void cmd_reset(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	(void)a;
+	pr_commands_unsubscribe_all(s, c);
+	c->out.protocol = 2;
+	c->name[0] = 0;
+	pr_resp_simple(&c->out, "RESET");
+}
+
+static void cmd_quit(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	(void)s;
+	(void)a;
+	pr_resp_simple(&c->out, "OK");
+	c->close_after_write = true;
+}
+
+static void cmd_shutdown(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	(void)a;
+	pr_log("client %llu: SHUTDOWN", (unsigned long long)c->id);
+	pr_server_stop(s);
+	/* Like Redis: no reply; the connection closes when the server does. */
+}
+
+static void cmd_select(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	(void)s;
+	if (a->argv_len[1] == 1 && a->argv[1][0] == '0')
+		pr_resp_simple(&c->out, "OK");
+	else
+		pr_resp_error(&c->out, "ERR DB index is out of range");
+}
+
+static void cmd_help(struct pr_server *s, struct pr_client *c, const args_t *a)
+{
+	(void)s;
+	(void)a;
+	size_t count;
+	const struct pr_command *table = pr_command_table(&count);
+	pr_resp_array(&c->out, count);
+	for (size_t i = 0; i < count; i++) {
+		char line[320];
+		snprintf(line, sizeof line, "%s%s%s - %s", table[i].name, table[i].syntax[0] ? " " : "",
+			 table[i].syntax, table[i].help);
+		pr_resp_cstring(&c->out, line);
+	}
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+static const struct pr_command commands[] = {
+	{ "PING", -1, PR_CMD_PUBSUB | PR_CMD_FAST, cmd_ping, "[message]",
+	  "Replies PONG, or the message." },
+	{ "ECHO", 2, PR_CMD_FAST, cmd_echo, "message", "Replies the message." },
+	{ "HELLO", -1, PR_CMD_FAST, cmd_hello, "[2|3 [AUTH user pass] [SETNAME name]]",
+	  "Chooses RESP2 or RESP3; replies server information." },
+	{ "CLIENT", -2, 0, cmd_client, "SETNAME name|GETNAME|SETINFO attr value|ID|LIST|INFO",
+	  "Connection names and the list of connections." },
+	{ "COMMAND", -1, 0, cmd_command, "[COUNT|LIST|INFO [name...]|DOCS [name...]]",
+	  "Describes the commands." },
+	{ "CONFIG", -2, 0, cmd_config, "GET pattern...|RESETSTAT",
+	  "Reads configuration values (save and appendonly for Redis tools)." },
+	{ "INFO", -1, 0, cmd_info, "[server|ingest|memory|clients|ranking|metrics]",
+	  "Server state as field:value lines; 'metrics' in Prometheus text format." },
+	{ "CUSTOMER", -2, PR_CMD_FAST, cmd_customer, "id [WINDOW w]",
+	  "Revenue, purchases, first/last purchase, rank, percentile, tier, share and lapsed flag of a customer." },
+	{ "RANK", -2, PR_CMD_FAST, cmd_rank, "id [WINDOW w] [STORE s]",
+	  "Rank (ties by id) and competition rank of a customer." },
+	{ "TOP", -2, 0, cmd_top, "n [WINDOW w] [STORE s]", "The n best customers by revenue." },
+	{ "PARETO", -1, 0, cmd_pareto, "[WINDOW w] [STORE s]",
+	  "The report's summary: customers, revenue, top tier, Pareto point, ABC tiers, CR1/5/10, HHI, Gini, risk, key clients." },
+	{ "RISK", -1, 0, cmd_risk, "[WINDOW w] [STORE s]",
+	  "Concentration risk of the company or of one store." },
+	{ "KEYCLIENTS", -1, 0, cmd_keyclients, "[WINDOW w] [STORE s]",
+	  "Customers with a share of at least the key share (10%)." },
+	{ "STORES", -1, 0, cmd_stores, "[n] [WINDOW w]", "Stores, riskiest first." },
+	{ "LAPSED", 2, 0, cmd_lapsed, "n", "The n largest lapsed regulars." },
+	{ "SCORE", -2, PR_CMD_FAST, cmd_score, "id [WINDOW w]",
+	  "Checkout scoring: tier, percentile, risk flags and the tier's loyalty benefit." },
+	{ "INGEST", -2, PR_CMD_WRITE, cmd_ingest, "line [line...]",
+	  "Appends CSV records (ts,customer_id,store_id,amount; no header)." },
+	{ "SUBSCRIBE", -2, PR_CMD_PUBSUB, cmd_subscribe, "alerts",
+	  "Pushes key-client and risk-level changes." },
+	{ "UNSUBSCRIBE", -1, PR_CMD_PUBSUB, cmd_unsubscribe, "[channel...]",
+	  "Stops the pushes." },
+	{ "RESET", 1, PR_CMD_PUBSUB | PR_CMD_FAST, cmd_reset, "",
+	  "Back to RESP2, no subscriptions, no name." },
+	{ "QUIT", -1, PR_CMD_PUBSUB | PR_CMD_FAST, cmd_quit, "", "Closes the connection." },
+	{ "SELECT", 2, PR_CMD_FAST, cmd_select, "0", "Database 0 is the only one." },
+	{ "SHUTDOWN", -1, PR_CMD_ADMIN, cmd_shutdown, "[NOSAVE|SAVE]",
+	  "Stops the server and removes its socket." },
+	{ "HELP", 1, 0, cmd_help, "", "This list." },
+};
+
+const struct pr_command *pr_command_table(size_t *count)
+{
+	*count = sizeof commands / sizeof commands[0];
+	return commands;
+}
+
+const struct pr_command *pr_command_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strlen(commands[i].name) == len && strncasecmp(commands[i].name, name, len) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+void pr_command_execute(struct pr_server *s, struct pr_client *c, const struct pr_resp_command *cmd)
+{
+	if (cmd->argc == 0)
+		return;
+	const struct pr_command *command = pr_command_find(cmd->argv[0], cmd->argv_len[0]);
+	if (!command) {
+		char args[200];
+		size_t n = 0;
+		args[0] = 0;
+		for (size_t i = 1; i < cmd->argc && n < sizeof args - 1; i++)
+			n += (size_t)snprintf(args + n, sizeof args - n, "'%.*s' ",
+					      (int)(cmd->argv_len[i] > 64 ? 64 : cmd->argv_len[i]),
+					      cmd->argv[i]);
+		pr_resp_error(&c->out, "ERR unknown command '%.*s', with args beginning with: %s",
+			      (int)(cmd->argv_len[0] > 64 ? 64 : cmd->argv_len[0]), cmd->argv[0], args);
+		return;
+	}
+	char name[24];
+	lower(name, command->name, sizeof name);
+	snprintf(c->last_command, sizeof c->last_command, "%s", name);
+	if ((command->arity > 0 && cmd->argc != (size_t)command->arity) ||
+	    (command->arity < 0 && cmd->argc < (size_t)-command->arity)) {
+		pr_resp_error(&c->out, "ERR wrong number of arguments for '%s' command", name);
+		return;
+	}
+	if (c->channels && c->out.protocol == 2 && !(command->flags & PR_CMD_PUBSUB)) {
+		pr_resp_error(&c->out, "ERR Can't execute '%s': only (P|S)SUBSCRIBE / "
+			      "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+			      name);
+		return;
+	}
+	command->handler(s, c, cmd);
+}

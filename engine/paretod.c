@@ -1,0 +1,557 @@
+/*
+ * paretod.c - the daemon: ingests feeds continuously and answers queries in
+ * the Redis protocol on a Unix socket (see server.h and commands.h).
+ *
+ * Options come from the command line and from an optional config file
+ * (--config FILE, lines "key = value" with the long option names as keys,
+ * '#' comments); the command line wins: a scalar given on both takes the
+ * command line's value, and any --feed on the command line replaces the
+ * file's feeds. Exit status: 0 after a clean stop, 2 bad usage or config,
+ * 1 when the server cannot start (socket held by a live server, io_uring
+ * unavailable, unreadable feed).
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#define EXIT_USAGE 2
+
+static const char usage[] =
+	"Usage: paretod --socket PATH [--feed SOURCE]... [options]\n"
+	"\n"
+	"Ingests purchase feeds and answers Pareto queries while they stream in, over\n"
+	"a Unix socket in the Redis protocol (redis-cli -s PATH, any Redis client):\n"
+	"PARETO, RANK, TOP, CUSTOMER, RISK, KEYCLIENTS, STORES, LAPSED, SCORE, INGEST,\n"
+	"SUBSCRIBE alerts, INFO, HELP.\n"
+	"\n"
+	"Server options:\n"
+	"  --socket PATH            Unix socket to listen on (default\n"
+	"                           $RUNTIME_DIRECTORY/paretod.sock under systemd)\n"
+	"  --socket-mode MODE       octal file mode of the socket (default 0660)\n"
+	"  --feed SOURCE            a CSV or binary feed: a file read to its end, - for\n"
+	"                           standard input, or unix:PATH, a socket producers\n"
+	"                           connect to and write CSV (a header line per\n"
+	"                           connection) to; repeatable\n"
+	"  --config FILE            key = value lines with these option names;\n"
+	"                           command-line options win\n"
+	"  --max-request-bytes N    largest request (default 1M)\n"
+	"  --max-output-bytes N     unread replies held per client before it is\n"
+	"                           disconnected (default 64M)\n"
+	"  --max-clients N          connections at once (default 10000)\n"
+	"  --rank-interval-ms N     while ingesting, rankings are rebuilt at most this\n"
+	"                           often (default 10)\n"
+	"  --ingest-batch-bytes N   feed bytes decoded between serving clients\n"
+	"                           (default 64K)\n"
+	"  --alert-window W         window the alerts watch (default all)\n"
+	"  --tier-benefits SPEC     loyalty benefit per tier as discount%:cashback%\n"
+	"                           (default A=20:0,B=10:0,C=5:0)\n"
+	"  --show-errors N          bad lines described on stderr per feed (default 10)\n"
+	"  --quiet                  no per-line reject details\n"
+	"  -h, --help               this help\n"
+	"  --version                the version\n"
+	"\n"
+	"Feed options (as pareto report):\n"
+	"  --delimiter D            comma (default), semicolon, tab, pipe, whitespace or\n"
+	"                           one character\n"
+	"  --map FIELD=COLUMN       header column of ts, customer, store, amount,\n"
+	"                           quantity or price\n"
+	"  --ts-format FMT          strftime-style time pattern (default ISO-8601 or epoch)\n"
+	"  --scale N                decimal digits of the minor unit (default 2)\n"
+	"\n"
+	"Analysis options (as pareto report):\n"
+	"  --top-fraction F, --tiers A,B, --pareto-target F, --key-share F,\n"
+	"  --lapsed-min-days N, --lapsed-gap-factor F, --lapsed-min-idle-days N,\n"
+	"  --customers N (expected customers, to size tables)\n"
+	"\n"
+	"Sizes take K, M or G suffixes (powers of 1024).\n";
+
+enum {
+	OPT_SOCKET = 1000,
+	OPT_SOCKET_MODE,
+	OPT_FEED,
+	OPT_CONFIG,
+	OPT_MAX_REQUEST,
+	OPT_MAX_OUTPUT,
+	OPT_MAX_CLIENTS,
+	OPT_RANK_INTERVAL,
+	OPT_INGEST_BATCH,
+	OPT_ALERT_WINDOW,
+	OPT_TIER_BENEFITS,
+	OPT_SHOW_ERRORS,
+	OPT_QUIET,
+	OPT_DELIMITER,
+	OPT_MAP,
+	OPT_TS_FORMAT,
+	OPT_SCALE,
+	OPT_TOP_FRACTION,
+	OPT_TIERS,
+	OPT_PARETO_TARGET,
+	OPT_KEY_SHARE,
+	OPT_LAPSED_MIN_DAYS,
+	OPT_LAPSED_GAP_FACTOR,
+	OPT_LAPSED_MIN_IDLE_DAYS,
+	OPT_CUSTOMERS,
+	OPT_VERSION,
+	OPT_HELP,
+};
+
+static const struct option options[] = {
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "feed", required_argument, NULL, OPT_FEED },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "max-request-bytes", required_argument, NULL, OPT_MAX_REQUEST },
+	{ "max-output-bytes", required_argument, NULL, OPT_MAX_OUTPUT },
+	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+	{ "rank-interval-ms", required_argument, NULL, OPT_RANK_INTERVAL },
+	{ "ingest-batch-bytes", required_argument, NULL, OPT_INGEST_BATCH },
+	{ "alert-window", required_argument, NULL, OPT_ALERT_WINDOW },
+	{ "tier-benefits", required_argument, NULL, OPT_TIER_BENEFITS },
+	{ "show-errors", required_argument, NULL, OPT_SHOW_ERRORS },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "delimiter", required_argument, NULL, OPT_DELIMITER },
+	{ "map", required_argument, NULL, OPT_MAP },
+	{ "ts-format", required_argument, NULL, OPT_TS_FORMAT },
+	{ "scale", required_argument, NULL, OPT_SCALE },
+	{ "top-fraction", required_argument, NULL, OPT_TOP_FRACTION },
+	{ "tiers", required_argument, NULL, OPT_TIERS },
+	{ "pareto-target", required_argument, NULL, OPT_PARETO_TARGET },
+	{ "key-share", required_argument, NULL, OPT_KEY_SHARE },
+	{ "lapsed-min-days", required_argument, NULL, OPT_LAPSED_MIN_DAYS },
+	{ "lapsed-gap-factor", required_argument, NULL, OPT_LAPSED_GAP_FACTOR },
+	{ "lapsed-min-idle-days", required_argument, NULL, OPT_LAPSED_MIN_IDLE_DAYS },
+	{ "customers", required_argument, NULL, OPT_CUSTOMERS },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+struct settings {
+	struct pr_server_options opt;
+	bool cli_feeds; /* a --feed came from the command line */
+	const char *where; /* "" or "config.conf:12: " for messages */
+	char *owned[512]; /* strings from the config file, freed at exit */
+	size_t owned_count;
+};
+
+static int bad(const struct settings *st, const char *name, const char *expected,
+	       const char *value)
+{
+	fprintf(stderr, "paretod: %s--%s: expected %s, not '%s'\n", st->where, name, expected, value);
+	return EXIT_USAGE;
+}
+
+/* A count or size: digits with an optional K, M or G (powers of 1024). */
+static bool parse_size(const char *text, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)*text))
+		return false;
+	unsigned long long v = strtoull(text, &end, 10);
+	if (errno)
+		return false;
+	unsigned shift = 0;
+	if (*end) {
+		char u = (char)toupper((unsigned char)*end);
+		shift = u == 'K' ? 10 : u == 'M' ? 20 : u == 'G' ? 30 : 99;
+		if (shift == 99)
+			return false;
+		end++;
+		if (*end == 'i' || *end == 'I')
+			end++;
+		if (*end == 'b' || *end == 'B')
+			end++;
+		if (*end)
+			return false;
+	}
+	if (shift && v > (UINT64_MAX >> shift))
+		return false;
+	v <<= shift;
+	if (v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_fraction(const char *text, bool at_most_one, struct pr_fraction *out)
+{
+	return pr_fraction_parse(text, out) == 0 && !(at_most_one && out->num > out->den);
+}
+
+/* "12.5" -> 1250 hundredths; 0..100 percent. */
+static bool parse_percent(const char *text, size_t len, uint32_t *centi)
+{
+	uint64_t whole = 0, frac = 0;
+	size_t i = 0, digits = 0;
+	for (; i < len && isdigit((unsigned char)text[i]); i++, digits++)
+		whole = whole * 10 + (uint64_t)(text[i] - '0');
+	if (!digits || whole > 100)
+		return false;
+	if (i < len && text[i] == '.') {
+		size_t f = 0;
+		for (i++; i < len && isdigit((unsigned char)text[i]); i++, f++)
+			if (f < 2)
+				frac = frac * 10 + (uint64_t)(text[i] - '0');
+		if (f == 0)
+			return false;
+		if (f == 1)
+			frac *= 10;
+	}
+	if (i != len || whole * 100 + frac > 10000)
+		return false;
+	*centi = (uint32_t)(whole * 100 + frac);
+	return true;
+}
+
+/* "A=20:5,B=10:3,C=5:1"; tiers not named keep their values; ":cashback" optional. */
+static bool parse_benefits(const char *text, struct pr_tier_benefit out[3])
+{
+	const char *p = text;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len < 3 || (p[0] != 'A' && p[0] != 'B' && p[0] != 'C' && p[0] != 'a' &&
+				p[0] != 'b' && p[0] != 'c') || p[1] != '=')
+			return false;
+		struct pr_tier_benefit *b = &out[toupper((unsigned char)p[0]) - 'A'];
+		const char *colon = memchr(p + 2, ':', len - 2);
+		size_t dlen = colon ? (size_t)(colon - (p + 2)) : len - 2;
+		if (!parse_percent(p + 2, dlen, &b->discount_centi))
+			return false;
+		b->cashback_centi = 0;
+		if (colon && !parse_percent(colon + 1, (size_t)(p + len - colon - 1), &b->cashback_centi))
+			return false;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return true;
+}
+
+static int apply(struct settings *st, int id, const char *name, const char *value, bool cli)
+{
+	struct pr_server_options *o = &st->opt;
+	uint64_t v;
+	switch (id) {
+	case OPT_SOCKET:
+		o->socket_path = value;
+		return 0;
+	case OPT_SOCKET_MODE: {
+		char *end;
+		unsigned long mode = strtoul(value, &end, 8);
+		if (!*value || *end || mode > 0777)
+			return bad(st, name, "an octal mode like 0660", value);
+		o->socket_mode = (mode_t)mode;
+		return 0;
+	}
+	case OPT_FEED:
+		if (cli && !st->cli_feeds) {
+			st->cli_feeds = true;
+			o->feed_count = 0; /* the command line's feeds replace the file's */
+		}
+		if (o->feed_count == PR_SERVER_MAX_FEEDS) {
+			fprintf(stderr, "paretod: %sat most %d feeds\n", st->where, PR_SERVER_MAX_FEEDS);
+			return EXIT_USAGE;
+		}
+		o->feeds[o->feed_count++] = value;
+		return 0;
+	case OPT_CONFIG:
+		return 0; /* read before everything else */
+	case OPT_MAX_REQUEST:
+		if (!parse_size(value, 1u << 30, &v) || v < 1024)
+			return bad(st, name, "a size from 1K to 1G", value);
+		o->max_request_bytes = v;
+		return 0;
+	case OPT_MAX_OUTPUT:
+		if (!parse_size(value, 1ull << 40, &v) || v < 1024)
+			return bad(st, name, "a size of at least 1K", value);
+		o->max_output_bytes = v;
+		return 0;
+	case OPT_MAX_CLIENTS:
+		if (!parse_size(value, 1000000, &v) || v < 1)
+			return bad(st, name, "a count from 1 to 1000000", value);
+		o->max_clients = (unsigned)v;
+		return 0;
+	case OPT_RANK_INTERVAL:
+		if (!parse_size(value, 3600000, &v))
+			return bad(st, name, "milliseconds", value);
+		o->rank_interval_ms = (unsigned)v;
+		return 0;
+	case OPT_INGEST_BATCH:
+		if (!parse_size(value, 1u << 30, &v) || v < 1)
+			return bad(st, name, "a size of at least 1 byte", value);
+		o->ingest_batch_bytes = v;
+		return 0;
+	case OPT_ALERT_WINDOW:
+		if (pr_window_parse(value, &o->alert_window) < 0)
+			return bad(st, name, "all, month, quarter, year, prev-month, prev-quarter "
+				   "or prev-year", value);
+		return 0;
+	case OPT_TIER_BENEFITS:
+		if (!parse_benefits(value, o->benefits))
+			return bad(st, name, "TIER=DISCOUNT[:CASHBACK],... like A=20:5,B=10:3,C=5:1",
+				   value);
+		return 0;
+	case OPT_SHOW_ERRORS:
+		if (!parse_size(value, 1000000, &v))
+			return bad(st, name, "a count", value);
+		o->show_errors = (unsigned)v;
+		return 0;
+	case OPT_QUIET:
+		if (value && (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 ||
+			      strcmp(value, "0") == 0))
+			o->quiet = false;
+		else
+			o->quiet = true;
+		return 0;
+	case OPT_DELIMITER: {
+		static const struct { const char *name; char c; } named[] = {
+			{ "comma", ',' }, { "semicolon", ';' }, { "tab", '\t' }, { "pipe", '|' },
+		};
+		o->feed.delimiter_kind = PR_DELIM_CHAR;
+		if (strcmp(value, "whitespace") == 0) {
+			o->feed.delimiter_kind = PR_DELIM_WHITESPACE;
+			return 0;
+		}
+		for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+			if (strcmp(value, named[i].name) == 0) {
+				o->feed.delimiter = named[i].c;
+				return 0;
+			}
+		}
+		if (strlen(value) == 1 && value[0] != '"' && value[0] != '\n' && value[0] != '\r') {
+			o->feed.delimiter = value[0];
+			return 0;
+		}
+		return bad(st, name, "comma, semicolon, tab, pipe, whitespace or one character",
+			   value);
+	}
+	case OPT_MAP: {
+		static const char *const fields[PR_FIELD_COUNT] = {
+			"ts", "customer", "store", "amount", "quantity", "price",
+		};
+		const char *eq = strchr(value, '=');
+		for (int i = 0; eq && eq[1] && i < PR_FIELD_COUNT; i++) {
+			if (strlen(fields[i]) == (size_t)(eq - value) &&
+			    memcmp(value, fields[i], (size_t)(eq - value)) == 0) {
+				o->feed.column[i] = eq + 1;
+				return 0;
+			}
+		}
+		return bad(st, name, "FIELD=COLUMN with FIELD one of ts, customer, store, amount, "
+			   "quantity, price", value);
+	}
+	case OPT_TS_FORMAT:
+		o->feed.ts_format = value;
+		return 0;
+	case OPT_SCALE:
+		if (!parse_size(value, 9, &v))
+			return bad(st, name, "0..9", value);
+		o->feed.scale = (uint32_t)v;
+		return 0;
+	case OPT_TOP_FRACTION:
+		if (!parse_fraction(value, true, &o->engine.top))
+			return bad(st, name, "a fraction like 0.2, 20% or 1/5", value);
+		return 0;
+	case OPT_TIERS: {
+		const char *comma = strchr(value, ',');
+		char a[64];
+		if (!comma || (size_t)(comma - value) >= sizeof a)
+			return bad(st, name, "A,B with 0 <= A <= B <= 1", value);
+		memcpy(a, value, (size_t)(comma - value));
+		a[comma - value] = 0;
+		struct pr_fraction ta, tb;
+		if (!parse_fraction(a, true, &ta) || !parse_fraction(comma + 1, true, &tb) ||
+		    (unsigned __int128)ta.num * tb.den > (unsigned __int128)tb.num * ta.den)
+			return bad(st, name, "A,B with 0 <= A <= B <= 1", value);
+		o->engine.tier_a = ta;
+		o->engine.tier_b = tb;
+		return 0;
+	}
+	case OPT_PARETO_TARGET:
+		if (!parse_fraction(value, true, &o->engine.pareto_target))
+			return bad(st, name, "a fraction like 0.8", value);
+		return 0;
+	case OPT_KEY_SHARE:
+		if (!parse_fraction(value, true, &o->engine.key_share))
+			return bad(st, name, "a fraction like 0.1", value);
+		return 0;
+	case OPT_LAPSED_MIN_DAYS:
+		if (!parse_size(value, UINT32_MAX, &v))
+			return bad(st, name, "a count", value);
+		o->engine.lapsed_min_days = (uint32_t)v;
+		return 0;
+	case OPT_LAPSED_GAP_FACTOR:
+		if (!parse_fraction(value, false, &o->engine.lapsed_gap_factor))
+			return bad(st, name, "a number like 3", value);
+		return 0;
+	case OPT_LAPSED_MIN_IDLE_DAYS:
+		if (!parse_size(value, 1000000, &v))
+			return bad(st, name, "a count of days", value);
+		o->engine.lapsed_min_idle_days = (uint32_t)v;
+		return 0;
+	case OPT_CUSTOMERS:
+		if (!parse_size(value, 1ull << 32, &v))
+			return bad(st, name, "a count up to 2^32", value);
+		o->engine.customers_hint = v;
+		return 0;
+	}
+	fprintf(stderr, "paretod: %sunknown option '%s'\n", st->where, name);
+	return EXIT_USAGE;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		s[--n] = 0;
+	return s;
+}
+
+static int read_config(struct settings *st, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "paretod: --config %s: %s\n", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	char line[4096], where[600];
+	int rc = 0;
+	for (unsigned number = 1; rc == 0 && fgets(line, sizeof line, f); number++) {
+		snprintf(where, sizeof where, "%s:%u: ", path, number);
+		st->where = where;
+		char *text = trim(line);
+		if (!*text || *text == '#')
+			continue;
+		char *eq = strchr(text, '=');
+		char *k = text, *value = NULL;
+		if (eq) {
+			*eq = 0;
+			value = trim(eq + 1);
+		}
+		k = trim(k);
+		const struct option *opt = NULL;
+		for (const struct option *o = options; o->name; o++)
+			if (strcmp(o->name, k) == 0)
+				opt = o;
+		if (!opt || opt->val == OPT_CONFIG || opt->val == OPT_HELP || opt->val == OPT_VERSION) {
+			fprintf(stderr, "paretod: %sunknown key '%s'\n", where, k);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (opt->has_arg == required_argument && (!value || !*value)) {
+			fprintf(stderr, "paretod: %s'%s' needs a value (key = value)\n", where, k);
+			rc = EXIT_USAGE;
+			break;
+		}
+		char *copy = value ? strdup(value) : NULL;
+		if (value && (!copy || st->owned_count == sizeof st->owned / sizeof st->owned[0])) {
+			free(copy);
+			fprintf(stderr, "paretod: %stoo many settings\n", where);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (copy)
+			st->owned[st->owned_count++] = copy;
+		rc = apply(st, opt->val, k, copy, false);
+	}
+	st->where = "";
+	fclose(f);
+	return rc;
+}
+
+static int parse_args(struct settings *st, int argc, char **argv)
+{
+	/* The config file first, so that the command line overrides it. */
+	for (int i = 1; i < argc; i++) {
+		const char *path = NULL;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+		if (path) {
+			st->opt.config_path = path;
+			int rc = read_config(st, path);
+			if (rc)
+				return rc;
+		}
+	}
+	int id, rc = 0;
+	int index;
+	while (rc == 0 && (id = getopt_long(argc, argv, "h", options, &index)) != -1) {
+		switch (id) {
+		case 'h':
+		case OPT_HELP:
+			fputs(usage, stdout);
+			return -1;
+		case OPT_VERSION:
+			puts("paretod 0.1.0");
+			return -1;
+		case '?':
+			fputs("Try 'paretod --help'.\n", stderr);
+			return EXIT_USAGE;
+		default: {
+			const char *name = "option";
+			for (const struct option *o = options; o->name; o++)
+				if (o->val == id)
+					name = o->name;
+			rc = apply(st, id, name, optarg, true);
+		}
+		}
+	}
+	if (rc == 0 && optind < argc) {
+		fprintf(stderr, "paretod: unexpected argument '%s' (feeds are given with --feed)\n"
+				"Try 'paretod --help'.\n", argv[optind]);
+		rc = EXIT_USAGE;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static struct settings st;
+	st.where = "";
+	pr_server_options_init(&st.opt);
+	int rc = parse_args(&st, argc, argv);
+	char default_socket[512];
+	if (rc == 0 && !st.opt.socket_path) {
+		const char *dir = getenv("RUNTIME_DIRECTORY");
+		if (dir && *dir) {
+			/* systemd may list several directories, colon-separated. */
+			snprintf(default_socket, sizeof default_socket, "%.*s/paretod.sock",
+				 (int)strcspn(dir, ":"), dir);
+			st.opt.socket_path = default_socket;
+		} else {
+			fputs("paretod: no socket: give --socket PATH\nTry 'paretod --help'.\n", stderr);
+			rc = EXIT_USAGE;
+		}
+	}
+	if (rc == 0) {
+		struct pr_server *server;
+		struct pr_error err = { 0 };
+		pr_log("paretod 0.1.0 starting (pid %ld)", (long)getpid());
+		if (pr_server_create(&server, &st.opt, &err) < 0) {
+			pr_log("cannot start: %s", err.message);
+			rc = 1;
+		} else {
+			if (pr_server_run(server, &err) < 0) {
+				pr_log("%s", err.message);
+				rc = 1;
+			}
+			pr_server_destroy(server);
+		}
+	}
+	for (size_t i = 0; i < st.owned_count; i++)
+		free(st.owned[i]);
+	return rc < 0 ? 0 : rc;
+}

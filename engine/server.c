@@ -1,0 +1,1199 @@
+/*
+ * server.c - paretod's io_uring event loop; see server.h.
+ *
+ * Every operation in flight carries its owner and kind in the submission's
+ * user_data (a pointer with the kind in its three low bits), and an owner is
+ * freed only when none of its operations is in flight, so a completion
+ * never finds a freed owner. A client has at most one receive and one send
+ * in flight; its replies are written into c->out while the kernel sends
+ * c->wbuf, and the two buffers swap when a send completes, so a buffer is
+ * never moved while the kernel reads it.
+ *
+ * A loop turn: decode at most ingest_batch_bytes of waiting feed bytes,
+ * submit, then reap completions (waiting only when no feed bytes wait).
+ * Requests are handled as their bytes arrive, between feed batches.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "server.h"
+#include "timeparse.h"
+
+enum op {
+	OP_ACCEPT = 1,   /* owner: server */
+	OP_SIGNAL,       /* owner: server */
+	OP_RECV,         /* owner: client */
+	OP_SEND,         /* owner: client */
+	OP_FEED_READ,    /* owner: feed (file or producer) */
+	OP_FEED_ACCEPT,  /* owner: feed (listener) */
+};
+
+enum feed_kind { FEED_FILE, FEED_LISTENER, FEED_PRODUCER };
+
+struct pr_feed {
+	enum feed_kind kind;
+	struct pr_feed *next;       /* the server's list */
+	struct pr_feed *next_ready; /* the ready queue */
+	bool queued;
+	char *name;                 /* owned: as given, or "unix:PATH#n" */
+	char *path;                 /* owned: listener socket file (removed at exit) */
+	int fd;
+	bool seekable;
+	uint64_t offset;
+	struct pr_decoder *decoder; /* owned; NULL for a listener */
+	char *buf;                  /* owned */
+	size_t cap, len, pos;       /* bytes [pos, len) wait to be decoded */
+	bool read_inflight, ended, dead;
+	uint64_t shown;             /* rejects described on stderr */
+	uint64_t producers;         /* listener: connections accepted */
+	int64_t opened_ms;
+	struct pr_server *server;
+};
+
+#define CLIENT_IN_INITIAL (16u * 1024)
+#define CLIENT_RECV_MIN (4u * 1024)
+#define FEED_FILE_BUFFER (256u * 1024)
+#define FEED_PRODUCER_BUFFER (64u * 1024)
+#define BUFFER_KEEP_MAX (1u << 20) /* larger idle buffers are released */
+
+static struct signalfd_siginfo siginfo; /* the signal read in flight */
+
+/* ---- time and logging ----------------------------------------------------- */
+
+int64_t pr_server_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pr_log(const char *fmt, ...)
+{
+	char when[32], line[1024];
+	pr_time_format(wall_ms(), when);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	/* One write per line so that lines from a crash handler or a pipe reader
+	 * never interleave mid-line. */
+	char out[1100];
+	int n = snprintf(out, sizeof out, "%s paretod: %s\n", when, line);
+	if (n > 0) {
+		ssize_t w = write(STDERR_FILENO, out, (size_t)n < sizeof out ? (size_t)n : sizeof out - 1);
+		(void)w;
+	}
+}
+
+/* ---- options -------------------------------------------------------------- */
+
+void pr_server_options_init(struct pr_server_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->socket_mode = 0660;
+	pr_feed_options_init(&o->feed);
+	pr_engine_options_init(&o->engine);
+	o->engine.threads = 1;
+	o->max_request_bytes = 1u << 20;
+	o->max_output_bytes = 64u << 20;
+	o->max_clients = 10000;
+	o->rank_interval_ms = 10;
+	o->ingest_batch_bytes = 64u * 1024;
+	o->alert_window = PR_WINDOW_ALL;
+	o->benefits[0] = (struct pr_tier_benefit){ 2000, 0 };
+	o->benefits[1] = (struct pr_tier_benefit){ 1000, 0 };
+	o->benefits[2] = (struct pr_tier_benefit){ 500, 0 };
+	o->show_errors = 10;
+}
+
+/* ---- systemd notification ------------------------------------------------- */
+
+/* sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET. */
+static void notify(const char *text)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || !*path || (path[0] != '/' && path[0] != '@'))
+		return;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if (len >= sizeof addr.sun_path)
+		return;
+	memcpy(addr.sun_path, path, len);
+	if (path[0] == '@')
+		addr.sun_path[0] = 0; /* abstract namespace */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	ssize_t w = sendto(fd, text, strlen(text), MSG_NOSIGNAL, (struct sockaddr *)&addr,
+			   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	(void)w;
+	close(fd);
+}
+
+/* ---- submissions ---------------------------------------------------------- */
+
+static struct io_uring_sqe *get_sqe(struct pr_server *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+	while (!sqe) {
+		/* The submission queue is full: hand it to the kernel and retry. */
+		io_uring_submit(&s->ring);
+		sqe = io_uring_get_sqe(&s->ring);
+	}
+	return sqe;
+}
+
+static void set_data(struct io_uring_sqe *sqe, void *owner, enum op op)
+{
+	_Static_assert(_Alignof(max_align_t) >= 8, "owners leave three low bits free");
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)owner | (uint64_t)op);
+}
+
+static void arm_accept(struct pr_server *s)
+{
+	struct io_uring_sqe *sqe = get_sqe(s);
+	io_uring_prep_accept(sqe, s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	set_data(sqe, s, OP_ACCEPT);
+}
+
+static void arm_signal(struct pr_server *s)
+{
+	struct io_uring_sqe *sqe = get_sqe(s);
+	io_uring_prep_read(sqe, s->signal_fd, &siginfo, sizeof siginfo, 0);
+	set_data(sqe, s, OP_SIGNAL);
+}
+
+/* ---- clients -------------------------------------------------------------- */
+
+static void client_free(struct pr_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in);
+	pr_resp_out_free(&c->out);
+	free(c->wbuf);
+	for (unsigned i = 0; i < c->channels; i++)
+		free(c->channel[i]);
+	free(c);
+}
+
+static void client_maybe_free(struct pr_server *s, struct pr_client *c)
+{
+	if (!c->closing || c->recv_inflight || c->send_inflight)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->zombies = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	client_free(c);
+}
+
+/* Unlinks the client and shuts its socket, which completes any receive or
+ * send in flight; it is freed when the last of them is reaped. */
+static void client_close(struct pr_server *s, struct pr_client *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	pr_commands_unsubscribe_all(s, c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->client_count--;
+	c->prev = NULL;
+	c->next = s->zombies;
+	if (s->zombies)
+		s->zombies->prev = c;
+	s->zombies = c;
+	shutdown(c->fd, SHUT_RDWR);
+	client_maybe_free(s, c);
+}
+
+void pr_server_disconnect(struct pr_server *s, struct pr_client *c)
+{
+	client_close(s, c);
+}
+
+static void arm_recv(struct pr_server *s, struct pr_client *c)
+{
+	if (c->recv_inflight || c->closing || c->close_after_write || c->eof)
+		return;
+	if (c->in_cap - c->in_len < CLIENT_RECV_MIN) {
+		size_t cap = c->in_cap * 2;
+		size_t most = s->opt.max_request_bytes + 2 * CLIENT_RECV_MIN;
+		if (cap > most)
+			cap = most;
+		if (cap <= c->in_cap) {
+			/* Cannot happen: the parser refuses a request before the
+			 * buffer holds more than max_request_bytes of it. */
+			client_close(s, c);
+			return;
+		}
+		char *bigger = realloc(c->in, cap);
+		if (!bigger) {
+			pr_log("client %llu: out of memory for its request, closing",
+			       (unsigned long long)c->id);
+			client_close(s, c);
+			return;
+		}
+		c->in = bigger;
+		c->in_cap = cap;
+	}
+	struct io_uring_sqe *sqe = get_sqe(s);
+	io_uring_prep_recv(sqe, c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+	set_data(sqe, c, OP_RECV);
+	c->recv_inflight = true;
+}
+
+void pr_server_flush(struct pr_server *s, struct pr_client *c)
+{
+	if (c->send_inflight || c->closing)
+		return;
+	if (c->woff == c->wlen) {
+		if (c->out.len == 0) {
+			if (c->close_after_write)
+				client_close(s, c);
+			return;
+		}
+		/* Swap: the replies written so far go to the kernel, and the
+		 * drained send buffer collects the next ones. */
+		char *spare = c->wbuf;
+		size_t spare_cap = c->wcap;
+		c->wbuf = c->out.buf;
+		c->wcap = c->out.cap;
+		c->wlen = c->out.len;
+		c->woff = 0;
+		if (spare_cap > BUFFER_KEEP_MAX) {
+			free(spare);
+			spare = NULL;
+			spare_cap = 0;
+		}
+		c->out.buf = spare;
+		c->out.cap = spare_cap;
+		c->out.len = 0;
+	}
+	struct io_uring_sqe *sqe = get_sqe(s);
+	io_uring_prep_send(sqe, c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
+	set_data(sqe, c, OP_SEND);
+	c->send_inflight = true;
+}
+
+static bool printable_inline(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if ((ch < 0x20 && ch != '\t' && ch != '\r' && ch != '\n') || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static void client_protocol_error(struct pr_server *s, struct pr_client *c, int code,
+				  const char *message)
+{
+	s->protocol_errors++;
+	if (code == -E2BIG) {
+		pr_resp_error(&c->out, "ERR request too large");
+		pr_log("client %llu: request larger than %zu bytes, closing",
+		       (unsigned long long)c->id, s->opt.max_request_bytes);
+	} else {
+		pr_resp_error(&c->out, "ERR %s", message);
+		pr_log("client %llu: %s, closing", (unsigned long long)c->id, message);
+	}
+	c->close_after_write = true;
+}
+
+/* Handles every complete request in the client's input buffer. */
+static void client_process(struct pr_server *s, struct pr_client *c)
+{
+	size_t off = 0;
+	while (off < c->in_len && !c->closing && !c->close_after_write) {
+		struct pr_resp_command cmd = { 0, s->argv, s->argv_len };
+		struct pr_error err = { 0 };
+		size_t used = 0;
+		const char *p = c->in + off;
+		int rc = pr_resp_parse(p, c->in_len - off, &s->limits, &cmd, &used, &err);
+		if (rc == PR_RESP_MORE)
+			break;
+		if (rc < 0) {
+			client_protocol_error(s, c, rc, err.message);
+			break;
+		}
+		if (p[0] != '*' && !printable_inline(p, used)) {
+			client_protocol_error(s, c, -EPROTO,
+					      "Protocol error: invalid bytes in inline request");
+			break;
+		}
+		off += used;
+		if (cmd.argc == 0)
+			continue;
+		c->commands++;
+		s->commands_total++;
+		pr_command_execute(s, c, &cmd);
+	}
+	if (off == c->in_len) {
+		c->in_len = 0;
+		if (c->in_cap > BUFFER_KEEP_MAX) {
+			char *smaller = realloc(c->in, CLIENT_IN_INITIAL);
+			if (smaller) {
+				c->in = smaller;
+				c->in_cap = CLIENT_IN_INITIAL;
+			}
+		}
+	} else if (off) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+	if (c->closing)
+		return;
+	size_t unsent = c->out.len + (c->wlen - c->woff);
+	if (c->out.overflow || unsent > s->opt.max_output_bytes) {
+		s->output_disconnects++;
+		pr_log("client %llu: more than %zu bytes of replies unread, disconnecting",
+		       (unsigned long long)c->id, s->opt.max_output_bytes);
+		client_close(s, c);
+		return;
+	}
+	pr_server_flush(s, c);
+}
+
+static void on_accept(struct pr_server *s, int res)
+{
+	if (!s->stopping)
+		arm_accept(s);
+	if (res < 0) {
+		if (res != -EINTR && res != -ECONNABORTED && res != -EAGAIN)
+			pr_log("accept: %s", strerror(-res));
+		if (res == -EMFILE || res == -ENFILE) {
+			/* Out of descriptors: the next accept would fail at once
+			 * again; give the others a moment to close. */
+			struct timespec pause = { 0, 50 * 1000000 };
+			nanosleep(&pause, NULL);
+		}
+		return;
+	}
+	int fd = res;
+	s->connections_total++;
+	if (s->client_count >= s->opt.max_clients) {
+		static const char full[] = "-ERR max number of clients reached\r\n";
+		ssize_t w = send(fd, full, sizeof full - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)w;
+		close(fd);
+		s->rejected_connections++;
+		return;
+	}
+	struct pr_client *c = calloc(1, sizeof *c);
+	char *in = malloc(CLIENT_IN_INITIAL);
+	if (!c || !in) {
+		free(c);
+		free(in);
+		close(fd);
+		pr_log("accept: out of memory for a client");
+		return;
+	}
+	c->id = ++s->next_client_id;
+	c->fd = fd;
+	c->in = in;
+	c->in_cap = CLIENT_IN_INITIAL;
+	pr_resp_out_init(&c->out, s->opt.max_output_bytes + 1);
+	c->created_ms = c->active_ms = pr_server_now_ms();
+	c->next = s->clients;
+	if (s->clients)
+		s->clients->prev = c;
+	s->clients = c;
+	s->client_count++;
+	arm_recv(s, c);
+}
+
+static void on_recv(struct pr_server *s, struct pr_client *c, int res)
+{
+	c->recv_inflight = false;
+	if (c->closing) {
+		client_maybe_free(s, c);
+		return;
+	}
+	if (res == -EINTR || res == -EAGAIN) {
+		arm_recv(s, c);
+		return;
+	}
+	if (res < 0) {
+		if (res != -ECONNRESET)
+			pr_log("client %llu: receive: %s", (unsigned long long)c->id, strerror(-res));
+		client_close(s, c);
+		return;
+	}
+	if (res == 0) {
+		/* Half-closed: answer what was asked, then close. */
+		c->eof = true;
+		c->close_after_write = true;
+		pr_server_flush(s, c);
+		return;
+	}
+	c->in_len += (size_t)res;
+	c->active_ms = pr_server_now_ms();
+	client_process(s, c);
+	if (!c->closing)
+		arm_recv(s, c);
+}
+
+static void on_send(struct pr_server *s, struct pr_client *c, int res)
+{
+	c->send_inflight = false;
+	if (c->closing) {
+		client_maybe_free(s, c);
+		return;
+	}
+	if (res == -EINTR || res == -EAGAIN)
+		res = 0;
+	if (res < 0) {
+		if (res != -EPIPE && res != -ECONNRESET)
+			pr_log("client %llu: send: %s", (unsigned long long)c->id, strerror(-res));
+		client_close(s, c);
+		return;
+	}
+	c->woff += (size_t)res;
+	if (c->woff == c->wlen) {
+		c->woff = c->wlen = 0;
+		if (c->wcap > BUFFER_KEEP_MAX) {
+			free(c->wbuf);
+			c->wbuf = NULL;
+			c->wcap = 0;
+		}
+	}
+	pr_server_flush(s, c);
+}
+
+/* ---- feeds ---------------------------------------------------------------- */
+
+static int feed_record(void *ctx, const struct pr_record *r)
+{
+	struct pr_feed *f = ctx;
+	return pr_engine_add(f->server->engine, r);
+}
+
+static void describe_reject(const char *source, const struct pr_reject *r)
+{
+	char raw[120];
+	size_t n = r->raw_len < sizeof raw - 1 ? r->raw_len : sizeof raw - 1;
+	for (size_t i = 0; i < n; i++)
+		raw[i] = (r->raw[i] >= 0x20 && r->raw[i] < 0x7f) ? r->raw[i] : '?';
+	raw[n] = 0;
+	pr_log("%s: line %llu: %s: %s: \"%s\"", source, (unsigned long long)r->line,
+	       pr_reject_reason_name(r->reason), r->detail ? r->detail : "", raw);
+}
+
+static int feed_reject(void *ctx, const struct pr_reject *r)
+{
+	struct pr_feed *f = ctx;
+	const struct pr_server *s = f->server;
+	if (!s->opt.quiet && f->shown < s->opt.show_errors)
+		describe_reject(f->name, r);
+	f->shown++;
+	return 0;
+}
+
+static void ready_push(struct pr_server *s, struct pr_feed *f)
+{
+	if (f->queued)
+		return;
+	f->queued = true;
+	f->next_ready = NULL;
+	if (s->ready_tail)
+		s->ready_tail->next_ready = f;
+	else
+		s->ready = f;
+	s->ready_tail = f;
+}
+
+static struct pr_feed *ready_pop(struct pr_server *s)
+{
+	struct pr_feed *f = s->ready;
+	if (!f)
+		return NULL;
+	s->ready = f->next_ready;
+	if (!s->ready)
+		s->ready_tail = NULL;
+	f->queued = false;
+	return f;
+}
+
+static void arm_feed_read(struct pr_server *s, struct pr_feed *f)
+{
+	if (f->read_inflight || f->ended || f->dead || s->stopping)
+		return;
+	struct io_uring_sqe *sqe = get_sqe(s);
+	if (f->kind == FEED_LISTENER) {
+		io_uring_prep_accept(sqe, f->fd, NULL, NULL, SOCK_CLOEXEC);
+		set_data(sqe, f, OP_FEED_ACCEPT);
+	} else if (f->kind == FEED_PRODUCER) {
+		io_uring_prep_recv(sqe, f->fd, f->buf, f->cap, 0);
+		set_data(sqe, f, OP_FEED_READ);
+	} else {
+		io_uring_prep_read(sqe, f->fd, f->buf, (unsigned)f->cap,
+				   f->seekable ? f->offset : (uint64_t)-1);
+		set_data(sqe, f, OP_FEED_READ);
+	}
+	f->read_inflight = true;
+}
+
+static void add_stats(struct pr_feed_stats *to, const struct pr_feed_stats *from)
+{
+	to->bytes += from->bytes;
+	to->lines += from->lines;
+	to->records += from->records;
+	to->rejected += from->rejected;
+	to->rounded += from->rounded;
+	for (int i = 0; i < PR_REJECT_REASON_COUNT; i++)
+		to->by_reason[i] += from->by_reason[i];
+}
+
+void pr_server_stats(const struct pr_server *s, struct pr_feed_stats *out)
+{
+	*out = s->stats;
+	for (const struct pr_feed *f = s->feeds; f; f = f->next)
+		if (f->decoder)
+			add_stats(out, pr_decoder_stats(f->decoder));
+}
+
+static void feed_unlink(struct pr_server *s, struct pr_feed *f)
+{
+	for (struct pr_feed **p = &s->feeds; *p; p = &(*p)->next) {
+		if (*p == f) {
+			*p = f->next;
+			return;
+		}
+	}
+}
+
+static void feed_free(struct pr_feed *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	pr_decoder_destroy(f->decoder);
+	free(f->buf);
+	free(f->name);
+	free(f->path);
+	free(f);
+}
+
+/* The feed reached its end (or failed): fold its counts in, log them. */
+static void feed_end(struct pr_server *s, struct pr_feed *f, bool failed)
+{
+	if (f->ended)
+		return;
+	f->ended = true;
+	if (f->decoder) {
+		struct pr_error err = { 0 };
+		if (!failed) {
+			if (f->kind == FEED_PRODUCER && !pr_decoder_idle(f->decoder)) {
+				/* The producer went away mid-line: that line is lost,
+				 * not decoded from its first half. */
+				s->stats.rejected++;
+				s->stats.by_reason[PR_REJECT_TRUNCATED]++;
+				s->truncated_disconnects++;
+				pr_log("%s: disconnected in the middle of a line; that line is "
+				       "counted as truncated", f->name);
+			} else if (pr_decoder_finish(f->decoder, &err) < 0) {
+				pr_log("%s: %s", f->name, err.message);
+			}
+		}
+		const struct pr_feed_stats *st = pr_decoder_stats(f->decoder);
+		double secs = (double)(pr_server_now_ms() - f->opened_ms) / 1000.0;
+		pr_log("%s: %s: %llu records, %llu rejected, %llu bytes in %.3f s", f->name,
+		       failed ? "stopped" : "finished", (unsigned long long)st->records,
+		       (unsigned long long)st->rejected, (unsigned long long)st->bytes, secs);
+		if (st->rejected && !s->opt.quiet) {
+			char line[512];
+			size_t n = 0;
+			for (int i = 0; i < PR_REJECT_REASON_COUNT && n < sizeof line; i++)
+				if (st->by_reason[i])
+					n += (size_t)snprintf(line + n, sizeof line - n, " %s=%llu",
+							      pr_reject_reason_name(i),
+							      (unsigned long long)st->by_reason[i]);
+			pr_log("%s: bad lines by reason:%s", f->name, line);
+		}
+		add_stats(&s->stats, st);
+		pr_decoder_destroy(f->decoder);
+		f->decoder = NULL;
+	}
+	if (f->kind != FEED_LISTENER && s->feeds_open)
+		s->feeds_open--;
+	if (f->fd >= 0) {
+		close(f->fd);
+		f->fd = -1;
+	}
+	free(f->buf);
+	f->buf = NULL;
+	f->len = f->pos = 0;
+	/* Producers come and go: drop them once nothing refers to them. */
+	if (f->kind == FEED_PRODUCER && !f->read_inflight && !f->queued) {
+		feed_unlink(s, f);
+		feed_free(f);
+	}
+}
+
+static struct pr_feed *feed_new(struct pr_server *s, enum feed_kind kind, const char *name,
+				size_t buffer, struct pr_error *err)
+{
+	struct pr_feed *f = calloc(1, sizeof *f);
+	if (!f || !(f->name = strdup(name)) || (buffer && !(f->buf = malloc(buffer)))) {
+		if (f)
+			free(f->name);
+		free(f);
+		pr_error_set(err, -ENOMEM, "out of memory opening %s", name);
+		return NULL;
+	}
+	f->kind = kind;
+	f->fd = -1;
+	f->cap = buffer;
+	f->server = s;
+	f->opened_ms = pr_server_now_ms();
+	if (kind != FEED_LISTENER) {
+		struct pr_feed_sink sink = { f, feed_record, feed_reject };
+		if (pr_decoder_create(&f->decoder, name, &s->opt.feed, &sink, err) < 0) {
+			free(f->buf);
+			free(f->name);
+			free(f);
+			return NULL;
+		}
+	}
+	f->next = s->feeds;
+	s->feeds = f;
+	return f;
+}
+
+static int bind_unix(const char *path, mode_t mode, int type, int *out_fd,
+		     bool *created, struct pr_error *err);
+
+static int feed_open(struct pr_server *s, const char *source, struct pr_error *err)
+{
+	if (strncmp(source, "unix:", 5) == 0) {
+		struct pr_feed *f = feed_new(s, FEED_LISTENER, source, 0, err);
+		if (!f)
+			return err->code;
+		bool created = false;
+		int rc = bind_unix(source + 5, s->opt.socket_mode, SOCK_STREAM, &f->fd, &created, err);
+		if (rc < 0)
+			return rc;
+		if (created)
+			f->path = strdup(source + 5);
+		pr_log("%s: listening for producers (CSV with a header line per connection)",
+		       source);
+		return 0;
+	}
+	int fd = strcmp(source, "-") == 0 ? dup(STDIN_FILENO)
+					  : open(source, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_error_set(err, -errno, "%s: %s", source, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		int code = S_ISDIR(st.st_mode) ? -EISDIR : -errno;
+		close(fd);
+		return pr_error_set(err, code, "%s: %s", source, strerror(-code));
+	}
+	struct pr_feed *f = feed_new(s, FEED_FILE, source, FEED_FILE_BUFFER, err);
+	if (!f) {
+		close(fd);
+		return err->code;
+	}
+	f->fd = fd;
+	f->seekable = S_ISREG(st.st_mode) && strcmp(source, "-") != 0;
+	s->feeds_open++;
+	if (f->seekable)
+		pr_log("%s: opened (%lld bytes)", source, (long long)st.st_size);
+	else
+		pr_log("%s: opened (a stream)", source);
+	return 0;
+}
+
+static void on_feed_accept(struct pr_server *s, struct pr_feed *l, int res)
+{
+	l->read_inflight = false;
+	if (res < 0) {
+		if (res != -EINTR && res != -ECONNABORTED && res != -EAGAIN)
+			pr_log("%s: accept: %s", l->name, strerror(-res));
+		if (res == -EMFILE || res == -ENFILE) {
+			struct timespec pause = { 0, 50 * 1000000 };
+			nanosleep(&pause, NULL);
+		}
+		arm_feed_read(s, l);
+		return;
+	}
+	char name[600];
+	snprintf(name, sizeof name, "%s#%llu", l->name, (unsigned long long)++l->producers);
+	struct pr_error err = { 0 };
+	struct pr_feed *f = feed_new(s, FEED_PRODUCER, name, FEED_PRODUCER_BUFFER, &err);
+	if (!f) {
+		pr_log("%s", err.message);
+		close(res);
+	} else {
+		f->fd = res;
+		s->feeds_open++;
+		pr_log("%s: producer connected", name);
+		arm_feed_read(s, f);
+	}
+	arm_feed_read(s, l);
+}
+
+static void on_feed_read(struct pr_server *s, struct pr_feed *f, int res)
+{
+	f->read_inflight = false;
+	if (f->ended) {
+		if (f->kind == FEED_PRODUCER) {
+			feed_unlink(s, f);
+			feed_free(f);
+		}
+		return;
+	}
+	if (res == -EINTR || res == -EAGAIN) {
+		arm_feed_read(s, f);
+		return;
+	}
+	if (res < 0) {
+		pr_log("%s: read: %s", f->name, strerror(-res));
+		feed_end(s, f, f->kind == FEED_FILE);
+		return;
+	}
+	if (res == 0) {
+		feed_end(s, f, false);
+		return;
+	}
+	f->offset += (uint64_t)res;
+	f->pos = 0;
+	f->len = (size_t)res;
+	ready_push(s, f);
+}
+
+bool pr_server_ingesting(const struct pr_server *s)
+{
+	return s->ready || (s->feeds_open && pr_server_now_ms() - s->last_feed_ms <
+						    (int64_t)s->opt.rank_interval_ms);
+}
+
+/* Decodes at most ingest_batch_bytes of waiting feed bytes. */
+static void ingest_turn(struct pr_server *s)
+{
+	size_t budget = s->opt.ingest_batch_bytes;
+	bool applied = false;
+	while (budget && s->ready) {
+		struct pr_feed *f = ready_pop(s);
+		size_t n = f->len - f->pos;
+		if (n > budget)
+			n = budget;
+		struct pr_error err = { 0 };
+		int rc = pr_decoder_push(f->decoder, f->buf + f->pos, n, &err);
+		applied = true;
+		budget -= n;
+		f->pos += n;
+		if (rc < 0) {
+			pr_log("%s: %s", f->name, err.message);
+			f->dead = true;
+			if (!f->read_inflight)
+				feed_end(s, f, true);
+			continue;
+		}
+		if (f->pos < f->len)
+			ready_push(s, f); /* round robin: the rest waits for the next turn */
+		else
+			arm_feed_read(s, f);
+	}
+	if (applied)
+		s->last_feed_ms = pr_server_now_ms();
+}
+
+struct ingest_ctx {
+	struct pr_server *s;
+	uint64_t shown;
+};
+
+static int ingest_record(void *ctx, const struct pr_record *r)
+{
+	return pr_engine_add(((struct ingest_ctx *)ctx)->s->engine, r);
+}
+
+static int ingest_reject(void *ctx, const struct pr_reject *r)
+{
+	struct ingest_ctx *x = ctx;
+	if (!x->s->opt.quiet && x->shown++ < 3)
+		describe_reject("INGEST", r);
+	return 0;
+}
+
+int pr_server_ingest_lines(struct pr_server *s, const char *const *lines,
+			   const size_t *lens, size_t count, uint64_t *accepted,
+			   uint64_t *rejected, struct pr_error *err)
+{
+	struct ingest_ctx ctx = { s, 0 };
+	struct pr_feed_sink sink = { &ctx, ingest_record, ingest_reject };
+	struct pr_decoder *d;
+	int rc = pr_decoder_create(&d, "INGEST", &s->opt.feed, &sink, err);
+	if (rc < 0)
+		return rc;
+	rc = pr_decoder_push(d, s->ingest_header, s->ingest_header_len, err);
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		rc = pr_decoder_push(d, lines[i], lens[i], err);
+		if (rc == 0 && (lens[i] == 0 || lines[i][lens[i] - 1] != '\n'))
+			rc = pr_decoder_push(d, "\n", 1, err);
+	}
+	if (rc == 0)
+		rc = pr_decoder_finish(d, err);
+	struct pr_feed_stats st = *pr_decoder_stats(d);
+	/* The synthetic header is not the client's: do not count its bytes. */
+	st.bytes = st.bytes > s->ingest_header_len ? st.bytes - s->ingest_header_len : 0;
+	add_stats(&s->stats, &st);
+	*accepted += st.records;
+	*rejected += st.rejected;
+	pr_decoder_destroy(d);
+	return rc;
+}
+
+void pr_server_feed_counts(const struct pr_server *s, unsigned *sources,
+			   unsigned *producers, unsigned *open)
+{
+	*sources = *producers = 0;
+	for (const struct pr_feed *f = s->feeds; f; f = f->next) {
+		if (f->kind == FEED_PRODUCER)
+			++*producers;
+		else
+			++*sources;
+	}
+	*open = s->feeds_open;
+}
+
+/* ---- the socket ----------------------------------------------------------- */
+
+/*
+ * Binds a Unix socket at path with the given mode. A live listener there is
+ * an error; a stale socket file (nobody answers) is replaced; anything that
+ * is not a socket is left alone and is an error.
+ */
+static int bind_unix(const char *path, mode_t mode, int type, int *out_fd,
+		     bool *created, struct pr_error *err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (!*path)
+		return pr_error_set(err, -EINVAL, "empty socket path");
+	if (strlen(path) >= sizeof addr.sun_path)
+		return pr_error_set(err, -ENAMETOOLONG, "%s: socket path longer than %zu bytes",
+				    path, sizeof addr.sun_path - 1);
+	strcpy(addr.sun_path, path);
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return pr_error_set(err, -EEXIST, "%s: exists and is not a socket", path);
+		int probe = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+		if (probe < 0)
+			return pr_error_set(err, -errno, "socket: %s", strerror(errno));
+		int rc = connect(probe, (struct sockaddr *)&addr, sizeof addr);
+		int e = errno;
+		close(probe);
+		if (rc == 0)
+			return pr_error_set(err, -EADDRINUSE,
+					    "%s: a server is already listening there", path);
+		if (e != ECONNREFUSED && e != ENOENT)
+			return pr_error_set(err, -e, "%s: %s", path, strerror(e));
+		if (unlink(path) < 0 && errno != ENOENT)
+			return pr_error_set(err, -errno, "%s: removing the stale socket: %s", path,
+					    strerror(errno));
+		pr_log("%s: replaced a stale socket file", path);
+	}
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return pr_error_set(err, -errno, "socket: %s", strerror(errno));
+	/* The file gets its mode at bind, so no one connects through a wider
+	 * mode in between: umask does that, chmod then makes it exact. */
+	mode_t old = umask((mode_t)(~mode & 0777));
+	int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
+	int e = errno;
+	umask(old);
+	if (rc < 0) {
+		close(fd);
+		return pr_error_set(err, -e, "%s: bind: %s", path, strerror(e));
+	}
+	*created = true;
+	if (chmod(path, mode) < 0 || listen(fd, SOMAXCONN) < 0) {
+		e = errno;
+		close(fd);
+		unlink(path);
+		*created = false;
+		return pr_error_set(err, -e, "%s: %s", path, strerror(e));
+	}
+	*out_fd = fd;
+	return 0;
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+static void build_ingest_header(struct pr_server *s)
+{
+	static const char *const defaults[] = { "ts", "customer_id", "store_id", "amount" };
+	const struct pr_feed_options *o = &s->opt.feed;
+	char sep = o->delimiter_kind == PR_DELIM_WHITESPACE ? ' ' : o->delimiter;
+	int fields[5], n = 0;
+	fields[n++] = PR_FIELD_TS;
+	fields[n++] = PR_FIELD_CUSTOMER;
+	fields[n++] = PR_FIELD_STORE;
+	if (o->column[PR_FIELD_QUANTITY] && o->column[PR_FIELD_PRICE]) {
+		fields[n++] = PR_FIELD_QUANTITY;
+		fields[n++] = PR_FIELD_PRICE;
+	} else {
+		fields[n++] = PR_FIELD_AMOUNT;
+	}
+	size_t len = 0;
+	for (int i = 0; i < n; i++) {
+		const char *name = o->column[fields[i]] ? o->column[fields[i]] : defaults[fields[i]];
+		len += (size_t)snprintf(s->ingest_header + len, sizeof s->ingest_header - len,
+					"%s%s", i ? (char[]){ sep, 0 } : "", name);
+		if (len >= sizeof s->ingest_header - 2)
+			len = sizeof s->ingest_header - 2;
+	}
+	s->ingest_header[len++] = '\n';
+	s->ingest_header[len] = 0;
+	s->ingest_header_len = len;
+}
+
+int pr_server_create(struct pr_server **out, const struct pr_server_options *opt,
+		     struct pr_error *err)
+{
+	struct pr_server *s = calloc(1, sizeof *s);
+	if (!s)
+		return pr_error_set(err, -ENOMEM, "out of memory");
+	s->opt = *opt;
+	s->listen_fd = s->signal_fd = -1;
+	s->started_ms = pr_server_now_ms();
+	s->started_wall_ms = wall_ms();
+	s->notify = getenv("NOTIFY_SOCKET") != NULL;
+	s->limits.max_request_bytes = opt->max_request_bytes;
+	/* Enough for any request under the byte limit ("a " per inline word). */
+	s->limits.max_args = opt->max_request_bytes / 2 + 16;
+	s->argv = malloc(s->limits.max_args * sizeof *s->argv);
+	s->argv_len = malloc(s->limits.max_args * sizeof *s->argv_len);
+	int rc;
+	if (!s->argv || !s->argv_len) {
+		rc = pr_error_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (!opt->socket_path || !(s->socket_path = strdup(opt->socket_path))) {
+		rc = pr_error_set(err, -EINVAL, "no socket path (--socket PATH)");
+		goto fail;
+	}
+	build_ingest_header(s);
+	rc = io_uring_queue_init(4096, &s->ring, 0);
+	if (rc < 0) {
+		pr_error_set(err, rc, "io_uring unavailable: %s", strerror(-rc));
+		goto fail_noring;
+	}
+	if ((rc = pr_engine_create(&s->engine, &opt->engine, err)) < 0)
+		goto fail;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (s->signal_fd < 0) {
+		rc = pr_error_set(err, -errno, "signalfd: %s", strerror(errno));
+		goto fail;
+	}
+	if ((rc = bind_unix(s->socket_path, opt->socket_mode, SOCK_STREAM, &s->listen_fd,
+			    &s->socket_created, err)) < 0)
+		goto fail;
+	for (size_t i = 0; i < opt->feed_count; i++)
+		if ((rc = feed_open(s, opt->feeds[i], err)) < 0)
+			goto fail;
+	*out = s;
+	return 0;
+fail:
+	pr_server_destroy(s);
+	return rc;
+fail_noring:
+	free(s->argv);
+	free(s->argv_len);
+	free(s->socket_path);
+	free(s);
+	return rc;
+}
+
+void pr_server_stop(struct pr_server *s)
+{
+	s->stopping = true;
+}
+
+static void on_signal(struct pr_server *s, int res)
+{
+	if (res != (int)sizeof siginfo) {
+		if (res != -EINTR && res != -EAGAIN)
+			pr_log("signalfd read: %s", res < 0 ? strerror(-res) : "short read");
+		arm_signal(s);
+		return;
+	}
+	if (siginfo.ssi_signo == SIGHUP) {
+		pr_log("SIGHUP: logs go to stderr (nothing to reopen); the configuration "
+		       "is read at start only");
+		arm_signal(s);
+		return;
+	}
+	pr_log("%s: stopping", strsignal((int)siginfo.ssi_signo));
+	s->stopping = true;
+}
+
+static void handle_cqe(struct pr_server *s, struct io_uring_cqe *cqe)
+{
+	uint64_t data = io_uring_cqe_get_data64(cqe);
+	enum op op = (enum op)(data & 7);
+	void *owner = (void *)(uintptr_t)(data & ~(uint64_t)7);
+	switch (op) {
+	case OP_ACCEPT:
+		on_accept(s, cqe->res);
+		break;
+	case OP_SIGNAL:
+		on_signal(s, cqe->res);
+		break;
+	case OP_RECV:
+		on_recv(s, owner, cqe->res);
+		break;
+	case OP_SEND:
+		on_send(s, owner, cqe->res);
+		break;
+	case OP_FEED_READ:
+		on_feed_read(s, owner, cqe->res);
+		break;
+	case OP_FEED_ACCEPT:
+		on_feed_accept(s, owner, cqe->res);
+		break;
+	}
+}
+
+/* Once a second: the ingest rate, and systemd's status line. */
+static void tick(struct pr_server *s, int64_t now)
+{
+	if (now - s->rate_ms < 1000)
+		return;
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	if (s->rate_ms)
+		s->records_per_sec = (double)(st.records - s->rate_records) * 1000.0 /
+				     (double)(now - s->rate_ms);
+	s->rate_ms = now;
+	s->rate_records = st.records;
+	if (s->notify) {
+		char status[200];
+		snprintf(status, sizeof status, "STATUS=%s: %llu records, %llu customers, %.0f records/s, %u clients",
+			 s->feeds_open ? "ingesting" : "serving", (unsigned long long)st.records,
+			 (unsigned long long)st.customers, s->records_per_sec, s->client_count);
+		notify(status);
+	}
+}
+
+int pr_server_run(struct pr_server *s, struct pr_error *err)
+{
+	arm_accept(s);
+	arm_signal(s);
+	for (struct pr_feed *f = s->feeds; f; f = f->next)
+		arm_feed_read(s, f);
+	pr_log("listening on %s (mode %04o), %zu feed%s", s->socket_path,
+	       (unsigned)s->opt.socket_mode, s->opt.feed_count, s->opt.feed_count == 1 ? "" : "s");
+	notify("READY=1\nSTATUS=listening");
+	while (!s->stopping) {
+		ingest_turn(s);
+		int due = pr_commands_alerts(s, false);
+		int64_t now = pr_server_now_ms();
+		tick(s, now);
+		int rc;
+		if (s->ready) {
+			rc = io_uring_submit(&s->ring);
+		} else {
+			long wait_ms = 1000 - (now - s->rate_ms);
+			if (due >= 0 && due < wait_ms)
+				wait_ms = due;
+			if (wait_ms < 1)
+				wait_ms = 1;
+			struct __kernel_timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000 };
+			struct io_uring_cqe *cqe;
+			rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+			if (rc == -ETIME || rc == -EINTR)
+				rc = 0;
+		}
+		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN) {
+			pr_error_set(err, rc, "io_uring: %s", strerror(-rc));
+			return rc;
+		}
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&s->ring, head, cqe) {
+			handle_cqe(s, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&s->ring, seen);
+	}
+	notify("STOPPING=1");
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	pr_log("stopped: %llu records, %llu customers, %llu commands served",
+	       (unsigned long long)st.records, (unsigned long long)st.customers,
+	       (unsigned long long)s->commands_total);
+	return 0;
+}
+
+void pr_server_destroy(struct pr_server *s)
+{
+	if (!s)
+		return;
+	/* Leaving the ring cancels every operation in flight, so the buffers
+	 * they point at may be freed afterwards. */
+	io_uring_queue_exit(&s->ring);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	if (s->socket_created && s->socket_path)
+		unlink(s->socket_path);
+	if (s->signal_fd >= 0)
+		close(s->signal_fd);
+	for (struct pr_client **list = &s->clients; list; list = list == &s->clients ? &s->zombies : NULL) {
+		while (*list) {
+			struct pr_client *c = *list;
+			*list = c->next;
+			client_free(c);
+		}
+	}
+	while (s->feeds) {
+		struct pr_feed *f = s->feeds;
+		s->feeds = f->next;
+		if (f->path)
+			unlink(f->path);
+		feed_free(f);
+	}
+	pr_commands_free(s);
+	pr_engine_destroy(s->engine);
+	free(s->argv);
+	free(s->argv_len);
+	free(s->socket_path);
+	free(s);
+}

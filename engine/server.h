@@ -1,0 +1,244 @@
+/*
+ * server.h - paretod's event loop: one io_uring that accepts and serves
+ * clients on a Unix socket (RESP2/RESP3, see resp.h), reads feeds into the
+ * engine, and watches signals and timers.
+ *
+ * Owns the engine (it is the single writer), the listening socket and its
+ * file, every client connection and its buffers, every feed source and its
+ * decoder, and the published rankings (commands.c builds them). One thread:
+ * requests are handled between feed batches, and a feed batch is bounded
+ * (ingest_batch_bytes per loop turn) so that a long backfill never holds a
+ * client for more than about a millisecond.
+ *
+ * Guarantees: a client's replies come in request order; a request over
+ * max_request_bytes or a malformed frame gets one -ERR and the connection
+ * is closed after it is sent; a client whose unsent output passes
+ * max_output_bytes is disconnected; none of these affects other clients or
+ * ingest. The socket file is created with socket_mode, never replaces a
+ * live server's socket, replaces a stale one, and is removed on SHUTDOWN,
+ * SIGTERM or SIGINT.
+ *
+ * Cost: O(bytes) per request and per feed byte; no allocation per record;
+ * buffers grow per client up to the limits and are kept for reuse.
+ *
+ * The structures below are internal to the daemon (server.c, commands.c);
+ * the embeddable API is include/pareto/.
+ */
+#ifndef PARETO_SERVER_H
+#define PARETO_SERVER_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "decoder.h"
+#include "pareto/engine.h"
+#include "pareto/error.h"
+#include "pareto/feed.h"
+#include "pareto/ranking.h"
+#include "resp.h"
+
+#define PR_SERVER_MAX_FEEDS 64
+
+/* A loyalty benefit of a tier, in hundredths of a percent (2000 = 20%). */
+struct pr_tier_benefit {
+	uint32_t discount_centi, cashback_centi;
+};
+
+struct pr_server_options {
+	const char *socket_path;   /* borrowed */
+	mode_t socket_mode;        /* 0660 */
+	const char *feeds[PR_SERVER_MAX_FEEDS]; /* "PATH", "-" or "unix:PATH"; borrowed */
+	size_t feed_count;
+	struct pr_feed_options feed;     /* as the report command's */
+	struct pr_engine_options engine;
+	size_t max_request_bytes;  /* 1 MiB */
+	size_t max_output_bytes;   /* 64 MiB */
+	unsigned max_clients;      /* 10000 */
+	unsigned rank_interval_ms; /* 10: rankings rebuilt at most this often while ingesting */
+	size_t ingest_batch_bytes; /* 64 KiB of feed bytes decoded per loop turn */
+	enum pr_window alert_window; /* all */
+	struct pr_tier_benefit benefits[3]; /* A, B, C */
+	unsigned show_errors;      /* bad lines described on stderr per feed: 10 */
+	const char *config_path;   /* for INFO; may be NULL */
+	bool quiet;                /* no per-line reject details */
+};
+
+void pr_server_options_init(struct pr_server_options *o);
+
+struct pr_server;
+
+/*
+ * Creates the engine, opens the feeds, binds and listens (refusing a live
+ * server's path), blocks SIGTERM/SIGINT/SIGHUP into a signalfd. Returns 0
+ * or a negative code with *err saying why ("/run/pareto/p.sock: a server is
+ * already listening there").
+ */
+int pr_server_create(struct pr_server **out, const struct pr_server_options *opt,
+		     struct pr_error *err);
+/* Serves until SHUTDOWN or a stop signal. Returns 0 or a fatal error code. */
+int pr_server_run(struct pr_server *s, struct pr_error *err);
+/* Closes everything and removes the socket file. */
+void pr_server_destroy(struct pr_server *s);
+
+/* One line to stderr: "2026-11-23T07:05:00.000Z paretod: ...". */
+void pr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- internal: shared with commands.c ------------------------------------ */
+
+#define PR_CLIENT_NAME_MAX 64
+#define PR_CLIENT_CHANNELS_MAX 16
+
+struct pr_client {
+	uint64_t id;
+	int fd;
+	struct pr_client *prev, *next; /* the server's list of live clients */
+	char *in;                      /* owned; requests not yet handled */
+	size_t in_len, in_cap;
+	struct pr_resp_out out;        /* replies being written */
+	char *wbuf;                    /* owned; bytes handed to the kernel */
+	size_t wlen, woff, wcap;
+	bool recv_inflight, send_inflight;
+	bool closing;          /* shut down; freed when no operation is in flight */
+	bool close_after_write;/* stop reading; close once the output is sent */
+	bool eof;              /* the peer shut its side down */
+	unsigned channels;     /* subscribed channels */
+	char *channel[PR_CLIENT_CHANNELS_MAX]; /* owned names */
+	char name[PR_CLIENT_NAME_MAX + 1];
+	char lib_name[PR_CLIENT_NAME_MAX + 1], lib_ver[PR_CLIENT_NAME_MAX + 1];
+	char last_command[24];
+	int64_t created_ms, active_ms;
+	uint64_t commands;
+};
+
+/* A published ranking: the snapshot and what it reflects. */
+struct pr_published {
+	struct pr_ranking *ranking;  /* owned; NULL: never built */
+	struct pr_summary summary;
+	uint64_t records;            /* engine records when built */
+	int64_t watermark_ms;
+	bool has_watermark;
+	int64_t built_ms;            /* monotonic */
+	int64_t build_ms;            /* how long the build took */
+	/* Each customer's revenue in the window when built, by shard and local
+	 * index: what a lookup on an older ranking needs. Owned. */
+	int64_t *revenue;
+	uint64_t *shard_start;       /* PR_SHARDS + 1 offsets into revenue */
+};
+
+struct pr_published_stores {
+	struct pr_ranking **rankings; /* owned; count */
+	struct pr_summary *summaries; /* owned; count */
+	uint32_t *order;              /* owned; riskiest first */
+	uint32_t count;
+	uint64_t records;
+	int64_t watermark_ms;
+	bool has_watermark;
+	int64_t built_ms;
+	int64_t build_ms;
+	bool valid;
+};
+
+/* What the alert subscribers were last told about one scope. */
+struct pr_alert_scope {
+	enum pr_risk risk;
+	uint32_t key_count;
+	char **key_ids;    /* owned; key_count malloc'ed ids */
+	uint32_t *key_lens;
+};
+
+struct pr_alerts {
+	bool baseline;               /* scopes below reflect alert_records */
+	uint64_t records;
+	int64_t evaluated_ms;
+	struct pr_alert_scope company;
+	struct pr_alert_scope *stores; /* owned; store_count */
+	uint32_t store_count;
+	uint64_t pushes;
+};
+
+struct pr_feed;
+
+struct pr_server {
+	struct pr_server_options opt;
+	struct pr_engine *engine;
+	struct io_uring ring;
+	int listen_fd, signal_fd;
+	bool socket_created; /* we own the socket file: remove it at the end */
+	bool stopping;
+	char *socket_path;   /* owned copy */
+	int64_t started_ms, started_wall_ms;
+	uint64_t next_client_id;
+
+	struct pr_client *clients; /* live list */
+	struct pr_client *zombies; /* closed, operations still in flight */
+	unsigned client_count;
+	unsigned subscribers;      /* clients subscribed to "alerts" */
+
+	struct pr_feed *feeds;     /* every source and producer connection */
+	unsigned feeds_open;       /* not yet at their end */
+	struct pr_feed *ready, *ready_tail; /* feeds with bytes waiting to be decoded */
+	int64_t last_feed_ms;      /* when feed bytes were last decoded */
+
+	/* INGEST through the socket */
+	char ingest_header[256];
+	size_t ingest_header_len;
+
+	/* parser scratch: argument arrays of max_args */
+	struct pr_resp_limits limits;
+	const char **argv;
+	size_t *argv_len;
+
+	/* rankings: one company ranking and one store set per window */
+	struct pr_published company[PR_WINDOW_COUNT];
+	struct pr_published_stores stores[PR_WINDOW_COUNT];
+	struct pr_alerts alerts;
+
+	/* counters */
+	struct pr_feed_stats stats;  /* feeds that ended, and INGEST */
+	uint64_t truncated_disconnects;
+	uint64_t connections_total, rejected_connections, output_disconnects;
+	uint64_t protocol_errors, commands_total, ranking_builds;
+	uint64_t rate_records;       /* records at rate_ms */
+	int64_t rate_ms;
+	double records_per_sec;
+	int64_t last_status_ms;
+	bool notify;                 /* NOTIFY_SOCKET is set */
+};
+
+/* Monotonic milliseconds. */
+int64_t pr_server_now_ms(void);
+
+/* Hands a client's pending output to the kernel if no send is in flight. */
+void pr_server_flush(struct pr_server *s, struct pr_client *c);
+
+/* Drops a client now, unsent output included (a reader past its bound). */
+void pr_server_disconnect(struct pr_server *s, struct pr_client *c);
+
+/* Stops the loop after this turn (SHUTDOWN). */
+void pr_server_stop(struct pr_server *s);
+
+/*
+ * True while feed bytes are waiting to be decoded: rankings are then
+ * rebuilt at most every rank_interval_ms instead of on every change.
+ */
+bool pr_server_ingesting(const struct pr_server *s);
+
+/*
+ * Appends CSV data lines (no header; the configured column order) to the
+ * engine. Adds what was accepted and rejected to *accepted / *rejected.
+ */
+int pr_server_ingest_lines(struct pr_server *s, const char *const *lines,
+			   const size_t *lens, size_t count, uint64_t *accepted,
+			   uint64_t *rejected, struct pr_error *err);
+
+/* Counts of every feed (ended or not) and INGEST, summed. */
+void pr_server_stats(const struct pr_server *s, struct pr_feed_stats *out);
+
+/* Feeds and their totals, for INFO. */
+void pr_server_feed_counts(const struct pr_server *s, unsigned *sources,
+			   unsigned *producers, unsigned *open);
+
+#endif

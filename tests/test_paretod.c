@@ -1,0 +1,1320 @@
+/* test_paretod.c - the daemon end to end: start paretod on a temporary
+ * socket, feed it, talk to it through hiredis (RESP2) and a small RESP3
+ * reader, and compare its answers with `pareto report --json` on the same
+ * feed; pipelining, many clients, slow readers, garbage, half-closed
+ * connections, INGEST, alerts, the socket file's life cycle, redis-cli. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support_json.h"
+#include "support_run.h"
+
+/* ---- the daemon ----------------------------------------------------------- */
+
+struct daemon {
+	char dir[64];
+	char socket[100];
+	char feed[128];
+	char log[128];
+	pid_t pid;
+};
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *p = malloc((size_t)n + 1);
+	size_t got = fread(p, 1, (size_t)n, f);
+	p[got] = 0;
+	fclose(f);
+	return p;
+}
+
+static int connect_unix(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		close(fd);
+		return -1;
+	}
+	struct timeval tv = { 10, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	return fd;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Spawns paretod on d's socket with the extra arguments (NULL-ended). */
+static pid_t spawn_argv(struct daemon *d, char *const *extra)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = PARETOD_BIN;
+	argv[n++] = "--socket";
+	argv[n++] = d->socket;
+	for (; *extra && n < 62; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* A failed test's process exits at once: take the daemon along. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static pid_t spawn(struct daemon *d, const char *first, ...)
+{
+	char *extra[40];
+	int n = 0;
+	va_list ap;
+	va_start(ap, first);
+	for (const char *a = first; a && n < 39; a = va_arg(ap, const char *))
+		extra[n++] = (char *)a;
+	va_end(ap);
+	extra[n] = NULL;
+	return spawn_argv(d, extra);
+}
+
+static void wait_listening(struct daemon *d)
+{
+	for (int i = 0; i < 500; i++) {
+		int fd = connect_unix(d->socket);
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		int status;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			char *log = read_text(d->log);
+			cr_assert_fail("paretod exited (%d): %s", status, log);
+		}
+		sleep_ms(10);
+	}
+	cr_assert_fail("paretod did not listen on %s", d->socket);
+}
+
+static void daemon_dir(struct daemon *d)
+{
+	snprintf(d->dir, sizeof d->dir, "/tmp/paretod-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(d->dir));
+	snprintf(d->socket, sizeof d->socket, "%s/p.sock", d->dir);
+	snprintf(d->feed, sizeof d->feed, "%s/feed.csv", d->dir);
+	snprintf(d->log, sizeof d->log, "%s/paretod.log", d->dir);
+}
+
+static redisContext *client(const struct daemon *d)
+{
+	redisContext *c = redisConnectUnix(d->socket);
+	cr_assert(c && !c->err, "connect: %s", c ? c->errstr : "?");
+	struct timeval tv = { 10, 0 };
+	redisSetTimeout(c, tv);
+	return c;
+}
+
+static redisReply *cmd(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	cr_assert_not_null(r, "%s: %s", fmt, c->errstr);
+	return r;
+}
+
+/* A field of a RESP2 flat field/value array. */
+static const redisReply *field(const redisReply *r, const char *name)
+{
+	cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "not an array (type %d: %s)", r->type,
+		     r->type == REDIS_REPLY_ERROR ? r->str : "");
+	for (size_t i = 0; i + 1 < r->elements; i += 2)
+		if (strcmp(r->element[i]->str, name) == 0)
+			return r->element[i + 1];
+	cr_assert_fail("no field %s", name);
+	return NULL;
+}
+
+static long long int_field(const redisReply *r, const char *name)
+{
+	const redisReply *v = field(r, name);
+	cr_assert_eq(v->type, REDIS_REPLY_INTEGER, "%s is not an integer", name);
+	return v->integer;
+}
+
+static char *info_value(redisContext *c, const char *section, const char *name, char *buf,
+			size_t size)
+{
+	redisReply *r = cmd(c, "INFO %s", section);
+	cr_assert_eq(r->type, REDIS_REPLY_STRING);
+	char key[96];
+	snprintf(key, sizeof key, "\n%s:", name);
+	const char *p = strstr(r->str, key);
+	cr_assert_not_null(p, "INFO %s lacks %s:\n%s", section, name, r->str);
+	p += strlen(key);
+	size_t n = strcspn(p, "\r\n");
+	snprintf(buf, size, "%.*s", (int)n, p);
+	freeReplyObject(r);
+	return buf;
+}
+
+/* Waits until every file feed has been read to its end. */
+static void wait_feeds(struct daemon *d)
+{
+	redisContext *c = client(d);
+	char v[64];
+	for (int i = 0; i < 1000; i++) {
+		if (strcmp(info_value(c, "ingest", "feeds_open", v, sizeof v), "0") == 0) {
+			redisFree(c);
+			return;
+		}
+		sleep_ms(10);
+	}
+	cr_assert_fail("feeds did not finish");
+}
+
+static void start(struct daemon *d, const char *feed_text, const char *extra, ...)
+{
+	daemon_dir(d);
+	char *argv[40];
+	int n = 0;
+	if (feed_text) {
+		write_text(d->feed, feed_text);
+		argv[n++] = "--feed";
+		argv[n++] = d->feed;
+	}
+	va_list ap;
+	va_start(ap, extra);
+	for (const char *a = extra; a && n < 38; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	d->pid = spawn_argv(d, argv);
+	wait_listening(d);
+	wait_feeds(d);
+}
+
+/* Stops it with SHUTDOWN; it must exit 0 and remove its socket. */
+static void stop(struct daemon *d)
+{
+	redisContext *c = client(d);
+	redisReply *r = redisCommand(c, "SHUTDOWN");
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	int status = 0;
+	for (int i = 0; i < 500 && waitpid(d->pid, &status, WNOHANG) == 0; i++)
+		sleep_ms(10);
+	char *log = read_text(d->log);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d; log:\n%s",
+		  status, log);
+	struct stat st;
+	cr_assert_neq(stat(d->socket, &st), 0, "socket file left behind");
+	free(log);
+	char command[200];
+	snprintf(command, sizeof command, "rm -rf %s", d->dir);
+	cr_assert_eq(system(command), 0);
+}
+
+/* ---- a RESP2/RESP3 reader ------------------------------------------------- */
+
+enum rv_type { RV_STRING, RV_ERROR, RV_INT, RV_DOUBLE, RV_NULL, RV_BOOL, RV_ARRAY, RV_MAP,
+	       RV_PUSH };
+
+struct rv {
+	enum rv_type type;
+	char *str;
+	size_t len;
+	long long integer;
+	double dval;
+	size_t n; /* elements (a map: 2 x pairs) */
+	struct rv **el;
+};
+
+struct conn {
+	int fd;
+	char buf[1 << 16];
+	size_t pos, len;
+};
+
+static int conn_byte(struct conn *c)
+{
+	if (c->pos == c->len) {
+		ssize_t n = read(c->fd, c->buf, sizeof c->buf);
+		if (n <= 0)
+			return -1;
+		c->pos = 0;
+		c->len = (size_t)n;
+	}
+	return (unsigned char)c->buf[c->pos++];
+}
+
+static bool conn_line(struct conn *c, char *line, size_t cap)
+{
+	size_t n = 0;
+	for (;;) {
+		int ch = conn_byte(c);
+		if (ch < 0)
+			return false;
+		if (ch == '\n' && n && line[n - 1] == '\r') {
+			line[n - 1] = 0;
+			return true;
+		}
+		if (n + 1 < cap)
+			line[n++] = (char)ch;
+	}
+}
+
+static void rv_free(struct rv *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->n; i++)
+		rv_free(v->el[i]);
+	free(v->el);
+	free(v->str);
+	free(v);
+}
+
+/* Reads one reply; NULL at end of stream or on a timeout. */
+static struct rv *rv_read(struct conn *c)
+{
+	char line[4096];
+	if (!conn_line(c, line, sizeof line))
+		return NULL;
+	struct rv *v = calloc(1, sizeof *v);
+	long long n = atoll(line + 1);
+	switch (line[0]) {
+	case '+':
+	case '-':
+		v->type = line[0] == '+' ? RV_STRING : RV_ERROR;
+		v->str = strdup(line + 1);
+		v->len = strlen(v->str);
+		break;
+	case ':':
+		v->type = RV_INT;
+		v->integer = n;
+		break;
+	case ',':
+		v->type = RV_DOUBLE;
+		v->dval = strtod(line + 1, NULL);
+		v->str = strdup(line + 1);
+		break;
+	case '_':
+		v->type = RV_NULL;
+		break;
+	case '#':
+		v->type = RV_BOOL;
+		v->integer = line[1] == 't';
+		break;
+	case '$':
+	case '=':
+		if (n < 0) {
+			v->type = RV_NULL;
+			break;
+		}
+		v->type = RV_STRING;
+		v->str = malloc((size_t)n + 1);
+		for (long long i = 0; i < n + 2; i++) {
+			int ch = conn_byte(c);
+			if (ch < 0) {
+				rv_free(v);
+				return NULL;
+			}
+			if (i < n)
+				v->str[i] = (char)ch;
+		}
+		v->str[n] = 0;
+		v->len = (size_t)n;
+		break;
+	case '*':
+	case '%':
+	case '>':
+	case '~':
+		if (n < 0) {
+			v->type = RV_NULL;
+			break;
+		}
+		v->type = line[0] == '%' ? RV_MAP : line[0] == '>' ? RV_PUSH : RV_ARRAY;
+		v->n = (size_t)(line[0] == '%' ? 2 * n : n);
+		v->el = calloc(v->n + 1, sizeof *v->el);
+		for (size_t i = 0; i < v->n; i++) {
+			if (!(v->el[i] = rv_read(c))) {
+				v->n = i;
+				rv_free(v);
+				return NULL;
+			}
+		}
+		break;
+	default:
+		cr_assert_fail("bad reply line '%s'", line);
+	}
+	return v;
+}
+
+static void conn_send(struct conn *c, const char *text)
+{
+	size_t len = strlen(text);
+	cr_assert_eq(write(c->fd, text, len), (ssize_t)len);
+}
+
+/* A RESP array of bulk strings from a space-separated command. */
+static void conn_command(struct conn *c, const char *fmt, ...)
+{
+	char text[4096], out[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	char *words[64];
+	int n = 0;
+	for (char *save, *w = strtok_r(text, " ", &save); w && n < 64; w = strtok_r(NULL, " ", &save))
+		words[n++] = w;
+	size_t len = (size_t)snprintf(out, sizeof out, "*%d\r\n", n);
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(out + len, sizeof out - len, "$%zu\r\n%s\r\n", strlen(words[i]),
+					words[i]);
+	cr_assert_eq(write(c->fd, out, len), (ssize_t)len);
+}
+
+static struct conn *conn_open(const struct daemon *d)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	c->fd = connect_unix(d->socket);
+	cr_assert_geq(c->fd, 0);
+	return c;
+}
+
+static void conn_close(struct conn *c)
+{
+	close(c->fd);
+	free(c);
+}
+
+static const struct rv *rv_field(const struct rv *m, const char *name)
+{
+	cr_assert(m->type == RV_MAP || m->type == RV_ARRAY, "not a map (type %d %s)", m->type,
+		  m->type == RV_ERROR ? m->str : "");
+	for (size_t i = 0; i + 1 < m->n; i += 2)
+		if (m->el[i]->type == RV_STRING && strcmp(m->el[i]->str, name) == 0)
+			return m->el[i + 1];
+	return NULL;
+}
+
+/* ---- replies compared with the report's JSON ------------------------------ */
+
+static void compare(const struct rv *r, const struct tj *j, const char *path,
+		    const char *const *skip)
+{
+	char sub[512];
+	cr_assert_not_null(r, "%s: missing in the reply", path);
+	switch (j->type) {
+	case TJ_OBJECT:
+		cr_assert(r->type == RV_MAP || (r->type == RV_ARRAY && r->n % 2 == 0),
+			  "%s: want a map, reply type %d", path, r->type);
+		for (size_t i = 0; i < j->count; i++) {
+			bool skipped = false;
+			for (const char *const *s = skip; s && *s; s++)
+				skipped |= strcmp(*s, j->keys[i]) == 0;
+			if (skipped)
+				continue;
+			snprintf(sub, sizeof sub, "%s.%s", path, j->keys[i]);
+			compare(rv_field(r, j->keys[i]), j->items[i], sub, NULL);
+		}
+		break;
+	case TJ_ARRAY:
+		cr_assert_eq(r->type, RV_ARRAY, "%s: want an array", path);
+		cr_assert_eq(r->n, j->count, "%s: %zu entries, report has %zu", path, r->n, j->count);
+		for (size_t i = 0; i < j->count; i++) {
+			snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+			compare(r->el[i], j->items[i], sub, NULL);
+		}
+		break;
+	case TJ_STRING:
+		cr_assert(r->type == RV_STRING && r->len == j->len && memcmp(r->str, j->text, j->len) == 0,
+			  "%s: reply '%s', report '%s'", path, r->str ? r->str : "(not a string)", j->text);
+		break;
+	case TJ_NUMBER:
+		if (r->type == RV_INT) {
+			cr_assert(j->is_int && j->integer == r->integer, "%s: reply %lld, report %s", path,
+				  r->integer, j->text);
+		} else {
+			/* A double: the report prints %.15g. */
+			cr_assert(r->type == RV_DOUBLE || r->type == RV_STRING, "%s: not a number", path);
+			double v = strtod(r->str, NULL);
+			char text[64];
+			snprintf(text, sizeof text, "%.15g", v);
+			cr_assert_str_eq(text, j->text, "%s: reply %s, report %s", path, r->str, j->text);
+		}
+		break;
+	case TJ_NULL:
+		cr_assert_eq(r->type, RV_NULL, "%s: want null, type %d", path, r->type);
+		break;
+	case TJ_BOOL:
+		cr_assert((r->type == RV_BOOL || r->type == RV_INT) && r->integer == j->boolean,
+			  "%s: bool differs", path);
+		break;
+	}
+}
+
+/* A random feed (seeded): skewed customers, several stores, refunds, ties. */
+static char *random_feed(unsigned seed, int records, int customers)
+{
+	size_t cap = (size_t)records * 64 + 64, len = 0;
+	char *text = malloc(cap);
+	len += (size_t)sprintf(text, "ts,customer_id,store_id,amount\n");
+	srand(seed);
+	for (int i = 0; i < records; i++) {
+		int c = rand() % customers;
+		if (rand() % 3 == 0)
+			c = c % (customers / 10 + 1); /* a few customers buy much more */
+		int day = rand() % 700, store = 1 + rand() % 5;
+		long amount = rand() % 3 == 0 ? 1000 : 1 + rand() % 50000;
+		if (rand() % 20 == 0)
+			amount = -amount / 4;
+		int64_t ts = 1672531200LL + (int64_t)day * 86400 + rand() % 86400; /* 2023-01-01 on */
+		len += (size_t)sprintf(text + len, "%lld,C%04d,S%d,%s%ld.%02ld\n", (long long)ts, c,
+				       store, amount < 0 ? "-" : "", labs(amount) / 100, labs(amount) % 100);
+	}
+	return text;
+}
+
+static struct tj *report_json(const char *feed, const char *window, char **customers, int ncust)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = PARETO_BIN;
+	argv[n++] = "report";
+	argv[n++] = "--json";
+	argv[n++] = "--top";
+	argv[n++] = "25";
+	argv[n++] = "--by-store";
+	argv[n++] = "--lapsed";
+	argv[n++] = "10";
+	argv[n++] = "--window";
+	argv[n++] = (char *)window;
+	for (int i = 0; i < ncust; i++) {
+		argv[n++] = "--customer";
+		argv[n++] = customers[i];
+	}
+	argv[n++] = "--quiet";
+	argv[n++] = (char *)feed;
+	argv[n] = NULL;
+	struct run_result rr;
+	run_command(argv, NULL, &rr);
+	cr_assert_eq(rr.exit_code, 0, "pareto report: %s", rr.err);
+	char error[128];
+	struct tj *j = tj_parse(rr.out, strlen(rr.out), error, sizeof error);
+	cr_assert_not_null(j, "report JSON: %s", error);
+	run_result_free(&rr);
+	return j;
+}
+
+static void compare_with_report(struct daemon *d, const char *window, bool resp3)
+{
+	char *ids[] = { "C0000", "C0001", "C0007", "C0042", "C0100", "C0299", "NOBODY" };
+	int nids = sizeof ids / sizeof ids[0];
+	struct tj *j = report_json(d->feed, window, ids, nids);
+	struct conn *c = conn_open(d);
+	if (resp3) {
+		conn_command(c, "HELLO 3");
+		struct rv *hello = rv_read(c);
+		cr_assert_eq(hello->type, RV_MAP);
+		rv_free(hello);
+	}
+	char path[64];
+	snprintf(path, sizeof path, "PARETO(%s,resp%d)", window, resp3 ? 3 : 2);
+	static const char *const not_summary[] = { "top", "stores", "customer_detail", "lapsed",
+						   "lapsed_total", NULL };
+	conn_command(c, "PARETO WINDOW %s", window);
+	struct rv *r = rv_read(c);
+	compare(r, j, path, not_summary);
+	rv_free(r);
+
+	conn_command(c, "TOP 25 WINDOW %s", window);
+	r = rv_read(c);
+	compare(rv_field(r, "top"), tj_key(j, "top"), "TOP", NULL);
+	compare(rv_field(r, "records"), tj_key(j, "records"), "TOP.records", NULL);
+	compare(rv_field(r, "watermark"), tj_key(j, "watermark"), "TOP.watermark", NULL);
+	rv_free(r);
+
+	conn_command(c, "STORES WINDOW %s", window);
+	r = rv_read(c);
+	compare(rv_field(r, "stores"), tj_key(j, "stores"), "STORES", NULL);
+	rv_free(r);
+
+	const struct tj *detail = tj_key(j, "customer_detail");
+	for (int i = 0; i < nids; i++) {
+		conn_command(c, "CUSTOMER %s WINDOW %s", ids[i], window);
+		r = rv_read(c);
+		snprintf(path, sizeof path, "CUSTOMER %s", ids[i]);
+		compare(r, tj_at(detail, (size_t)i), path, NULL);
+		rv_free(r);
+		conn_command(c, "RANK %s WINDOW %s", ids[i], window);
+		r = rv_read(c);
+		snprintf(path, sizeof path, "RANK %s", ids[i]);
+		compare(r, tj_at(detail, (size_t)i), path, NULL);
+		compare(rv_field(r, "records"), tj_key(j, "records"), path, NULL);
+		rv_free(r);
+	}
+	if (strcmp(window, "all") == 0) {
+		conn_command(c, "LAPSED 10");
+		r = rv_read(c);
+		compare(rv_field(r, "lapsed"), tj_key(j, "lapsed"), "LAPSED", NULL);
+		compare(rv_field(r, "lapsed_total"), tj_key(j, "lapsed_total"), "LAPSED", NULL);
+		rv_free(r);
+	}
+	conn_close(c);
+	tj_free(j);
+}
+
+Test(paretod, answers_equal_the_report)
+{
+	unsigned seed = (unsigned)time(NULL);
+	cr_log_info("seed %u", seed);
+	struct daemon d;
+	char *feed = random_feed(seed, 5000, 300);
+	start(&d, feed, NULL);
+	const char *windows[] = { "all", "quarter", "prev-year", "month" };
+	for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++) {
+		compare_with_report(&d, windows[i], false);
+		compare_with_report(&d, windows[i], true);
+	}
+	free(feed);
+	stop(&d);
+}
+
+static const char small_feed[] =
+	"ts,customer_id,store_id,amount\n"
+	"2024-01-05,C1,S1,100.00\n"
+	"2024-01-06,C2,S1,50.00\n"
+	"2024-02-01,C3,S2,25.50\n"
+	"2024-02-03,C1,S2,10.00\n"
+	"2024-03-01,C4,S1,5.00\n"
+	"2024-03-01,C5,S2,5.00\n"
+	"2024-03-03,C2,S2,-10.00\n"
+	"not a line\n";
+
+Test(paretod, hand_computed_answers)
+{
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	redisContext *c = client(&d);
+	redisReply *r = cmd(c, "RANK C2");
+	/* C1 110.00, C2 40.00, C3 25.50, C4 5.00, C5 5.00 */
+	cr_assert_eq(int_field(r, "rank"), 2);
+	cr_assert_eq(int_field(r, "revenue_minor"), 4000);
+	cr_assert_eq(int_field(r, "records"), 7);
+	cr_assert_str_eq(field(r, "tier")->str, "B");
+	freeReplyObject(r);
+	r = cmd(c, "RANK C5");
+	cr_assert_eq(int_field(r, "rank"), 5);
+	cr_assert_eq(int_field(r, "competition_rank"), 4);
+	freeReplyObject(r);
+	r = cmd(c, "RANK nobody");
+	cr_assert_eq(field(r, "rank")->type, REDIS_REPLY_NIL);
+	freeReplyObject(r);
+	r = cmd(c, "PARETO");
+	cr_assert_eq(int_field(r, "customers"), 5);
+	cr_assert_eq(int_field(r, "revenue_minor"), 18550);
+	cr_assert_eq(int_field(r, "rejected"), 1);
+	cr_assert_str_eq(field(r, "risk")->str, "critical");
+	cr_assert_str_eq(field(r, "watermark")->str, "2024-03-03T00:00:00.000Z");
+	freeReplyObject(r);
+	r = cmd(c, "SCORE C1");
+	cr_assert_str_eq(field(r, "tier")->str, "A");
+	cr_assert_str_eq(field(r, "discount_percent")->str, "20");
+	const redisReply *flags = field(r, "risk_flags");
+	cr_assert_eq(flags->elements, 3);
+	cr_assert_str_eq(flags->element[0]->str, "key_client");
+	cr_assert_str_eq(flags->element[1]->str, "critical_dependency");
+	cr_assert_str_eq(flags->element[2]->str, "store_key_client");
+	freeReplyObject(r);
+	r = cmd(c, "SCORE C4");
+	cr_assert_str_eq(field(r, "tier")->str, "C");
+	cr_assert_str_eq(field(r, "discount_percent")->str, "5");
+	freeReplyObject(r);
+	r = cmd(c, "KEYCLIENTS STORE S2");
+	const redisReply *keys = field(r, "key_clients");
+	cr_assert_eq(keys->elements, 3); /* C3 25.50, C1 10.00, C2 -10.00 -> out; C5 5.00 */
+	freeReplyObject(r);
+	r = cmd(c, "RISK STORE S1");
+	cr_assert_str_eq(field(r, "risk")->str, "critical");
+	freeReplyObject(r);
+	r = cmd(c, "STORES 1");
+	cr_assert_eq(field(r, "stores")->elements, 1);
+	freeReplyObject(r);
+	r = cmd(c, "PARETO STORE nowhere");
+	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+	cr_assert_str_eq(r->str, "ERR unknown store 'nowhere'");
+	freeReplyObject(r);
+	redisFree(c);
+	stop(&d);
+}
+
+Test(paretod, errors_in_redis_wording)
+{
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	redisContext *c = client(&d);
+	redisReply *r = cmd(c, "FOO bar baz");
+	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+	cr_assert_str_eq(r->str, "ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' ");
+	freeReplyObject(r);
+	r = cmd(c, "RANK");
+	cr_assert_str_eq(r->str, "ERR wrong number of arguments for 'rank' command");
+	freeReplyObject(r);
+	r = cmd(c, "TOP x");
+	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	r = cmd(c, "TOP 3 WINDOW decade");
+	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	r = cmd(c, "HELLO 4");
+	cr_assert_str_eq(r->str, "NOPROTO unsupported protocol version");
+	freeReplyObject(r);
+	r = cmd(c, "PING");
+	cr_assert_str_eq(r->str, "PONG");
+	freeReplyObject(r);
+	r = cmd(c, "COMMAND COUNT");
+	long long count = r->integer;
+	freeReplyObject(r);
+	r = cmd(c, "HELP");
+	cr_assert_eq((long long)r->elements, count);
+	const char *want[] = { "PING", "HELLO", "INFO", "CUSTOMER", "RANK", "TOP", "PARETO", "RISK",
+			       "KEYCLIENTS", "STORES", "LAPSED", "SCORE", "INGEST", "SUBSCRIBE",
+			       "SHUTDOWN", "CLIENT", "COMMAND", "CONFIG", "ECHO", "RESET", "QUIT" };
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		bool found = false;
+		for (size_t k = 0; k < r->elements; k++)
+			found |= strncmp(r->element[k]->str, want[i], strlen(want[i])) == 0 &&
+				 r->element[k]->str[strlen(want[i])] == ' ';
+		cr_assert(found, "HELP lacks %s", want[i]);
+	}
+	freeReplyObject(r);
+	r = cmd(c, "CONFIG GET save");
+	cr_assert_eq(r->elements, 2);
+	cr_assert_str_eq(r->element[0]->str, "save");
+	freeReplyObject(r);
+	r = cmd(c, "CONFIG GET appendonly");
+	cr_assert_str_eq(r->element[1]->str, "no");
+	freeReplyObject(r);
+	r = cmd(c, "CLIENT SETNAME tester");
+	cr_assert_str_eq(r->str, "OK");
+	freeReplyObject(r);
+	r = cmd(c, "CLIENT LIST");
+	cr_assert_not_null(strstr(r->str, "name=tester"));
+	freeReplyObject(r);
+	r = cmd(c, "INFO metrics");
+	cr_assert_not_null(strstr(r->str, "\npareto_records_total 7\n"), "%s", r->str);
+	cr_assert_null(strstr(r->str, "C1"));
+	freeReplyObject(r);
+	r = cmd(c, "INFO");
+	for (const char *const *s = (const char *const[]){ "# Server", "# Ingest", "# Memory",
+							     "# Clients", "# Ranking", NULL };
+	     *s; s++)
+		cr_assert_not_null(strstr(r->str, *s), "INFO lacks %s", *s);
+	freeReplyObject(r);
+	redisFree(c);
+	stop(&d);
+}
+
+Test(paretod, pipelining)
+{
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	redisContext *c = client(&d);
+	for (int i = 0; i < 1000; i++) {
+		redisAppendCommand(c, "PING");
+		redisAppendCommand(c, "RANK C%d", 1 + i % 5);
+	}
+	for (int i = 0; i < 1000; i++) {
+		redisReply *r;
+		cr_assert_eq(redisGetReply(c, (void **)&r), REDIS_OK);
+		cr_assert_str_eq(r->str, "PONG");
+		freeReplyObject(r);
+		cr_assert_eq(redisGetReply(c, (void **)&r), REDIS_OK);
+		static const int ranks[] = { 1, 2, 3, 4, 5 };
+		cr_assert_eq(int_field(r, "rank"), ranks[i % 5]);
+		freeReplyObject(r);
+	}
+	redisFree(c);
+	/* The same through one raw write, inline commands included. */
+	struct conn *raw = conn_open(&d);
+	size_t cap = 1000 * 40, len = 0;
+	char *burst = malloc(cap);
+	for (int i = 0; i < 1000; i++)
+		len += (size_t)sprintf(burst + len, i % 2 ? "PING\r\n" : "*2\r\n$4\r\nRANK\r\n$2\r\nC3\r\n");
+	cr_assert_eq(write(raw->fd, burst, len), (ssize_t)len);
+	for (int i = 0; i < 1000; i++) {
+		struct rv *r = rv_read(raw);
+		cr_assert_not_null(r);
+		if (i % 2)
+			cr_assert_str_eq(r->str, "PONG");
+		else
+			cr_assert_eq(rv_field(r, "rank")->integer, 3);
+		rv_free(r);
+	}
+	free(burst);
+	conn_close(raw);
+	stop(&d);
+}
+
+Test(paretod, two_hundred_clients)
+{
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	enum { N = 200 };
+	redisContext *cs[N];
+	for (int i = 0; i < N; i++) {
+		cs[i] = client(&d);
+		redisAppendCommand(cs[i], "PING");
+		redisAppendCommand(cs[i], "RANK C%d", 1 + i % 5);
+		/* Send now, read later: all 200 are in flight at once. */
+		int done = 0;
+		while (!done)
+			cr_assert_eq(redisBufferWrite(cs[i], &done), REDIS_OK);
+	}
+	char v[32];
+	redisContext *watcher = client(&d);
+	cr_assert_geq(atoi(info_value(watcher, "clients", "connected_clients", v, sizeof v)), N + 1);
+	redisFree(watcher);
+	for (int i = 0; i < N; i++) {
+		redisReply *r;
+		cr_assert_eq(redisGetReply(cs[i], (void **)&r), REDIS_OK);
+		cr_assert_str_eq(r->str, "PONG");
+		freeReplyObject(r);
+		cr_assert_eq(redisGetReply(cs[i], (void **)&r), REDIS_OK);
+		cr_assert_eq(int_field(r, "rank"), 1 + i % 5);
+		freeReplyObject(r);
+		redisFree(cs[i]);
+	}
+	stop(&d);
+}
+
+Test(paretod, a_client_that_never_reads)
+{
+	struct daemon d;
+	char *feed = random_feed(7, 3000, 500);
+	start(&d, feed, "--max-output-bytes", "1M", NULL);
+	free(feed);
+	/* It asks for ~40 KB replies and reads none of them. */
+	int slow = connect_unix(d.socket);
+	fcntl(slow, F_SETFL, O_NONBLOCK);
+	const char ask[] = "TOP 300\r\n";
+	size_t sent = 0;
+	redisContext *c = client(&d);
+	for (int i = 0; i < 400; i++) {
+		ssize_t w = send(slow, ask, sizeof ask - 1, MSG_NOSIGNAL);
+		if (w > 0)
+			sent += (size_t)w;
+		/* Others are served meanwhile. */
+		redisReply *r = cmd(c, "RANK C0001");
+		cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+		freeReplyObject(r);
+	}
+	cr_assert_gt(sent, 0);
+	char v[32];
+	for (int i = 0; i < 200 && strcmp(info_value(c, "clients", "output_limit_disconnects", v,
+						     sizeof v), "1") != 0; i++)
+		sleep_ms(10);
+	cr_assert_str_eq(v, "1", "the slow reader was not disconnected");
+	redisReply *r = cmd(c, "PING");
+	cr_assert_str_eq(r->str, "PONG");
+	freeReplyObject(r);
+	close(slow);
+	redisFree(c);
+	stop(&d);
+}
+
+/* Writes until the server closes; returns what it replied before closing. */
+static char *flood(const char *socket, const char *first, char fill, size_t total)
+{
+	int fd = connect_unix(socket);
+	cr_assert_geq(fd, 0);
+	char chunk[65536];
+	memset(chunk, fill, sizeof chunk);
+	size_t sent = 0;
+	if (first) {
+		cr_assert_eq(send(fd, first, strlen(first), MSG_NOSIGNAL), (ssize_t)strlen(first));
+		sent = strlen(first);
+	}
+	while (sent < total) {
+		ssize_t w = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL);
+		if (w <= 0)
+			break; /* closed by the server */
+		sent += (size_t)w;
+	}
+	char *reply = calloc(1, 4096);
+	size_t len = 0;
+	ssize_t n;
+	while (len < 4095 && (n = read(fd, reply + len, 4095 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	return reply;
+}
+
+Test(paretod, garbage_gets_an_error_and_is_closed)
+{
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	char *reply = flood(d.socket, NULL, 'x', 10u << 20);
+	cr_assert_str_eq(reply, "-ERR request too large\r\n");
+	free(reply);
+	reply = flood(d.socket, "*1\r\n$4\r\nPING\r\n*zz\r\n", 'y', 1u << 20);
+	cr_assert_str_eq(reply, "+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n");
+	free(reply);
+	reply = flood(d.socket, "PING\r\n\x01\x02\x03\r\n", 0, 1u << 16);
+	cr_assert_eq(strncmp(reply, "+PONG\r\n-ERR Protocol error", 26), 0, "%s", reply);
+	free(reply);
+	reply = flood(d.socket, "*1\r\n$2000000\r\n", 'z', 3u << 20);
+	cr_assert_str_eq(reply, "-ERR request too large\r\n");
+	free(reply);
+	redisContext *c = client(&d);
+	redisReply *r = cmd(c, "RANK C1");
+	cr_assert_eq(int_field(r, "rank"), 1);
+	freeReplyObject(r);
+	char v[32];
+	cr_assert_str_eq(info_value(c, "clients", "protocol_errors", v, sizeof v), "4");
+	redisFree(c);
+	stop(&d);
+}
+
+Test(paretod, half_closed_connection_gets_its_answers)
+{
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	struct conn *c = conn_open(&d);
+	conn_send(c, "PING\r\nRANK C1\r\nECHO hello\r\n");
+	shutdown(c->fd, SHUT_WR);
+	struct rv *r = rv_read(c);
+	cr_assert_str_eq(r->str, "PONG");
+	rv_free(r);
+	r = rv_read(c);
+	cr_assert_eq(rv_field(r, "rank")->integer, 1);
+	rv_free(r);
+	r = rv_read(c);
+	cr_assert_str_eq(r->str, "hello");
+	rv_free(r);
+	cr_assert_null(rv_read(c), "the server should close after answering");
+	conn_close(c);
+	stop(&d);
+}
+
+Test(paretod, ingest_changes_the_answers)
+{
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	redisContext *c = client(&d);
+	redisReply *r = cmd(c, "RANK NEW");
+	cr_assert_eq(field(r, "rank")->type, REDIS_REPLY_NIL);
+	cr_assert_eq(int_field(r, "records"), 7);
+	freeReplyObject(r);
+	r = cmd(c, "INGEST %s %s %s", "2024-03-04,NEW,S1,1000.00", "2024-03-05,C5,S2,1.50",
+		"bad,line");
+	cr_assert_eq(int_field(r, "accepted"), 2);
+	cr_assert_eq(int_field(r, "rejected"), 1);
+	cr_assert_eq(int_field(r, "records"), 9);
+	freeReplyObject(r);
+	r = cmd(c, "RANK NEW");
+	cr_assert_eq(int_field(r, "rank"), 1);
+	cr_assert_eq(int_field(r, "revenue_minor"), 100000);
+	cr_assert_eq(int_field(r, "records"), 9);
+	cr_assert_str_eq(field(r, "watermark")->str, "2024-03-05T00:00:00.000Z");
+	freeReplyObject(r);
+	r = cmd(c, "RANK C5");
+	cr_assert_eq(int_field(r, "rank"), 5); /* 6.50 now beats C4's 5.00 */
+	freeReplyObject(r);
+	r = cmd(c, "PARETO");
+	cr_assert_eq(int_field(r, "customers"), 6);
+	cr_assert_eq(int_field(r, "rejected"), 2);
+	freeReplyObject(r);
+	redisFree(c);
+	stop(&d);
+}
+
+/*
+ * Store S: BIG 300.00 and ten customers of 60.00 (BIG 33%: elevated, the
+ * others 6.7%); store T: twenty customers of 500.00 (5% each, risk none).
+ * X buys 100.00 in S (10.0% of 1000.00: a key client; BIG 30%, still
+ * elevated), then gets 50.00 back (50/950 = 5.3%: no longer key). The
+ * company's shares stay far below 10%. Exactly two pushes.
+ */
+static char *alert_feed(void)
+{
+	char *text = malloc(8192);
+	size_t len = (size_t)sprintf(text, "ts,customer_id,store_id,amount\n2024-01-01,BIG,S,300.00\n");
+	for (int i = 0; i < 10; i++)
+		len += (size_t)sprintf(text + len, "2024-01-02,s%d,S,60.00\n", i);
+	for (int i = 0; i < 20; i++)
+		len += (size_t)sprintf(text + len, "2024-01-03,t%d,T,500.00\n", i);
+	return text;
+}
+
+static struct rv *read_push(struct conn *c)
+{
+	struct rv *r = rv_read(c);
+	cr_assert_not_null(r, "no push");
+	cr_assert(r->type == RV_PUSH || r->type == RV_ARRAY);
+	cr_assert_eq(r->n, 3);
+	cr_assert_str_eq(r->el[0]->str, "message");
+	cr_assert_str_eq(r->el[1]->str, "alerts");
+	return r;
+}
+
+Test(paretod, alerts_key_client_on_and_off)
+{
+	struct daemon d;
+	char *feed = alert_feed();
+	start(&d, feed, NULL);
+	free(feed);
+	struct conn *sub3 = conn_open(&d), *sub2 = conn_open(&d);
+	conn_command(sub3, "HELLO 3");
+	rv_free(rv_read(sub3));
+	conn_command(sub3, "SUBSCRIBE alerts");
+	struct rv *r = rv_read(sub3);
+	cr_assert_eq(r->type, RV_PUSH);
+	cr_assert_str_eq(r->el[0]->str, "subscribe");
+	rv_free(r);
+	conn_command(sub2, "SUBSCRIBE alerts");
+	r = rv_read(sub2);
+	cr_assert_eq(r->type, RV_ARRAY);
+	cr_assert_eq(r->el[2]->integer, 1);
+	rv_free(r);
+	/* RESP2 subscribed mode allows only a few commands. */
+	conn_command(sub2, "RANK BIG");
+	r = rv_read(sub2);
+	cr_assert_eq(r->type, RV_ERROR);
+	cr_assert_not_null(strstr(r->str, "only (P|S)SUBSCRIBE"));
+	rv_free(r);
+	conn_command(sub2, "PING");
+	r = rv_read(sub2);
+	cr_assert_eq(r->type, RV_ARRAY);
+	cr_assert_str_eq(r->el[0]->str, "pong");
+	rv_free(r);
+
+	redisContext *c = client(&d);
+	redisReply *ok = cmd(c, "INGEST 2024-01-04,X,S,100.00");
+	cr_assert_eq(int_field(ok, "accepted"), 1);
+	freeReplyObject(ok);
+	ok = cmd(c, "INGEST 2024-01-05,X,S,-50.00");
+	freeReplyObject(ok);
+	/* Something that changes no key client and no risk level. */
+	ok = cmd(c, "INGEST 2024-01-06,t0,T,0.01");
+	freeReplyObject(ok);
+
+	struct conn *subs[] = { sub3, sub2 };
+	for (int k = 0; k < 2; k++) {
+		r = read_push(subs[k]);
+		const char *event = r->el[2]->str;
+		cr_assert_not_null(strstr(event, "\"event\":\"key_client_added\""), "%s", event);
+		cr_assert_not_null(strstr(event, "\"store\":\"S\""), "%s", event);
+		cr_assert_not_null(strstr(event, "\"customer\":\"X\""), "%s", event);
+		cr_assert_not_null(strstr(event, "\"revenue_minor\":10000"), "%s", event);
+		rv_free(r);
+		r = read_push(subs[k]);
+		event = r->el[2]->str;
+		cr_assert_not_null(strstr(event, "\"event\":\"key_client_removed\""), "%s", event);
+		cr_assert_not_null(strstr(event, "\"customer\":\"X\""), "%s", event);
+		rv_free(r);
+		/* Nothing more: a PING's answer comes next. */
+		conn_command(subs[k], "PING");
+		r = rv_read(subs[k]);
+		cr_assert(r->type == RV_STRING || r->type == RV_ARRAY, "a third push arrived");
+		rv_free(r);
+	}
+	char v[32];
+	cr_assert_str_eq(info_value(c, "ranking", "alert_pushes", v, sizeof v), "2");
+	conn_command(sub2, "UNSUBSCRIBE");
+	r = rv_read(sub2);
+	cr_assert_str_eq(r->el[0]->str, "unsubscribe");
+	cr_assert_eq(r->el[2]->integer, 0);
+	rv_free(r);
+	conn_command(sub2, "RANK X");
+	r = rv_read(sub2);
+	cr_assert_eq(rv_field(r, "revenue_minor")->integer, 5000);
+	rv_free(r);
+	conn_close(sub2);
+	conn_close(sub3);
+	redisFree(c);
+	stop(&d);
+}
+
+Test(paretod, hello_3_maps_and_doubles)
+{
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	struct conn *c = conn_open(&d);
+	conn_command(c, "HELLO 3 SETNAME three");
+	struct rv *r = rv_read(c);
+	cr_assert_eq(r->type, RV_MAP);
+	cr_assert_eq(rv_field(r, "proto")->integer, 3);
+	cr_assert_str_eq(rv_field(r, "server")->str, "pareto");
+	rv_free(r);
+	conn_command(c, "PARETO");
+	r = rv_read(c);
+	cr_assert_eq(r->type, RV_MAP);
+	cr_assert_eq(rv_field(r, "cr1")->type, RV_DOUBLE);
+	cr_assert_eq(rv_field(r, "revenue_minor")->type, RV_INT);
+	cr_assert_eq(rv_field(rv_field(r, "top_tier"), "share")->type, RV_DOUBLE);
+	cr_assert_str_eq(rv_field(rv_field(r, "top_tier"), "fraction")->str, "0.2");
+	rv_free(r);
+	conn_command(c, "CUSTOMER C1");
+	r = rv_read(c);
+	cr_assert_eq(rv_field(r, "lapsed")->type, RV_BOOL);
+	cr_assert_eq(rv_field(r, "purchases")->integer, 2);
+	rv_free(r);
+	conn_command(c, "RANK nobody");
+	r = rv_read(c);
+	cr_assert_eq(rv_field(r, "rank")->type, RV_NULL);
+	rv_free(r);
+	conn_command(c, "HELLO 2");
+	rv_free(rv_read(c));
+	conn_command(c, "PARETO");
+	r = rv_read(c);
+	cr_assert_eq(r->type, RV_ARRAY);
+	rv_free(r);
+	conn_close(c);
+	stop(&d);
+}
+
+Test(paretod, unix_feed_producers)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char feed_socket[160], source[170];
+	snprintf(feed_socket, sizeof feed_socket, "%s/feed.sock", d.dir);
+	snprintf(source, sizeof source, "unix:%s", feed_socket);
+	d.pid = spawn(&d, "--feed", source, NULL);
+	wait_listening(&d);
+	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
+		sleep_ms(10);
+	int p1 = connect_unix(feed_socket), p2 = connect_unix(feed_socket);
+	cr_assert(p1 >= 0 && p2 >= 0);
+	const char a[] = "ts,customer_id,store_id,amount\n2024-01-01,A,S1,10.00\n2024-01-02,B,S1,5";
+	const char b[] = "customer_id,amount,ts\nC,7.00,2024-01-03\n";
+	cr_assert_eq(write(p1, a, sizeof a - 1), (ssize_t)sizeof a - 1);
+	cr_assert_eq(write(p2, b, sizeof b - 1), (ssize_t)sizeof b - 1);
+	close(p2);
+	sleep_ms(50);
+	close(p1); /* mid-line: "2024-01-02,B,S1,5" is lost, not read as 0.05 */
+	redisContext *c = client(&d);
+	char v[32];
+	for (int i = 0; i < 200 && strcmp(info_value(c, "ingest", "feeds_open", v, sizeof v), "0"); i++)
+		sleep_ms(10);
+	cr_assert_str_eq(info_value(c, "ingest", "records", v, sizeof v), "2");
+	cr_assert_str_eq(info_value(c, "ingest", "rejected_truncated", v, sizeof v), "1");
+	redisReply *r = cmd(c, "RANK B");
+	cr_assert_eq(field(r, "rank")->type, REDIS_REPLY_NIL);
+	freeReplyObject(r);
+	r = cmd(c, "RANK A");
+	cr_assert_eq(int_field(r, "rank"), 1);
+	freeReplyObject(r);
+	redisFree(c);
+	stop(&d);
+	cr_assert_neq(access(feed_socket, F_OK), 0, "the feed socket is left behind");
+}
+
+Test(paretod, socket_file_life_cycle)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	/* A stale socket file: bound, then its listener went away. */
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	memcpy(addr.sun_path, d.socket, strlen(d.socket) + 1);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	close(fd);
+	d.pid = spawn(&d, NULL);
+	wait_listening(&d);
+	struct stat st;
+	cr_assert_eq(stat(d.socket, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0660);
+	/* A second server refuses the live one's path. */
+	struct daemon other = d;
+	pid_t second = spawn(&other, NULL);
+	int status;
+	waitpid(second, &status, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	char *log = read_text(d.log);
+	cr_assert_not_null(strstr(log, "a server is already listening there"), "%s", log);
+	cr_assert_not_null(strstr(log, "replaced a stale socket file"), "%s", log);
+	free(log);
+	redisContext *c = client(&d);
+	redisReply *r = cmd(c, "PING");
+	cr_assert_str_eq(r->str, "PONG");
+	freeReplyObject(r);
+	redisFree(c);
+	/* SIGTERM stops it cleanly and removes the socket. */
+	kill(d.pid, SIGTERM);
+	waitpid(d.pid, &status, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert_neq(stat(d.socket, &st), 0);
+	char command[200];
+	snprintf(command, sizeof command, "rm -rf %s", d.dir);
+	cr_assert_eq(system(command), 0);
+}
+
+Test(paretod, config_file_and_flags)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char conf[160], text[600];
+	snprintf(conf, sizeof conf, "%s/paretod.conf", d.dir);
+	write_text(d.feed, small_feed);
+	snprintf(text, sizeof text, "# a comment\nsocket-mode = 0600\nfeed = %s\n"
+		 "tier-benefits = A=30:5\nmax-clients = 7\n", d.feed);
+	write_text(conf, text);
+	d.pid = spawn(&d, "--config", conf, "--socket-mode", "0640", NULL);
+	wait_listening(&d);
+	wait_feeds(&d);
+	struct stat st;
+	cr_assert_eq(stat(d.socket, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0640, "the flag wins over the file");
+	redisContext *c = client(&d);
+	redisReply *r = cmd(c, "SCORE C1");
+	cr_assert_str_eq(field(r, "discount_percent")->str, "30");
+	cr_assert_str_eq(field(r, "cashback_percent")->str, "5");
+	freeReplyObject(r);
+	r = cmd(c, "CONFIG GET maxclients");
+	cr_assert_str_eq(r->element[1]->str, "7");
+	freeReplyObject(r);
+	redisFree(c);
+	stop(&d);
+}
+
+Test(paretod, redis_cli_script)
+{
+	char command[512];
+	snprintf(command, sizeof command, "PARETOD=%s sh %s/tests/test_paretod_cli.sh", PARETOD_BIN,
+		 PARETO_SOURCE_DIR);
+	int status = system(command);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "test_paretod_cli.sh failed (%d)",
+		  status);
+}
+
+/*
+ * While a producer streams records in, rankings are rebuilt at most every
+ * --rank-interval-ms, so most answers come from an older ranking. Each must
+ * still be exact for the records it cites: checked against a brute-force
+ * ranking of the first `records` records sent (seeded; the seed is logged).
+ */
+Test(paretod, answers_while_ingesting_are_exact_for_their_records)
+{
+	enum { CUSTOMERS = 2000, TOTAL = 60000 };
+	unsigned seed = (unsigned)time(NULL);
+	cr_log_info("seed %u", seed);
+	srand(seed);
+	struct daemon d;
+	daemon_dir(&d);
+	char feed_socket[160], source[170];
+	snprintf(feed_socket, sizeof feed_socket, "%s/feed.sock", d.dir);
+	snprintf(source, sizeof source, "unix:%s", feed_socket);
+	d.pid = spawn(&d, "--feed", source, "--rank-interval-ms", "200", NULL);
+	wait_listening(&d);
+	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
+		sleep_ms(10);
+	int producer = connect_unix(feed_socket);
+	cr_assert_geq(producer, 0);
+	static int who[TOTAL];
+	static long amount[TOTAL];
+	for (int i = 0; i < TOTAL; i++) {
+		who[i] = rand() % CUSTOMERS;
+		amount[i] = (rand() % 10 == 0 ? -1 : 1) * (1 + rand() % 5000);
+	}
+	const char header[] = "ts,customer_id,store_id,amount\n";
+	cr_assert_eq(write(producer, header, sizeof header - 1), (ssize_t)sizeof header - 1);
+	redisContext *c = client(&d);
+	int sent = 0, stale = 0, checked = 0;
+	static long long sums[CUSTOMERS];
+	while (sent < TOTAL) {
+		char chunk[64 * 1000];
+		size_t len = 0;
+		for (int k = 0; k < 1000 && sent < TOTAL; k++, sent++)
+			len += (size_t)sprintf(chunk + len, "%d,K%05d,S1,%s%ld.%02ld\n", 1700000000 + sent,
+					       who[sent], amount[sent] < 0 ? "-" : "",
+					       labs(amount[sent]) / 100, labs(amount[sent]) % 100);
+		cr_assert_eq(write(producer, chunk, len), (ssize_t)len);
+		sleep_ms(2);
+		for (int q = 0; q < 5; q++) {
+			int me = rand() % CUSTOMERS;
+			redisReply *r = cmd(c, "RANK K%05d", me);
+			long long records = int_field(r, "records");
+			cr_assert_leq(records, sent);
+			stale += records < sent;
+			memset(sums, 0, sizeof sums);
+			for (long long i = 0; i < records; i++)
+				sums[who[i]] += amount[i];
+			if (sums[me] <= 0) {
+				cr_assert_eq(field(r, "rank")->type, REDIS_REPLY_NIL,
+					     "K%05d at %lld records: not ranked", me, records);
+			} else {
+				long long above = 0, before = 0, n = 0;
+				for (int o = 0; o < CUSTOMERS; o++) {
+					if (sums[o] <= 0)
+						continue;
+					n++;
+					above += sums[o] > sums[me];
+					before += sums[o] > sums[me] || (sums[o] == sums[me] && o < me);
+				}
+				cr_assert_eq(int_field(r, "rank"), before + 1, "K%05d at %lld records", me,
+					     records);
+				cr_assert_eq(int_field(r, "competition_rank"), above + 1);
+				cr_assert_eq(int_field(r, "customers"), n);
+				cr_assert_eq(int_field(r, "revenue_minor"), sums[me]);
+			}
+			checked++;
+			freeReplyObject(r);
+		}
+	}
+	char v[32];
+	long builds = atol(info_value(c, "ranking", "ranking_builds", v, sizeof v));
+	cr_log_info("%d answers checked, %d behind the records sent, %ld rankings built", checked,
+		    stale, builds);
+	cr_assert_gt(stale, 0, "no answer came from an older ranking: the test proves nothing");
+	cr_assert_lt(builds, checked / 2, "most answers should come from older rankings");
+	close(producer);
+	redisFree(c);
+	stop(&d);
+}
