@@ -1026,6 +1026,11 @@ int pr_server_create(struct pr_server **out, const struct pr_server_options *opt
 	if ((rc = bind_unix(s->socket_path, opt->socket_mode, SOCK_STREAM, &s->listen_fd,
 			    &s->socket_created, err)) < 0)
 		goto fail;
+	struct stat st;
+	if (lstat(s->socket_path, &st) == 0) {
+		s->socket_ino = st.st_ino;
+		s->socket_dev = st.st_dev;
+	}
 	for (size_t i = 0; i < opt->feed_count; i++)
 		if ((rc = feed_open(s, opt->feeds[i], err)) < 0)
 			goto fail;
@@ -1172,7 +1177,11 @@ void pr_server_destroy(struct pr_server *s)
 	io_uring_queue_exit(&s->ring);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
-	if (s->socket_created && s->socket_path)
+	/* Only our own socket file: if someone removed it and another server
+	 * bound the path since, that one's file stays. */
+	struct stat st;
+	if (s->socket_created && s->socket_path && lstat(s->socket_path, &st) == 0 &&
+	    st.st_ino == s->socket_ino && st.st_dev == s->socket_dev)
 		unlink(s->socket_path);
 	if (s->signal_fd >= 0)
 		close(s->signal_fd);

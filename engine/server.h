@@ -167,6 +167,8 @@ struct pr_server {
 	struct io_uring ring;
 	int listen_fd, signal_fd;
 	bool socket_created; /* we own the socket file: remove it at the end */
+	ino_t socket_ino;    /* ... if it is still the file we bound */
+	dev_t socket_dev;
 	bool stopping;
 	char *socket_path;   /* owned copy */
 	int64_t started_ms, started_wall_ms;
