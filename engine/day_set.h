@@ -3,10 +3,9 @@
  * distinct days" stays exact when records arrive out of time order.
  *
  * Owns an open-addressing set of 64-bit keys (customer index << 32 | day),
- * linear probing, load <= 1/2, doubled when full. The engine asks it only
- * when a record's day differs from the customer's latest day, so an ordered
- * feed probes it once per customer-day. Memory: 16 bytes per pair at worst.
- * Single writer.
+ * linear probing, load <= 1/2, doubled when full. Memory: 16 bytes per
+ * pair at worst, so purchase_days.h builds one only for a shard that sees a
+ * record too old for its customer's map of recent days. Single writer.
  */
 #ifndef PARETO_DAY_SET_H
 #define PARETO_DAY_SET_H

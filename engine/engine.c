@@ -21,7 +21,7 @@
 #define TS_MAX_MS (253402300799999LL) /* 9999-12-31T23:59:59.999Z */
 
 /* Staged bytes past which a bulk load applies what it holds. */
-#define STAGED_LIMIT_BYTES ((size_t)1 << 30)
+#define STAGED_LIMIT_BYTES ((size_t)1 << 27)
 
 /* A record waiting in a shard's staging buffer; the id follows, padded to 8. */
 struct staged_record {
@@ -62,8 +62,7 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 		if (rc == 0)
 			rc = pr_pair_table_init(&sh->pairs, per_shard,
 						sizeof(struct pair_aggregate));
-		if (rc == 0)
-			rc = pr_day_set_init(&sh->days, per_shard * 8);
+		pr_day_history_init(&sh->days);
 	}
 	if (rc < 0) {
 		pr_engine_destroy(e);
@@ -84,8 +83,7 @@ void pr_engine_destroy(struct pr_engine *e)
 		struct shard *sh = &e->shards[s];
 		pr_id_table_destroy(&sh->customers);
 		pr_pair_table_destroy(&sh->pairs);
-		if (sh->days.keys)
-			pr_day_set_destroy(&sh->days);
+		pr_day_history_destroy(&sh->days);
 	}
 	drop_lanes(e);
 	pr_id_table_destroy(&e->stores);
@@ -118,16 +116,10 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 	if (created) {
 		pr_period_sums_init(&c->sums);
 		c->first_ms = c->last_ms = ts_ms;
-		c->latest_day = day;
-		if (pr_day_set_insert(&sh->days, local, day) < 0)
+		if (pr_recent_days_start(&sh->days, local, &c->days, day) < 0)
 			return -ENOMEM;
-		c->purchase_days = 1;
-	} else if (day != c->latest_day) {
-		int fresh = pr_day_set_insert(&sh->days, local, day);
-		if (fresh < 0)
-			return -ENOMEM;
-		c->purchase_days += (uint32_t)fresh;
-		c->latest_day = day;
+	} else if (day != c->days.latest && pr_recent_days_note(&sh->days, local, &c->days, day) < 0) {
+		return -ENOMEM;
 	}
 
 	uint32_t pair = pr_pair_table_upsert(&sh->pairs, pr_pair_key(store, local), &created);
@@ -460,23 +452,23 @@ int64_t pr_engine_store_find(const struct pr_engine *e, const char *id, size_t l
 static bool is_lapsed(const struct pr_engine *e, const struct customer_aggregate *c)
 {
 	const struct pr_engine_options *o = &e->opt;
-	if (!e->has_watermark || c->purchase_days < o->lapsed_min_days ||
-	    c->purchase_days < 2)
+	if (!e->has_watermark || c->days.count < o->lapsed_min_days ||
+	    c->days.count < 2)
 		return false;
 	unsigned __int128 idle = (unsigned __int128)(e->watermark_ms - c->last_ms);
 	if (idle < (unsigned __int128)o->lapsed_min_idle_days * PR_MS_PER_DAY)
 		return false;
 	/* idle > factor x (last - first) / (days - 1), cross-multiplied. */
 	unsigned __int128 span = (unsigned __int128)(c->last_ms - c->first_ms);
-	return idle * (c->purchase_days - 1) * o->lapsed_gap_factor.den >
+	return idle * (c->days.count - 1) * o->lapsed_gap_factor.den >
 	       span * o->lapsed_gap_factor.num;
 }
 
 static double mean_gap_days(const struct customer_aggregate *c)
 {
-	if (c->purchase_days < 2)
+	if (c->days.count < 2)
 		return 0;
-	return (double)(c->last_ms - c->first_ms) / (double)(c->purchase_days - 1) /
+	return (double)(c->last_ms - c->first_ms) / (double)(c->days.count - 1) /
 	       (double)PR_MS_PER_DAY;
 }
 
@@ -491,7 +483,7 @@ int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
 		out->revenue_minor[w] = pr_period_sums_in(&c->sums, (enum pr_window)w,
 							  &e->watermark_periods);
 	out->purchases = c->purchases;
-	out->purchase_days = c->purchase_days;
+	out->purchase_days = c->days.count;
 	out->first_ms = c->first_ms;
 	out->last_ms = c->last_ms;
 	out->mean_gap_days = mean_gap_days(c);
@@ -533,7 +525,7 @@ int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 				.customer_len = id->len,
 				.revenue_minor = c->sums.all_minor,
 				.purchases = c->purchases,
-				.purchase_days = c->purchase_days,
+				.purchase_days = c->days.count,
 				.last_ms = c->last_ms,
 				.mean_gap_days = mean_gap_days(c),
 			};

@@ -10,7 +10,8 @@
  * Per shard:
  *   customers: customer id -> struct customer_aggregate (local index)
  *   pairs:     (store index, local customer index) -> struct pair_aggregate
- *   days:      (local customer index, day) pairs seen
+ *   days:      the (local customer index, day) history behind each
+ *              customer's distinct purchase days (purchase_days.h)
  * Engine-wide: stores (store id -> dense store index), counters, watermark.
  *
  * A customer ref is local index << PR_SHARD_BITS | shard: 32 bits that name
@@ -19,11 +20,11 @@
 #ifndef PARETO_ENGINE_INTERNAL_H
 #define PARETO_ENGINE_INTERNAL_H
 
-#include "day_set.h"
 #include "id_table.h"
 #include "pair_table.h"
 #include "pareto/engine.h"
 #include "period_sums.h"
+#include "purchase_days.h"
 
 #define PR_SHARD_BITS 8
 #define PR_SHARDS (1u << PR_SHARD_BITS)
@@ -35,8 +36,7 @@ struct customer_aggregate {
 	struct pr_period_sums sums;
 	int64_t first_ms, last_ms;
 	uint64_t purchases;
-	uint32_t purchase_days;
-	int32_t latest_day; /* the day of the last record that was a new day */
+	struct pr_recent_days days;
 };
 
 struct pair_aggregate {
@@ -47,7 +47,7 @@ struct pair_aggregate {
 struct shard {
 	struct pr_id_table customers;
 	struct pr_pair_table pairs;
-	struct pr_day_set days;
+	struct pr_day_history days;
 	struct pr_periods periods; /* of periods_day: a cache for ordered feeds */
 	int32_t periods_day;
 	bool periods_valid;
