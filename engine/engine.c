@@ -59,9 +59,7 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 		struct shard *sh = &e->shards[s];
 		rc = pr_id_table_init(&sh->customers, per_shard,
 				      sizeof(struct customer_aggregate), opt->hash);
-		if (rc == 0)
-			rc = pr_pair_table_init(&sh->pairs, per_shard,
-						sizeof(struct pair_aggregate));
+		pr_stable_array_init(&sh->pairs, sizeof(struct pair_aggregate));
 		pr_day_history_init(&sh->days);
 	}
 	if (rc < 0) {
@@ -82,7 +80,7 @@ void pr_engine_destroy(struct pr_engine *e)
 	for (uint32_t s = 0; s < PR_SHARDS; s++) {
 		struct shard *sh = &e->shards[s];
 		pr_id_table_destroy(&sh->customers);
-		pr_pair_table_destroy(&sh->pairs);
+		pr_stable_array_destroy(&sh->pairs);
 		pr_day_history_destroy(&sh->days);
 	}
 	drop_lanes(e);
@@ -96,6 +94,26 @@ uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t 
 	uint32_t shard = shard_of_hash(hash);
 	uint32_t local = pr_id_table_find(&e->shards[shard].customers, id, len);
 	return local == PR_ID_NONE ? PR_ID_NONE : customer_ref(shard, local);
+}
+
+/* The customer's pair for `store`, moved to the front of its list; NULL if
+ * it has none yet. */
+static struct pair_aggregate *find_pair_to_front(struct shard *sh,
+						 struct customer_aggregate *c, uint32_t store)
+{
+	uint32_t *link = &c->pairs;
+	for (uint32_t at = c->pairs; at != PR_STABLE_NONE;) {
+		struct pair_aggregate *p = pr_stable_array_at(&sh->pairs, at);
+		if (p->store == store) {
+			*link = p->next;
+			p->next = c->pairs;
+			c->pairs = at;
+			return p;
+		}
+		link = &p->next;
+		at = p->next;
+	}
+	return NULL;
 }
 
 /* Applies one validated record to its shard. 0 or -ENOMEM. */
@@ -116,20 +134,24 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 	if (created) {
 		pr_period_sums_init(&c->sums);
 		c->first_ms = c->last_ms = ts_ms;
+		c->pairs = PR_STABLE_NONE;
 		if (pr_recent_days_start(&sh->days, local, &c->days, day) < 0)
 			return -ENOMEM;
 	} else if (day != c->days.latest && pr_recent_days_note(&sh->days, local, &c->days, day) < 0) {
 		return -ENOMEM;
 	}
 
-	uint32_t pair = pr_pair_table_upsert(&sh->pairs, pr_pair_key(store, local), &created);
-	if (pair == PR_PAIR_NONE)
-		return -ENOMEM;
-	struct pair_aggregate *p = pr_pair_table_value(&sh->pairs, pair);
-	if (created) {
+	struct pair_aggregate *p = find_pair_to_front(sh, c, store);
+	if (!p) {
+		uint32_t at = pr_stable_array_push(&sh->pairs);
+		if (at == PR_STABLE_NONE)
+			return -ENOMEM;
+		p = pr_stable_array_at(&sh->pairs, at);
 		pr_period_sums_init(&p->sums);
 		p->store = store;
 		p->customer = customer_ref(shard, local);
+		p->next = c->pairs;
+		c->pairs = at;
 	}
 
 	/* Feeds come roughly in time order: most records share the day of the

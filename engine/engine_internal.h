@@ -9,7 +9,10 @@
  *
  * Per shard:
  *   customers: customer id -> struct customer_aggregate (local index)
- *   pairs:     (store index, local customer index) -> struct pair_aggregate
+ *   pairs:     struct pair_aggregate per (store, customer), found through
+ *              the customer's list of them (most recently used store first:
+ *              a customer mostly buys in a home store, so the first entry
+ *              nearly always matches, and no pair hash table is needed)
  *   days:      the (local customer index, day) history behind each
  *              customer's distinct purchase days (purchase_days.h)
  * Engine-wide: stores (store id -> dense store index), counters, watermark.
@@ -21,10 +24,10 @@
 #define PARETO_ENGINE_INTERNAL_H
 
 #include "id_table.h"
-#include "pair_table.h"
 #include "pareto/engine.h"
 #include "period_sums.h"
 #include "purchase_days.h"
+#include "stable_array.h"
 
 #define PR_SHARD_BITS 8
 #define PR_SHARDS (1u << PR_SHARD_BITS)
@@ -37,16 +40,18 @@ struct customer_aggregate {
 	int64_t first_ms, last_ms;
 	uint64_t purchases;
 	struct pr_recent_days days;
+	uint32_t pairs; /* index of the first of its pair_aggregates, or PR_STABLE_NONE */
 };
 
 struct pair_aggregate {
 	struct pr_period_sums sums;
 	uint32_t store, customer; /* customer: engine-wide ref */
+	uint32_t next; /* the customer's next pair, or PR_STABLE_NONE */
 };
 
 struct shard {
 	struct pr_id_table customers;
-	struct pr_pair_table pairs;
+	struct pr_stable_array pairs; /* of struct pair_aggregate */
 	struct pr_day_history days;
 	struct pr_periods periods; /* of periods_day: a cache for ordered feeds */
 	int32_t periods_day;
@@ -104,5 +109,19 @@ static inline uint64_t engine_customer_count(const struct pr_engine *e)
 
 /* The ref of a customer id, or PR_ID_NONE. */
 uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t len);
+
+/* The sums of a customer (by ref) in a store, or NULL if it never bought there. */
+static inline const struct pair_aggregate *engine_find_pair(const struct pr_engine *e,
+							    uint32_t ref, uint32_t store)
+{
+	const struct pr_stable_array *pairs = &e->shards[ref & (PR_SHARDS - 1)].pairs;
+	for (uint32_t at = engine_customer(e, ref)->pairs; at != PR_STABLE_NONE;) {
+		const struct pair_aggregate *p = pr_stable_array_at(pairs, at);
+		if (p->store == store)
+			return p;
+		at = p->next;
+	}
+	return NULL;
+}
 
 #endif

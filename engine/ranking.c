@@ -184,9 +184,9 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 	if (!sizes || !all)
 		goto nomem;
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		const struct pr_pair_table *t = &e->shards[shard].pairs;
+		const struct pr_stable_array *t = &e->shards[shard].pairs;
 		for (uint32_t i = 0; i < t->count; i++) {
-			const struct pair_aggregate *p = pr_pair_table_value(t, i);
+			const struct pair_aggregate *p = pr_stable_array_at(t, i);
 			if (pr_period_sums_in(&p->sums, window, &e->watermark_periods) > 0)
 				sizes[p->store]++;
 		}
@@ -195,9 +195,9 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 		if (!(all[s] = ranking_new(e, window, s, sizes[s])))
 			goto nomem;
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		const struct pr_pair_table *t = &e->shards[shard].pairs;
+		const struct pr_stable_array *t = &e->shards[shard].pairs;
 		for (uint32_t i = 0; i < t->count; i++) {
-			const struct pair_aggregate *p = pr_pair_table_value(t, i);
+			const struct pair_aggregate *p = pr_stable_array_at(t, i);
 			int64_t revenue = pr_period_sums_in(&p->sums, window, &e->watermark_periods);
 			if (revenue > 0) {
 				struct pr_ranking *r = all[p->store];
@@ -302,12 +302,10 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		return -ENOENT;
 	const struct pr_period_sums *sums = &engine_customer(e, customer)->sums;
 	if (r->store >= 0) {
-		const struct pr_pair_table *pairs = &e->shards[customer & (PR_SHARDS - 1)].pairs;
-		uint32_t pair = pr_pair_table_find(pairs, pr_pair_key((uint32_t)r->store,
-								      customer >> PR_SHARD_BITS));
-		if (pair == PR_PAIR_NONE)
+		const struct pair_aggregate *pair = engine_find_pair(e, customer, (uint32_t)r->store);
+		if (!pair)
 			return -ENOENT;
-		sums = &((const struct pair_aggregate *)pr_pair_table_value(pairs, pair))->sums;
+		sums = &pair->sums;
 	}
 	int64_t revenue = pr_period_sums_in(sums, r->window, &e->watermark_periods);
 	out->revenue_minor = revenue;
