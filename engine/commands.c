@@ -5,18 +5,18 @@
  * A published ranking may be older than the engine (while feeds stream in,
  * rankings are rebuilt at most every rank_interval_ms). Figures read from
  * its entries (TOP, PARETO, RISK, ...) are exact for the records it cites.
- * Looking up one customer (RANK, CUSTOMER, SCORE) on an older company
- * ranking uses his revenue as of that ranking, kept beside it (one int64 per
- * customer, filled by a scan of the engine's tables when it is built), so
- * the answer is exact for the records it cites. On an older store ranking a
- * customer whose revenue changed since forces a rebuild.
+ * Looking up one customer (RANK, CUSTOMER, SCORE) on a company ranking
+ * goes through its customer index (pr_ranking_index: his rank and revenue
+ * as of the build, O(1)), so the answer is exact for the records it cites
+ * however old the ranking. On an older store ranking a customer whose
+ * revenue changed since forces a rebuild.
  *
  * Builds are throttled while ingesting: at most once per rank_interval_ms
  * and at most one tenth of the time (a build waits 9 x its last duration),
  * so a 1M-customer ranking never takes more than ~10% from ingest.
  *
- * This module reads the engine's tables (engine_internal.h) for that scan;
- * it is part of the engine library and runs on the writer's thread.
+ * This module is part of the engine library and runs on the writer's
+ * thread.
  */
 #define _GNU_SOURCE /* qsort_r, strcasecmp */
 #include <assert.h>
@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "engine_internal.h"
 #include "server.h"
 #include "timeparse.h"
 
@@ -257,34 +256,7 @@ static bool stale(const struct pr_server *s, uint64_t built_records, int64_t bui
 static void published_clear(struct pr_published *p)
 {
 	pr_ranking_destroy(p->ranking);
-	free(p->revenue);
-	free(p->shard_start);
 	memset(p, 0, sizeof *p);
-}
-
-/* Every customer's revenue in the window now, by shard and local index. */
-static int snapshot_revenue(const struct pr_engine *e, enum pr_window w, struct pr_published *p)
-{
-	uint64_t *start = malloc((PR_SHARDS + 1) * sizeof *start);
-	int64_t *revenue = malloc((engine_customer_count(e) + 1) * sizeof *revenue);
-	if (!start || !revenue) {
-		free(start);
-		free(revenue);
-		return -ENOMEM;
-	}
-	uint64_t at = 0;
-	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		const struct pr_id_table *t = &e->shards[shard].customers;
-		start[shard] = at;
-		for (uint32_t i = 0; i < t->count; i++) {
-			const struct customer_aggregate *c = pr_id_table_value(t, i);
-			revenue[at++] = pr_period_sums_in(&c->sums, w, &e->watermark_periods);
-		}
-	}
-	start[PR_SHARDS] = at;
-	p->revenue = revenue;
-	p->shard_start = start;
-	return 0;
 }
 
 static const struct pr_published *company_get(struct pr_server *s, enum pr_window w,
@@ -300,8 +272,8 @@ static const struct pr_published *company_get(struct pr_server *s, enum pr_windo
 	struct pr_published fresh = { 0 };
 	struct pr_error err = { 0 };
 	if (pr_ranking_build(s->engine, w, -1, &fresh.ranking, &err) < 0 ||
-	    snapshot_revenue(s->engine, w, &fresh) < 0) {
-		pr_log("ranking %s: %s", pr_window_name(w), err.message[0] ? err.message : "out of memory");
+	    pr_ranking_index(fresh.ranking, &err) < 0) {
+		pr_log("ranking %s: %s", pr_window_name(w), err.message);
 		published_clear(&fresh);
 		return p->ranking ? p : NULL;
 	}
@@ -426,51 +398,10 @@ static bool view_get(struct pr_server *s, struct pr_client *c, const struct scop
 	return true;
 }
 
-/* Orders (revenue desc, id asc) like a ranking: <0 if a comes first. */
-static int rank_order(int64_t ra, const char *a, size_t alen, int64_t rb, const char *b,
-		      size_t blen)
-{
-	if (ra != rb)
-		return ra > rb ? -1 : 1;
-	return pr_id_compare(a, (uint32_t)alen, b, (uint32_t)blen);
-}
-
-/* A customer on an older company ranking: his revenue then, placed among
- * its entries (O(log^2 N) through pr_ranking_at). */
-static int snapshot_find(struct pr_server *s, const struct pr_published *p, const char *id,
-			 size_t len, struct pr_ranked *out)
-{
-	memset(out, 0, sizeof *out);
-	out->customer = id;
-	out->customer_len = (uint32_t)len;
-	uint32_t ref = engine_find_customer(s->engine, id, len);
-	if (ref == PR_ID_NONE)
-		return -ENOENT;
-	uint32_t shard = ref & (PR_SHARDS - 1), local = ref >> PR_SHARD_BITS;
-	if (local >= p->shard_start[shard + 1] - p->shard_start[shard])
-		return -ENOENT; /* first seen after this ranking */
-	int64_t revenue = p->revenue[p->shard_start[shard] + local];
-	out->revenue_minor = revenue;
-	if (revenue <= 0)
-		return -ENOENT;
-	uint64_t lo = 1, hi = pr_ranking_customers(p->ranking) + 1;
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		struct pr_ranked x;
-		pr_ranking_at(p->ranking, mid, &x);
-		if (rank_order(x.revenue_minor, x.customer, x.customer_len, revenue, id, len) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	int rc = pr_ranking_at(p->ranking, lo, out);
-	assert(rc == 0 && out->customer_len == len && memcmp(out->customer, id, len) == 0);
-	return rc;
-}
-
 /*
- * Finds a customer in the view's ranking, exactly as of that ranking: on an
- * older ranking the entry found must be him, else the ranking is rebuilt.
+ * Finds a customer in the view's ranking, exactly as of that ranking: a
+ * company ranking is indexed as of its build; on an older store ranking the
+ * entry found must be him, else the store rankings are rebuilt.
  * Returns 0 (ranked), -ENOENT (not ranked) or -ENOMEM (reply written).
  */
 static int view_find(struct pr_server *s, struct pr_client *c, const struct scope *sc,
@@ -480,11 +411,11 @@ static int view_find(struct pr_server *s, struct pr_client *c, const struct scop
 		memset(out, 0, sizeof *out);
 		return -ENOENT;
 	}
+	if (v->company)
+		return pr_ranking_find(v->ranking, id, len, out);
 	for (int attempt = 0;; attempt++) {
 		struct pr_engine_state st;
 		pr_engine_state(s->engine, &st);
-		if (v->records != st.records && v->company)
-			return snapshot_find(s, v->company, id, len, out);
 		int rc = pr_ranking_find(v->ranking, id, len, out);
 		if (v->records == st.records)
 			return rc;
@@ -1002,6 +933,18 @@ static void metrics_text(struct pr_server *s, struct text *t)
 	       (double)(now - s->started_ms) / 1000.0);
 	metric(t, "pareto_resident_memory_bytes", "gauge", "Resident set size.",
 	       (double)resident_bytes());
+}
+
+char *pr_commands_metrics(struct pr_server *s, size_t *len)
+{
+	struct text t = { 0 };
+	metrics_text(s, &t);
+	if (t.failed || !t.p) {
+		free(t.p);
+		return NULL;
+	}
+	*len = t.len;
+	return t.p;
 }
 
 static void cmd_info(struct pr_server *s, struct pr_client *c, const args_t *a)

@@ -18,7 +18,10 @@
 struct rank_entry {
 	int64_t revenue_minor; /* > 0 */
 	uint32_t customer;
-	uint32_t unused;
+	/* Position within its run of equal revenues (0 for the first): the
+	 * competition rank is rank - tie. Fits: N < 2^32 (customer refs are
+	 * 32-bit). */
+	uint32_t tie;
 };
 
 struct pr_ranking {
@@ -28,6 +31,11 @@ struct pr_ranking {
 	uint64_t n;
 	struct rank_entry *entries;     /* owned; n, best first */
 	int64_t *prefix;                /* owned; n + 1: prefix[m] = top-m revenue */
+	/* The customer index (pr_ranking_index), by shard_start[shard] + local
+	 * index for the customers the engine knew when it was built: */
+	uint64_t *shard_start;          /* owned; PR_SHARDS + 1 offsets, or NULL */
+	uint32_t *rank_of;              /* owned; rank, 0 if not ranked */
+	int64_t *revenue_of;            /* owned; revenue in the window and scope */
 };
 
 static const char *const risk_names[] = {
@@ -124,8 +132,11 @@ static int ranking_finish(struct pr_ranking *r)
 	if (rc < 0)
 		return rc;
 	r->prefix[0] = 0;
-	for (uint64_t i = 0; i < r->n; i++)
-		r->prefix[i + 1] = r->prefix[i] + r->entries[i].revenue_minor;
+	for (uint64_t i = 0; i < r->n; i++) {
+		struct rank_entry *x = &r->entries[i];
+		r->prefix[i + 1] = r->prefix[i] + x->revenue_minor;
+		x->tie = i && x[-1].revenue_minor == x->revenue_minor ? x[-1].tie + 1 : 0;
+	}
 	return 0;
 }
 
@@ -227,7 +238,49 @@ void pr_ranking_destroy(struct pr_ranking *r)
 		return;
 	free(r->entries);
 	free(r->prefix);
+	free(r->shard_start);
+	free(r->rank_of);
+	free(r->revenue_of);
 	free(r);
+}
+
+int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
+{
+	const struct pr_engine *e = r->engine;
+	if (r->store >= 0)
+		return pr_error_set(err, -EINVAL, "only company rankings are indexed");
+	uint64_t customers = engine_customer_count(e);
+	uint64_t *start = malloc((PR_SHARDS + 1) * sizeof *start);
+	uint32_t *rank_of = calloc(customers + 1, sizeof *rank_of);
+	int64_t *revenue_of = malloc((customers + 1) * sizeof *revenue_of);
+	if (!start || !rank_of || !revenue_of) {
+		free(start);
+		free(rank_of);
+		free(revenue_of);
+		return pr_error_set(err, -ENOMEM, "out of memory indexing %llu customers",
+				    (unsigned long long)customers);
+	}
+	uint64_t at = 0;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+		const struct pr_id_table *t = &e->shards[shard].customers;
+		start[shard] = at;
+		for (uint32_t i = 0; i < t->count; i++) {
+			const struct customer_aggregate *c = pr_id_table_value(t, i);
+			revenue_of[at++] = pr_period_sums_in(&c->sums, r->window, &e->watermark_periods);
+		}
+	}
+	start[PR_SHARDS] = at;
+	for (uint64_t i = 0; i < r->n; i++) {
+		uint32_t ref = r->entries[i].customer;
+		rank_of[start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS)] = (uint32_t)(i + 1);
+	}
+	free(r->shard_start);
+	free(r->rank_of);
+	free(r->revenue_of);
+	r->shard_start = start;
+	r->rank_of = rank_of;
+	r->revenue_of = revenue_of;
+	return 0;
 }
 
 uint64_t pr_ranking_customers(const struct pr_ranking *r)
@@ -270,7 +323,7 @@ static void describe(const struct pr_ranking *r, uint64_t rank, struct pr_ranked
 	const struct rank_entry *x = &r->entries[rank - 1];
 	const struct pr_id_entry *id = engine_customer_id(e, x->customer);
 	out->rank = rank;
-	out->competition_rank = 1 + count_above(r, x->revenue_minor);
+	out->competition_rank = rank - x->tie;
 	out->customer = id->id;
 	out->customer_len = id->len;
 	out->revenue_minor = x->revenue_minor;
@@ -300,6 +353,17 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 	uint32_t customer = engine_find_customer(e, id, len);
 	if (customer == PR_ID_NONE)
 		return -ENOENT;
+	if (r->rank_of) {
+		uint32_t shard = customer & (PR_SHARDS - 1), local = customer >> PR_SHARD_BITS;
+		if (local >= r->shard_start[shard + 1] - r->shard_start[shard])
+			return -ENOENT; /* first seen after the ranking was built */
+		uint64_t at = r->shard_start[shard] + local;
+		out->revenue_minor = r->revenue_of[at];
+		if (r->rank_of[at] == 0)
+			return -ENOENT;
+		describe(r, r->rank_of[at], out);
+		return 0;
+	}
 	const struct pr_period_sums *sums = &engine_customer(e, customer)->sums;
 	if (r->store >= 0) {
 		const struct pair_aggregate *pair = engine_find_pair(e, customer, (uint32_t)r->store);

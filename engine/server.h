@@ -115,17 +115,13 @@ struct pr_client {
 
 /* A published ranking: the snapshot and what it reflects. */
 struct pr_published {
-	struct pr_ranking *ranking;  /* owned; NULL: never built */
+	struct pr_ranking *ranking;  /* owned, indexed (pr_ranking_index); NULL: never built */
 	struct pr_summary summary;
 	uint64_t records;            /* engine records when built */
 	int64_t watermark_ms;
 	bool has_watermark;
 	int64_t built_ms;            /* monotonic */
 	int64_t build_ms;            /* how long the build took */
-	/* Each customer's revenue in the window when built, by shard and local
-	 * index: what a lookup on an older ranking needs. Owned. */
-	int64_t *revenue;
-	uint64_t *shard_start;       /* PR_SHARDS + 1 offsets into revenue */
 };
 
 struct pr_published_stores {

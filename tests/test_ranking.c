@@ -331,12 +331,64 @@ Test(ranking, matches_brute_force_on_random_engines)
 			cr_assert_eq(x.revenue_minor, pos[i].revenue);
 			cr_assert_eq(x.customer_len, strlen(pos[i].id));
 			cr_assert_eq(memcmp(x.customer, pos[i].id, x.customer_len), 0);
+			cr_assert_eq(x.competition_rank, (uint64_t)above + 1, "seed %u rank %d", seed, i + 1);
 		}
+		/* Indexed, then the engine moves on: lookups answer as of the build. */
+		cr_assert_eq(pr_ranking_index(r, NULL), 0);
+		for (int i = 0; i < records / 4; i++)
+			add(e, ref[rand() % customers].id, "", T0 + (rand() % 30) * DAY, rand() % 60);
+		add(e, "new-customer", "", T0, 100);
+		for (int c = 0; c < customers; c++) {
+			struct pr_ranked x;
+			int rc = pr_ranking_find(r, ref[c].id, strlen(ref[c].id), &x);
+			int i = 0;
+			while (i < n && strcmp(pos[i].id, ref[c].id) != 0)
+				i++;
+			if (i == n) {
+				cr_assert_eq(rc, -ENOENT, "seed %u id %s", seed, ref[c].id);
+				cr_assert_leq(x.revenue_minor, 0, "seed %u id %s", seed, ref[c].id);
+				continue;
+			}
+			cr_assert_eq(rc, 0, "seed %u id %s", seed, ref[c].id);
+			cr_assert_eq(x.rank, (uint64_t)i + 1, "seed %u id %s", seed, ref[c].id);
+			cr_assert_eq(x.revenue_minor, pos[i].revenue, "seed %u id %s", seed, ref[c].id);
+		}
+		struct pr_ranked x;
+		cr_assert_eq(pr_ranking_find(r, "new-customer", 12, &x), -ENOENT);
 		pr_ranking_destroy(r);
 		pr_engine_destroy(e);
 		free(ref);
 		free(pos);
 	}
+}
+
+Test(ranking, competition_ranks_of_long_tie_runs)
+{
+	/* Runs of 1, 3, 1 and 5 equal revenues: 1; 2, 2, 2; 5; 6 x 5. */
+	struct pr_engine *e = new_engine();
+	static const int64_t amounts[] = { 90, 50, 50, 50, 40, 7, 7, 7, 7, 7 };
+	for (int i = 0; i < 10; i++) {
+		char id[8];
+		snprintf(id, sizeof id, "c%d", 9 - i); /* ids against revenue order */
+		add(e, id, "S", T0, amounts[i]);
+	}
+	static const uint64_t competition[] = { 1, 2, 2, 2, 5, 6, 6, 6, 6, 6 };
+	for (int scope = -1; scope <= 0; scope++) {
+		struct pr_ranking *r;
+		cr_assert_eq(pr_ranking_build(e, PR_WINDOW_ALL, scope, &r, NULL), 0);
+		for (uint64_t k = 1; k <= 10; k++) {
+			struct pr_ranked x, y;
+			cr_assert_eq(pr_ranking_at(r, k, &x), 0);
+			cr_assert_eq(x.competition_rank, competition[k - 1], "scope %d rank %llu",
+				     scope, (unsigned long long)k);
+			cr_assert_eq(pr_ranking_find(r, x.customer, x.customer_len, &y), 0);
+			cr_assert_eq(y.rank, k);
+			cr_assert_eq(y.competition_rank, competition[k - 1]);
+		}
+		cr_assert_eq(pr_ranking_index(r, NULL), scope < 0 ? 0 : -EINVAL);
+		pr_ranking_destroy(r);
+	}
+	pr_engine_destroy(e);
 }
 
 /* A bulk load (staged per shard, applied shard by shard) gives exactly the
