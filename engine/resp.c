@@ -1,5 +1,6 @@
 /* resp.c - RESP2/RESP3 requests and replies; see resp.h. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,11 +155,27 @@ static void put(struct pr_resp_out *o, const char *p, size_t n)
 	o->len += n;
 }
 
+/* Decimal digits of v, right-aligned to end; returns where they start. */
+static char *digits_u64(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
 static void header(struct pr_resp_out *o, char type, long long n)
 {
 	char line[32];
-	int k = snprintf(line, sizeof line, "%c%lld\r\n", type, n);
-	put(o, line, (size_t)k);
+	char *end = line + sizeof line - 2;
+	char *p = digits_u64(end, n < 0 ? 0 - (unsigned long long)n : (unsigned long long)n);
+	if (n < 0)
+		*--p = '-';
+	*--p = type;
+	end[0] = '\r';
+	end[1] = '\n';
+	put(o, p, (size_t)(end + 2 - p));
 }
 
 void pr_resp_simple(struct pr_resp_out *o, const char *text)
@@ -209,23 +226,151 @@ void pr_resp_null(struct pr_resp_out *o)
 		put(o, "$-1\r\n", 5);
 }
 
-void pr_resp_double(struct pr_resp_out *o, double v)
+/*
+ * The text of %.{p}g for the smallest p in 15..17 whose text reads back as
+ * v (0.2, not 0.20000000000000001), without printf for the doubles replies
+ * carry (shares, percentiles, HHI: |v| from about 1e-16 to 1e14): with v =
+ * m 2^e, v 10^k = m 5^k / 2^s is exact in 128 bits, so its rounding to p
+ * digits and whether that decimal reads back as v (it lies within half an
+ * ulp of v) are integer comparisons. Other values go through snprintf and
+ * strtod. Returns the length written to text (at least 32 bytes).
+ */
+/* v 10^k = n / 2^s with n = m 5^k, split into q = floor and r = rest. */
+struct scaled {
+	unsigned __int128 five, one, r;
+	uint64_t q;
+};
+
+static bool scale(uint64_t m, int e, int k, struct scaled *x)
 {
-	/* The shortest text that reads back as the same double: 0.2, not
-	 * 0.20000000000000001. */
-	char text[40];
+	int s = -(e + k);
+	if (k < 0 || k > 31 || s < 1 || s > 126)
+		return false;
+	x->five = 1;
+	for (int i = 0; i < k; i++)
+		x->five *= 5;
+	unsigned __int128 n = (unsigned __int128)m * x->five; /* < 2^53 5^31 < 2^126 */
+	x->one = (unsigned __int128)1 << s;
+	x->q = (uint64_t)(n >> s); /* < 2^64: k is chosen for at most 17 digits */
+	x->r = n & (x->one - 1);
+	return (n >> s) >> 64 == 0;
+}
+
+size_t pr_resp_format_double(char *text, double v)
+{
+	static const uint64_t pow10[18] = {
+		1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+		100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+		1000000000000ull, 10000000000000ull, 100000000000000ull,
+		1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+	};
+	uint64_t bits;
+	memcpy(&bits, &v, sizeof bits);
+	bool negative = bits >> 63;
+	int biased = (int)(bits >> 52 & 0x7ff);
+	uint64_t m = (bits & ((1ull << 52) - 1)) | 1ull << 52;
+	int e = biased - 1075; /* |v| = m 2^e */
+	if (biased == 0 || biased == 0x7ff || e >= 0)
+		goto slow; /* zero, subnormal, infinite, NaN, or an integer >= 2^52 */
+	/* exp10 = floor(log10 |v|), the exponent of the first digit; log10 may
+	 * be one off next to a power of ten: the 15-digit quotient says. */
+	int exp10 = (int)floor(log10(fabs(v)));
+	struct scaled x;
+	for (int fixed = 0;; fixed++) {
+		if (!scale(m, e, 14 - exp10, &x))
+			goto slow;
+		if (x.q >= pow10[14] && x.q < pow10[15])
+			break;
+		if (fixed)
+			goto slow;
+		exp10 += x.q < pow10[14] ? -1 : 1;
+	}
+	uint64_t digits = 0;
+	int p = 15;
+	for (;; p++) {
+		if (p > 17 || (p > 15 && !scale(m, e, p - 1 - exp10, &x)))
+			goto slow;
+		/* Round half to even, as printf does. */
+		unsigned __int128 half = x.one >> 1;
+		bool up = x.r > half || (x.r == half && (x.q & 1));
+		digits = x.q + up;
+		/* It reads back as v if within half an ulp of v: 5^k / 2 in units
+		 * of 2^-s, or 5^k / 4 below a power of two; a tie reads back as
+		 * the even mantissa. */
+		unsigned __int128 dist = up ? x.one - x.r : x.r;
+		unsigned __int128 scaled_dist = !up && m == 1ull << 52 ? dist << 2 : dist << 1;
+		if (scaled_dist < x.five || (scaled_dist == x.five && (m & 1) == 0))
+			break;
+	}
+	if (digits == pow10[p]) { /* 9.99... rounded up to 10.0... */
+		digits = pow10[p - 1];
+		exp10++;
+	}
+	char buf[24];
+	char *end = buf + sizeof buf;
+	char *d = digits_u64(end, digits);
+	while (end[-1] == '0' && end - d > 1)
+		end--;
+	size_t nd = (size_t)(end - d);
+	char *t = text;
+	if (negative)
+		*t++ = '-';
+	if (exp10 < -4 || exp10 >= p) {
+		*t++ = d[0];
+		if (nd > 1) {
+			*t++ = '.';
+			memcpy(t, d + 1, nd - 1);
+			t += nd - 1;
+		}
+		*t++ = 'e';
+		*t++ = exp10 < 0 ? '-' : '+';
+		unsigned ex = (unsigned)(exp10 < 0 ? -exp10 : exp10);
+		if (ex >= 100)
+			*t++ = (char)('0' + ex / 100);
+		*t++ = (char)('0' + ex / 10 % 10);
+		*t++ = (char)('0' + ex % 10);
+	} else if (exp10 >= 0) {
+		size_t whole = (size_t)exp10 + 1;
+		if (nd <= whole) {
+			memcpy(t, d, nd);
+			memset(t + nd, '0', whole - nd);
+			t += whole;
+		} else {
+			memcpy(t, d, whole);
+			t += whole;
+			*t++ = '.';
+			memcpy(t, d + whole, nd - whole);
+			t += nd - whole;
+		}
+	} else {
+		*t++ = '0';
+		*t++ = '.';
+		memset(t, '0', (size_t)(-exp10 - 1));
+		t += -exp10 - 1;
+		memcpy(t, d, nd);
+		t += nd;
+	}
+	return (size_t)(t - text);
+slow:;
 	int k = 0;
-	for (int digits = 15; digits <= 17; digits++) {
-		k = snprintf(text, sizeof text, "%.*g", digits, v);
+	for (int prec = 15; prec <= 17; prec++) {
+		k = snprintf(text, 32, "%.*g", prec, v);
 		if (strtod(text, NULL) == v || v != v)
 			break;
 	}
+	return (size_t)k;
+}
+
+void pr_resp_double(struct pr_resp_out *o, double v)
+{
+	char text[40];
+	size_t k = pr_resp_format_double(text, v);
 	if (o->protocol == 3) {
 		put(o, ",", 1);
-		put(o, text, (size_t)k);
+		put(o, text, k);
 		put(o, "\r\n", 2);
 	} else {
-		pr_resp_bulk(o, text, (size_t)k);
+		pr_resp_bulk(o, text, k);
 	}
 }
 

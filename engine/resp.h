@@ -68,6 +68,9 @@ void pr_resp_bulk(struct pr_resp_out *o, const char *p, size_t n);
 void pr_resp_cstring(struct pr_resp_out *o, const char *s);      /* bulk of s */
 void pr_resp_null(struct pr_resp_out *o);                        /* _ or $-1 */
 void pr_resp_double(struct pr_resp_out *o, double v);            /* , or bulk */
+/* The text of a double in replies: %.{p}g for the smallest p in 15..17 that
+ * reads back as v. text holds at least 32 bytes; returns the length. */
+size_t pr_resp_format_double(char *text, double v);
 void pr_resp_bool(struct pr_resp_out *o, bool v);                /* #t/#f or :1/:0 */
 void pr_resp_array(struct pr_resp_out *o, size_t n);
 /* A map of n pairs: %n under RESP3, a flat array of 2n under RESP2. */

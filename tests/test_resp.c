@@ -2,6 +2,10 @@
  * inline; malformed and oversized input; replies in RESP2 and RESP3. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "resp.h"
@@ -149,4 +153,82 @@ Test(resp, output_is_bounded)
 	cr_assert(o.overflow, "a reader that never reads cannot grow the buffer past its bound");
 	cr_assert_leq(o.len, 100);
 	pr_resp_out_free(&o);
+}
+
+/* What pr_resp_format_double must print: the smallest of %.15g, %.16g and
+ * %.17g that reads back as v. */
+static size_t reference_double(char *text, double v)
+{
+	int k = 0;
+	for (int prec = 15; prec <= 17; prec++) {
+		k = snprintf(text, 40, "%.*g", prec, v);
+		if (strtod(text, NULL) == v || v != v)
+			break;
+	}
+	return (size_t)k;
+}
+
+static void check_double(double v, unsigned long seed)
+{
+	char got[40], want[40];
+	size_t n = pr_resp_format_double(got, v);
+	size_t w = reference_double(want, v);
+	got[n] = 0;
+	cr_assert(n == w && memcmp(got, want, n) == 0,
+		  "%a (seed %lu): got '%s', want '%s'", v, seed, got, want);
+}
+
+static uint64_t next64(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
+Test(resp, doubles_print_like_the_shortest_of_15_to_17_digits)
+{
+	static const double fixed[] = {
+		0.0, -0.0, 1.0, -1.0, 0.1, 0.2, 0.3, 1.0 / 3, 2.0 / 3, 0.5, 0.25, 1e-5, 1e-4,
+		9.999999999999999e-5, 0.0001, 0.00011, 1e14, 1e15, 1e16, 1e17, 123456789012345.6,
+		99999999999999.99, 999999999999999.9, 0.9999999999999999, 0.99999999999999994,
+		20.0, 10.0, 5.0, 3456.789, 10000.0, 9999.999999999998, 1e-16, 1e-300, 1e300,
+		5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1 + 0.2,
+		4503599627370496.0, 4503599627370495.5, 9007199254740993.0, 1e-7, 1.5e-6,
+		0.000123456789012345678, 1.0000000000000002, 0.30000000000000004,
+	};
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+		check_double(fixed[i], 0);
+		check_double(-fixed[i], 0);
+	}
+	check_double(1.0 / 0.0, 0);
+	check_double(-1.0 / 0.0, 0);
+	check_double(0.0 / 0.0, 0);
+	uint64_t state = 0x9e3779b97f4a7c15ull;
+	for (unsigned long seed = 0; seed < 300000; seed++) {
+		uint64_t r = next64(&state);
+		double v;
+		switch (seed % 5) {
+		case 0: /* any bits */
+			memcpy(&v, &r, sizeof v);
+			break;
+		case 1: /* shares: a ratio of two integers */
+			v = (double)(r % 1000000007 + 1) / (double)(next64(&state) % 10000000019ull + 1);
+			break;
+		case 2: /* exponents where replies live, any mantissa */
+			r = (r & 0x800fffffffffffffull) | (uint64_t)(1023 - 60 + (int)(r >> 52 & 127)) << 52;
+			memcpy(&v, &r, sizeof v);
+			break;
+		case 3: /* short decimals and their neighbours */
+			v = (double)(r % 100000) / 1000.0;
+			v = (r >> 40 & 1) ? nextafter(v, 1e300) : (r >> 41 & 1) ? nextafter(v, -1e300) : v;
+			break;
+		default: /* powers of two and ten, and their neighbours */
+			v = (r & 1) ? ldexp(1.0, (int)(r >> 8 % 200) % 200 - 120)
+				    : pow(10.0, (double)((int)(r >> 8 & 63) - 40));
+			v = (r >> 40 & 1) ? nextafter(v, 0.0) : (r >> 41 & 1) ? nextafter(v, 1e300) : v;
+			break;
+		}
+		check_double(v, seed);
+	}
 }
