@@ -81,6 +81,7 @@ void pr_engine_destroy(struct pr_engine *e)
 		struct shard *sh = &e->shards[s];
 		pr_id_table_destroy(&sh->customers);
 		pr_stable_array_destroy(&sh->pairs);
+		pr_pair_index_destroy(&sh->pair_index);
 		pr_day_history_destroy(&sh->days);
 	}
 	drop_lanes(e);
@@ -96,11 +97,15 @@ uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t 
 	return local == PR_ID_NONE ? PR_ID_NONE : customer_ref(shard, local);
 }
 
-/* The customer's pair for `store`, moved to the front of its list; NULL if
- * it has none yet. */
-static struct pair_aggregate *find_pair_to_front(struct shard *sh,
-						 struct customer_aggregate *c, uint32_t store)
+/* The customer's pair for `store`, or NULL if it has none yet. A short list
+ * moves the pair found to its front, where the next record likely wants it. */
+static struct pair_aggregate *find_pair(struct shard *sh, struct customer_aggregate *c,
+					uint32_t local, uint32_t store)
 {
+	if (c->stores > PR_PAIR_LIST_MAX) {
+		uint32_t at = pr_pair_index_find(&sh->pair_index, pr_pair_index_key(store, local));
+		return at == PR_PAIR_INDEX_NONE ? NULL : pr_stable_array_at(&sh->pairs, at);
+	}
 	uint32_t *link = &c->pairs;
 	for (uint32_t at = c->pairs; at != PR_STABLE_NONE;) {
 		struct pair_aggregate *p = pr_stable_array_at(&sh->pairs, at);
@@ -114,6 +119,36 @@ static struct pair_aggregate *find_pair_to_front(struct shard *sh,
 		at = p->next;
 	}
 	return NULL;
+}
+
+/* A new pair for the customer in `store`; NULL, with nothing changed, when
+ * memory ran out. The customer's pairs enter the index once they outgrow
+ * the list. */
+static struct pair_aggregate *add_pair(struct shard *sh, struct customer_aggregate *c,
+				       uint32_t ref, uint32_t local, uint32_t store)
+{
+	uint32_t more = c->stores < PR_PAIR_LIST_MAX ? 0 : c->stores == PR_PAIR_LIST_MAX ? c->stores + 1 : 1;
+	if (more && pr_pair_index_reserve(&sh->pair_index, more) < 0)
+		return NULL;
+	uint32_t at = pr_stable_array_push(&sh->pairs);
+	if (at == PR_STABLE_NONE)
+		return NULL;
+	struct pair_aggregate *p = pr_stable_array_at(&sh->pairs, at);
+	pr_period_sums_init(&p->sums);
+	p->store = store;
+	p->customer = ref;
+	p->next = c->pairs;
+	c->pairs = at;
+	if (++c->stores == PR_PAIR_LIST_MAX + 1) {
+		for (uint32_t i = at; i != PR_STABLE_NONE;) {
+			const struct pair_aggregate *q = pr_stable_array_at(&sh->pairs, i);
+			pr_pair_index_insert(&sh->pair_index, pr_pair_index_key(q->store, local), i);
+			i = q->next;
+		}
+	} else if (c->stores > PR_PAIR_LIST_MAX) {
+		pr_pair_index_insert(&sh->pair_index, pr_pair_index_key(store, local), at);
+	}
+	return p;
 }
 
 /* Applies one validated record to its shard. 0 or -ENOMEM. */
@@ -135,24 +170,16 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 		pr_period_sums_init(&c->sums);
 		c->first_ms = c->last_ms = ts_ms;
 		c->pairs = PR_STABLE_NONE;
+		c->stores = 0;
 		if (pr_recent_days_start(&sh->days, local, &c->days, day) < 0)
 			return -ENOMEM;
 	} else if (day != c->days.latest && pr_recent_days_note(&sh->days, local, &c->days, day) < 0) {
 		return -ENOMEM;
 	}
 
-	struct pair_aggregate *p = find_pair_to_front(sh, c, store);
-	if (!p) {
-		uint32_t at = pr_stable_array_push(&sh->pairs);
-		if (at == PR_STABLE_NONE)
-			return -ENOMEM;
-		p = pr_stable_array_at(&sh->pairs, at);
-		pr_period_sums_init(&p->sums);
-		p->store = store;
-		p->customer = customer_ref(shard, local);
-		p->next = c->pairs;
-		c->pairs = at;
-	}
+	struct pair_aggregate *p = find_pair(sh, c, local, store);
+	if (!p && !(p = add_pair(sh, c, customer_ref(shard, local), local, store)))
+		return -ENOMEM;
 
 	/* Feeds come roughly in time order: most records share the day of the
 	 * shard's previous one, and with it the calendar periods. */

@@ -12,7 +12,9 @@
  *   pairs:     struct pair_aggregate per (store, customer), found through
  *              the customer's list of them (most recently used store first:
  *              a customer mostly buys in a home store, so the first entry
- *              nearly always matches, and no pair hash table is needed)
+ *              nearly always matches, and no hash table is needed), or for
+ *              a customer in more than PR_PAIR_LIST_MAX stores through
+ *   pair_index: (store, customer) -> pair, for those customers only
  *   days:      the (local customer index, day) history behind each
  *              customer's distinct purchase days (purchase_days.h)
  * Engine-wide: stores (store id -> dense store index), counters, watermark.
@@ -24,6 +26,7 @@
 #define PARETO_ENGINE_INTERNAL_H
 
 #include "id_table.h"
+#include "pair_index.h"
 #include "pareto/engine.h"
 #include "period_sums.h"
 #include "purchase_days.h"
@@ -32,6 +35,7 @@
 #define PR_SHARD_BITS 8
 #define PR_SHARDS (1u << PR_SHARD_BITS)
 #define PR_SHARD_LOCAL_MAX (1u << (32 - PR_SHARD_BITS))
+#define PR_PAIR_LIST_MAX 8
 
 struct lane;
 
@@ -40,7 +44,8 @@ struct customer_aggregate {
 	int64_t first_ms, last_ms;
 	uint64_t purchases;
 	struct pr_recent_days days;
-	uint32_t pairs; /* index of the first of its pair_aggregates, or PR_STABLE_NONE */
+	uint32_t pairs;  /* index of the first of its pair_aggregates, or PR_STABLE_NONE */
+	uint32_t stores; /* how many: past PR_PAIR_LIST_MAX they are in the pair index */
 };
 
 struct pair_aggregate {
@@ -52,6 +57,7 @@ struct pair_aggregate {
 struct shard {
 	struct pr_id_table customers;
 	struct pr_stable_array pairs; /* of struct pair_aggregate */
+	struct pr_pair_index pair_index;
 	struct pr_day_history days;
 	struct pr_periods periods; /* of periods_day: a cache for ordered feeds */
 	int32_t periods_day;
@@ -114,9 +120,15 @@ uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t 
 static inline const struct pair_aggregate *engine_find_pair(const struct pr_engine *e,
 							    uint32_t ref, uint32_t store)
 {
-	const struct pr_stable_array *pairs = &e->shards[ref & (PR_SHARDS - 1)].pairs;
-	for (uint32_t at = engine_customer(e, ref)->pairs; at != PR_STABLE_NONE;) {
-		const struct pair_aggregate *p = pr_stable_array_at(pairs, at);
+	const struct shard *sh = &e->shards[ref & (PR_SHARDS - 1)];
+	const struct customer_aggregate *c = engine_customer(e, ref);
+	if (c->stores > PR_PAIR_LIST_MAX) {
+		uint32_t at = pr_pair_index_find(&sh->pair_index,
+						 pr_pair_index_key(store, ref >> PR_SHARD_BITS));
+		return at == PR_PAIR_INDEX_NONE ? NULL : pr_stable_array_at(&sh->pairs, at);
+	}
+	for (uint32_t at = c->pairs; at != PR_STABLE_NONE;) {
+		const struct pair_aggregate *p = pr_stable_array_at(&sh->pairs, at);
 		if (p->store == store)
 			return p;
 		at = p->next;
