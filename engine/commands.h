@@ -69,6 +69,10 @@ int pr_commands_alerts(struct pr_server *s, bool now);
 /* Forgets a client's subscriptions (it is closing or RESET). */
 void pr_commands_unsubscribe_all(struct pr_server *s, struct pr_client *c);
 
+/* The text of INFO metrics (Prometheus text format), malloc'ed; NULL when
+ * out of memory. For the metrics socket. */
+char *pr_commands_metrics(struct pr_server *s, size_t *len);
+
 /* Frees the published rankings and alert state. */
 void pr_commands_free(struct pr_server *s);
 

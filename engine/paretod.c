@@ -35,10 +35,16 @@ static const char usage[] =
 	"  --socket PATH            Unix socket to listen on (default\n"
 	"                           $RUNTIME_DIRECTORY/paretod.sock under systemd)\n"
 	"  --socket-mode MODE       octal file mode of the socket (default 0660)\n"
-	"  --feed SOURCE            a CSV or binary feed: a file read to its end, - for\n"
-	"                           standard input, or unix:PATH, a socket producers\n"
-	"                           connect to and write CSV (a header line per\n"
-	"                           connection) to; repeatable\n"
+	"  --feed SOURCE            a CSV or binary feed; repeatable. SOURCE is a file\n"
+	"                           read to its end, - (standard input),\n"
+	"                           follow:PATH (a growing file, followed like tail -F:\n"
+	"                           appended lines, rotation by rename, truncation),\n"
+	"                           or unix:PATH or tcp:HOST:PORT (a socket producers\n"
+	"                           connect to, each connection CSV with a header line\n"
+	"                           or binary records; HOST may be empty for all)\n"
+	"  --metrics-socket PATH    Unix socket serving the Prometheus metrics over\n"
+	"                           HTTP (GET /metrics), e.g. for\n"
+	"                           curl --unix-socket PATH http://localhost/metrics\n"
 	"  --config FILE            key = value lines with these option names;\n"
 	"                           command-line options win\n"
 	"  --max-request-bytes N    largest request (default 1M)\n"
@@ -77,6 +83,7 @@ enum {
 	OPT_SOCKET_MODE,
 	OPT_FEED,
 	OPT_CONFIG,
+	OPT_METRICS_SOCKET,
 	OPT_MAX_REQUEST,
 	OPT_MAX_OUTPUT,
 	OPT_MAX_CLIENTS,
@@ -107,6 +114,7 @@ static const struct option options[] = {
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "feed", required_argument, NULL, OPT_FEED },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "metrics-socket", required_argument, NULL, OPT_METRICS_SOCKET },
 	{ "max-request-bytes", required_argument, NULL, OPT_MAX_REQUEST },
 	{ "max-output-bytes", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
@@ -265,6 +273,9 @@ static int apply(struct settings *st, int id, const char *name, const char *valu
 		return 0;
 	case OPT_CONFIG:
 		return 0; /* read before everything else */
+	case OPT_METRICS_SOCKET:
+		o->metrics_socket_path = value;
+		return 0;
 	case OPT_MAX_REQUEST:
 		if (!parse_size(value, 1u << 30, &v) || v < 1024)
 			return bad(st, name, "a size from 1K to 1G", value);

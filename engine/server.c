@@ -9,6 +9,10 @@
  * c->wbuf, and the two buffers swap when a send completes, so a buffer is
  * never moved while the kernel reads it.
  *
+ * Feeds (feeds.c) and the metrics socket (metrics_socket.c) submit to the
+ * same ring; their completions come back through the struct pr_server_op
+ * they embed (OP_MODULE), so this loop knows nothing of their states.
+ *
  * A loop turn: decode at most ingest_batch_bytes of waiting feed bytes,
  * submit, then reap completions (waiting only when no feed bytes wait).
  * Requests are handled as their bytes arrive, between feed batches.
@@ -29,6 +33,8 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "feeds.h"
+#include "metrics_socket.h"
 #include "server.h"
 #include "timeparse.h"
 
@@ -37,36 +43,11 @@ enum op {
 	OP_SIGNAL,       /* owner: server */
 	OP_RECV,         /* owner: client */
 	OP_SEND,         /* owner: client */
-	OP_FEED_READ,    /* owner: feed (file or producer) */
-	OP_FEED_ACCEPT,  /* owner: feed (listener) */
-};
-
-enum feed_kind { FEED_FILE, FEED_LISTENER, FEED_PRODUCER };
-
-struct pr_feed {
-	enum feed_kind kind;
-	struct pr_feed *next;       /* the server's list */
-	struct pr_feed *next_ready; /* the ready queue */
-	bool queued;
-	char *name;                 /* owned: as given, or "unix:PATH#n" */
-	char *path;                 /* owned: listener socket file (removed at exit) */
-	int fd;
-	bool seekable;
-	uint64_t offset;
-	struct pr_decoder *decoder; /* owned; NULL for a listener */
-	char *buf;                  /* owned */
-	size_t cap, len, pos;       /* bytes [pos, len) wait to be decoded */
-	bool read_inflight, ended, dead;
-	uint64_t shown;             /* rejects described on stderr */
-	uint64_t producers;         /* listener: connections accepted */
-	int64_t opened_ms;
-	struct pr_server *server;
+	OP_MODULE = 7,   /* owner: a struct pr_server_op (feeds, metrics socket) */
 };
 
 #define CLIENT_IN_INITIAL (16u * 1024)
 #define CLIENT_RECV_MIN (4u * 1024)
-#define FEED_FILE_BUFFER (256u * 1024)
-#define FEED_PRODUCER_BUFFER (64u * 1024)
 #define BUFFER_KEEP_MAX (1u << 20) /* larger idle buffers are released */
 
 static struct signalfd_siginfo siginfo; /* the signal read in flight */
@@ -167,6 +148,19 @@ static void set_data(struct io_uring_sqe *sqe, void *owner, enum op op)
 {
 	_Static_assert(_Alignof(max_align_t) >= 8, "owners leave three low bits free");
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)owner | (uint64_t)op);
+}
+
+struct io_uring_sqe *pr_server_sqe(struct pr_server *s)
+{
+	return get_sqe(s);
+}
+
+void pr_server_sqe_owner(struct io_uring_sqe *sqe, struct pr_server_op *op)
+{
+	if (op)
+		set_data(sqe, op, OP_MODULE);
+	else
+		io_uring_sqe_set_data64(sqe, 0); /* op 0: nobody's, ignored */
 }
 
 static void arm_accept(struct pr_server *s)
@@ -488,343 +482,7 @@ static void on_send(struct pr_server *s, struct pr_client *c, int res)
 	pr_server_flush(s, c);
 }
 
-/* ---- feeds ---------------------------------------------------------------- */
-
-static int feed_record(void *ctx, const struct pr_record *r)
-{
-	struct pr_feed *f = ctx;
-	return pr_engine_add(f->server->engine, r);
-}
-
-static void describe_reject(const char *source, const struct pr_reject *r)
-{
-	char raw[120];
-	size_t n = r->raw_len < sizeof raw - 1 ? r->raw_len : sizeof raw - 1;
-	for (size_t i = 0; i < n; i++)
-		raw[i] = (r->raw[i] >= 0x20 && r->raw[i] < 0x7f) ? r->raw[i] : '?';
-	raw[n] = 0;
-	pr_log("%s: line %llu: %s: %s: \"%s\"", source, (unsigned long long)r->line,
-	       pr_reject_reason_name(r->reason), r->detail ? r->detail : "", raw);
-}
-
-static int feed_reject(void *ctx, const struct pr_reject *r)
-{
-	struct pr_feed *f = ctx;
-	const struct pr_server *s = f->server;
-	if (!s->opt.quiet && f->shown < s->opt.show_errors)
-		describe_reject(f->name, r);
-	f->shown++;
-	return 0;
-}
-
-static void ready_push(struct pr_server *s, struct pr_feed *f)
-{
-	if (f->queued)
-		return;
-	f->queued = true;
-	f->next_ready = NULL;
-	if (s->ready_tail)
-		s->ready_tail->next_ready = f;
-	else
-		s->ready = f;
-	s->ready_tail = f;
-}
-
-static struct pr_feed *ready_pop(struct pr_server *s)
-{
-	struct pr_feed *f = s->ready;
-	if (!f)
-		return NULL;
-	s->ready = f->next_ready;
-	if (!s->ready)
-		s->ready_tail = NULL;
-	f->queued = false;
-	return f;
-}
-
-static void arm_feed_read(struct pr_server *s, struct pr_feed *f)
-{
-	if (f->read_inflight || f->ended || f->dead || s->stopping)
-		return;
-	struct io_uring_sqe *sqe = get_sqe(s);
-	if (f->kind == FEED_LISTENER) {
-		io_uring_prep_accept(sqe, f->fd, NULL, NULL, SOCK_CLOEXEC);
-		set_data(sqe, f, OP_FEED_ACCEPT);
-	} else if (f->kind == FEED_PRODUCER) {
-		io_uring_prep_recv(sqe, f->fd, f->buf, f->cap, 0);
-		set_data(sqe, f, OP_FEED_READ);
-	} else {
-		io_uring_prep_read(sqe, f->fd, f->buf, (unsigned)f->cap,
-				   f->seekable ? f->offset : (uint64_t)-1);
-		set_data(sqe, f, OP_FEED_READ);
-	}
-	f->read_inflight = true;
-}
-
-static void add_stats(struct pr_feed_stats *to, const struct pr_feed_stats *from)
-{
-	to->bytes += from->bytes;
-	to->lines += from->lines;
-	to->records += from->records;
-	to->rejected += from->rejected;
-	to->rounded += from->rounded;
-	for (int i = 0; i < PR_REJECT_REASON_COUNT; i++)
-		to->by_reason[i] += from->by_reason[i];
-}
-
-void pr_server_stats(const struct pr_server *s, struct pr_feed_stats *out)
-{
-	*out = s->stats;
-	for (const struct pr_feed *f = s->feeds; f; f = f->next)
-		if (f->decoder)
-			add_stats(out, pr_decoder_stats(f->decoder));
-}
-
-static void feed_unlink(struct pr_server *s, struct pr_feed *f)
-{
-	for (struct pr_feed **p = &s->feeds; *p; p = &(*p)->next) {
-		if (*p == f) {
-			*p = f->next;
-			return;
-		}
-	}
-}
-
-static void feed_free(struct pr_feed *f)
-{
-	if (f->fd >= 0)
-		close(f->fd);
-	pr_decoder_destroy(f->decoder);
-	free(f->buf);
-	free(f->name);
-	free(f->path);
-	free(f);
-}
-
-/* The feed reached its end (or failed): fold its counts in, log them. */
-static void feed_end(struct pr_server *s, struct pr_feed *f, bool failed)
-{
-	if (f->ended)
-		return;
-	f->ended = true;
-	if (f->decoder) {
-		struct pr_error err = { 0 };
-		if (!failed) {
-			if (f->kind == FEED_PRODUCER && !pr_decoder_idle(f->decoder)) {
-				/* The producer went away mid-line: that line is lost,
-				 * not decoded from its first half. */
-				s->stats.rejected++;
-				s->stats.by_reason[PR_REJECT_TRUNCATED]++;
-				s->truncated_disconnects++;
-				pr_log("%s: disconnected in the middle of a line; that line is "
-				       "counted as truncated", f->name);
-			} else if (pr_decoder_finish(f->decoder, &err) < 0) {
-				pr_log("%s: %s", f->name, err.message);
-			}
-		}
-		const struct pr_feed_stats *st = pr_decoder_stats(f->decoder);
-		double secs = (double)(pr_server_now_ms() - f->opened_ms) / 1000.0;
-		pr_log("%s: %s: %llu records, %llu rejected, %llu bytes in %.3f s", f->name,
-		       failed ? "stopped" : "finished", (unsigned long long)st->records,
-		       (unsigned long long)st->rejected, (unsigned long long)st->bytes, secs);
-		if (st->rejected && !s->opt.quiet) {
-			char line[512];
-			size_t n = 0;
-			for (int i = 0; i < PR_REJECT_REASON_COUNT && n < sizeof line; i++)
-				if (st->by_reason[i])
-					n += (size_t)snprintf(line + n, sizeof line - n, " %s=%llu",
-							      pr_reject_reason_name(i),
-							      (unsigned long long)st->by_reason[i]);
-			pr_log("%s: bad lines by reason:%s", f->name, line);
-		}
-		add_stats(&s->stats, st);
-		pr_decoder_destroy(f->decoder);
-		f->decoder = NULL;
-	}
-	if (f->kind != FEED_LISTENER && s->feeds_open)
-		s->feeds_open--;
-	if (f->fd >= 0) {
-		close(f->fd);
-		f->fd = -1;
-	}
-	free(f->buf);
-	f->buf = NULL;
-	f->len = f->pos = 0;
-	/* Producers come and go: drop them once nothing refers to them. */
-	if (f->kind == FEED_PRODUCER && !f->read_inflight && !f->queued) {
-		feed_unlink(s, f);
-		feed_free(f);
-	}
-}
-
-static struct pr_feed *feed_new(struct pr_server *s, enum feed_kind kind, const char *name,
-				size_t buffer, struct pr_error *err)
-{
-	struct pr_feed *f = calloc(1, sizeof *f);
-	if (!f || !(f->name = strdup(name)) || (buffer && !(f->buf = malloc(buffer)))) {
-		if (f)
-			free(f->name);
-		free(f);
-		pr_error_set(err, -ENOMEM, "out of memory opening %s", name);
-		return NULL;
-	}
-	f->kind = kind;
-	f->fd = -1;
-	f->cap = buffer;
-	f->server = s;
-	f->opened_ms = pr_server_now_ms();
-	if (kind != FEED_LISTENER) {
-		struct pr_feed_sink sink = { f, feed_record, feed_reject };
-		if (pr_decoder_create(&f->decoder, name, &s->opt.feed, &sink, err) < 0) {
-			free(f->buf);
-			free(f->name);
-			free(f);
-			return NULL;
-		}
-	}
-	f->next = s->feeds;
-	s->feeds = f;
-	return f;
-}
-
-static int bind_unix(const char *path, mode_t mode, int type, int *out_fd,
-		     bool *created, struct pr_error *err);
-
-static int feed_open(struct pr_server *s, const char *source, struct pr_error *err)
-{
-	if (strncmp(source, "unix:", 5) == 0) {
-		struct pr_feed *f = feed_new(s, FEED_LISTENER, source, 0, err);
-		if (!f)
-			return err->code;
-		bool created = false;
-		int rc = bind_unix(source + 5, s->opt.socket_mode, SOCK_STREAM, &f->fd, &created, err);
-		if (rc < 0)
-			return rc;
-		if (created)
-			f->path = strdup(source + 5);
-		pr_log("%s: listening for producers (CSV with a header line per connection)",
-		       source);
-		return 0;
-	}
-	int fd = strcmp(source, "-") == 0 ? dup(STDIN_FILENO)
-					  : open(source, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return pr_error_set(err, -errno, "%s: %s", source, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		int code = S_ISDIR(st.st_mode) ? -EISDIR : -errno;
-		close(fd);
-		return pr_error_set(err, code, "%s: %s", source, strerror(-code));
-	}
-	struct pr_feed *f = feed_new(s, FEED_FILE, source, FEED_FILE_BUFFER, err);
-	if (!f) {
-		close(fd);
-		return err->code;
-	}
-	f->fd = fd;
-	f->seekable = S_ISREG(st.st_mode) && strcmp(source, "-") != 0;
-	s->feeds_open++;
-	if (f->seekable)
-		pr_log("%s: opened (%lld bytes)", source, (long long)st.st_size);
-	else
-		pr_log("%s: opened (a stream)", source);
-	return 0;
-}
-
-static void on_feed_accept(struct pr_server *s, struct pr_feed *l, int res)
-{
-	l->read_inflight = false;
-	if (res < 0) {
-		if (res != -EINTR && res != -ECONNABORTED && res != -EAGAIN)
-			pr_log("%s: accept: %s", l->name, strerror(-res));
-		if (res == -EMFILE || res == -ENFILE) {
-			struct timespec pause = { 0, 50 * 1000000 };
-			nanosleep(&pause, NULL);
-		}
-		arm_feed_read(s, l);
-		return;
-	}
-	char name[600];
-	snprintf(name, sizeof name, "%s#%llu", l->name, (unsigned long long)++l->producers);
-	struct pr_error err = { 0 };
-	struct pr_feed *f = feed_new(s, FEED_PRODUCER, name, FEED_PRODUCER_BUFFER, &err);
-	if (!f) {
-		pr_log("%s", err.message);
-		close(res);
-	} else {
-		f->fd = res;
-		s->feeds_open++;
-		pr_log("%s: producer connected", name);
-		arm_feed_read(s, f);
-	}
-	arm_feed_read(s, l);
-}
-
-static void on_feed_read(struct pr_server *s, struct pr_feed *f, int res)
-{
-	f->read_inflight = false;
-	if (f->ended) {
-		if (f->kind == FEED_PRODUCER) {
-			feed_unlink(s, f);
-			feed_free(f);
-		}
-		return;
-	}
-	if (res == -EINTR || res == -EAGAIN) {
-		arm_feed_read(s, f);
-		return;
-	}
-	if (res < 0) {
-		pr_log("%s: read: %s", f->name, strerror(-res));
-		feed_end(s, f, f->kind == FEED_FILE);
-		return;
-	}
-	if (res == 0) {
-		feed_end(s, f, false);
-		return;
-	}
-	f->offset += (uint64_t)res;
-	f->pos = 0;
-	f->len = (size_t)res;
-	ready_push(s, f);
-}
-
-bool pr_server_ingesting(const struct pr_server *s)
-{
-	return s->ready || (s->feeds_open && pr_server_now_ms() - s->last_feed_ms <
-						    (int64_t)s->opt.rank_interval_ms);
-}
-
-/* Decodes at most ingest_batch_bytes of waiting feed bytes. */
-static void ingest_turn(struct pr_server *s)
-{
-	size_t budget = s->opt.ingest_batch_bytes;
-	bool applied = false;
-	while (budget && s->ready) {
-		struct pr_feed *f = ready_pop(s);
-		size_t n = f->len - f->pos;
-		if (n > budget)
-			n = budget;
-		struct pr_error err = { 0 };
-		int rc = pr_decoder_push(f->decoder, f->buf + f->pos, n, &err);
-		applied = true;
-		budget -= n;
-		f->pos += n;
-		if (rc < 0) {
-			pr_log("%s: %s", f->name, err.message);
-			f->dead = true;
-			if (!f->read_inflight)
-				feed_end(s, f, true);
-			continue;
-		}
-		if (f->pos < f->len)
-			ready_push(s, f); /* round robin: the rest waits for the next turn */
-		else
-			arm_feed_read(s, f);
-	}
-	if (applied)
-		s->last_feed_ms = pr_server_now_ms();
-}
+/* ---- INGEST -------------------------------------------------------------- */
 
 struct ingest_ctx {
 	struct pr_server *s;
@@ -840,7 +498,7 @@ static int ingest_reject(void *ctx, const struct pr_reject *r)
 {
 	struct ingest_ctx *x = ctx;
 	if (!x->s->opt.quiet && x->shown++ < 3)
-		describe_reject("INGEST", r);
+		pr_feed_describe_reject("INGEST", r);
 	return 0;
 }
 
@@ -865,36 +523,20 @@ int pr_server_ingest_lines(struct pr_server *s, const char *const *lines,
 	struct pr_feed_stats st = *pr_decoder_stats(d);
 	/* The synthetic header is not the client's: do not count its bytes. */
 	st.bytes = st.bytes > s->ingest_header_len ? st.bytes - s->ingest_header_len : 0;
-	add_stats(&s->stats, &st);
+	pr_feed_stats_add(&s->stats, &st);
 	*accepted += st.records;
 	*rejected += st.rejected;
 	pr_decoder_destroy(d);
 	return rc;
 }
 
-void pr_server_feed_counts(const struct pr_server *s, unsigned *sources,
-			   unsigned *producers, unsigned *open)
-{
-	*sources = *producers = 0;
-	for (const struct pr_feed *f = s->feeds; f; f = f->next) {
-		if (f->kind == FEED_PRODUCER)
-			++*producers;
-		else
-			++*sources;
-	}
-	*open = s->feeds_open;
-}
-
 /* ---- the socket ----------------------------------------------------------- */
 
-/*
- * Binds a Unix socket at path with the given mode. A live listener there is
- * an error; a stale socket file (nobody answers) is replaced; anything that
- * is not a socket is left alone and is an error.
- */
-static int bind_unix(const char *path, mode_t mode, int type, int *out_fd,
-		     bool *created, struct pr_error *err)
+/* See server.h; a stale socket file is one nobody answers on. */
+int pr_server_bind_unix(const char *path, mode_t mode, int *out_fd, bool *created,
+			struct pr_error *err)
 {
+	const int type = SOCK_STREAM;
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	if (!*path)
 		return pr_error_set(err, -EINVAL, "empty socket path");
@@ -1023,8 +665,8 @@ int pr_server_create(struct pr_server **out, const struct pr_server_options *opt
 		rc = pr_error_set(err, -errno, "signalfd: %s", strerror(errno));
 		goto fail;
 	}
-	if ((rc = bind_unix(s->socket_path, opt->socket_mode, SOCK_STREAM, &s->listen_fd,
-			    &s->socket_created, err)) < 0)
+	if ((rc = pr_server_bind_unix(s->socket_path, opt->socket_mode, &s->listen_fd,
+				      &s->socket_created, err)) < 0)
 		goto fail;
 	struct stat st;
 	if (lstat(s->socket_path, &st) == 0) {
@@ -1032,8 +674,11 @@ int pr_server_create(struct pr_server **out, const struct pr_server_options *opt
 		s->socket_dev = st.st_dev;
 	}
 	for (size_t i = 0; i < opt->feed_count; i++)
-		if ((rc = feed_open(s, opt->feeds[i], err)) < 0)
+		if ((rc = pr_feeds_open(s, opt->feeds[i], err)) < 0)
 			goto fail;
+	if (opt->metrics_socket_path &&
+	    (rc = pr_metrics_socket_open(s, opt->metrics_socket_path, err)) < 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -1073,6 +718,8 @@ static void on_signal(struct pr_server *s, int res)
 static void handle_cqe(struct pr_server *s, struct io_uring_cqe *cqe)
 {
 	uint64_t data = io_uring_cqe_get_data64(cqe);
+	if (data == LIBURING_UDATA_TIMEOUT)
+		return; /* liburing's own wait timeout on kernels before 5.11 */
 	enum op op = (enum op)(data & 7);
 	void *owner = (void *)(uintptr_t)(data & ~(uint64_t)7);
 	switch (op) {
@@ -1088,12 +735,11 @@ static void handle_cqe(struct pr_server *s, struct io_uring_cqe *cqe)
 	case OP_SEND:
 		on_send(s, owner, cqe->res);
 		break;
-	case OP_FEED_READ:
-		on_feed_read(s, owner, cqe->res);
+	case OP_MODULE: {
+		struct pr_server_op *mop = owner;
+		mop->complete(s, mop, cqe->res);
 		break;
-	case OP_FEED_ACCEPT:
-		on_feed_accept(s, owner, cqe->res);
-		break;
+	}
 	}
 }
 
@@ -1122,13 +768,13 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 {
 	arm_accept(s);
 	arm_signal(s);
-	for (struct pr_feed *f = s->feeds; f; f = f->next)
-		arm_feed_read(s, f);
+	pr_feeds_start(s);
+	pr_metrics_socket_start(s);
 	pr_log("listening on %s (mode %04o), %zu feed%s", s->socket_path,
 	       (unsigned)s->opt.socket_mode, s->opt.feed_count, s->opt.feed_count == 1 ? "" : "s");
 	notify("READY=1\nSTATUS=listening");
 	while (!s->stopping) {
-		ingest_turn(s);
+		pr_feeds_turn(s);
 		int due = pr_commands_alerts(s, false);
 		int64_t now = pr_server_now_ms();
 		tick(s, now);
@@ -1192,13 +838,8 @@ void pr_server_destroy(struct pr_server *s)
 			client_free(c);
 		}
 	}
-	while (s->feeds) {
-		struct pr_feed *f = s->feeds;
-		s->feeds = f->next;
-		if (f->path)
-			unlink(f->path);
-		feed_free(f);
-	}
+	pr_feeds_destroy(s);
+	pr_metrics_socket_destroy(s);
 	pr_commands_free(s);
 	pr_engine_destroy(s->engine);
 	free(s->argv);

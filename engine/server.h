@@ -50,7 +50,9 @@ struct pr_tier_benefit {
 struct pr_server_options {
 	const char *socket_path;   /* borrowed */
 	mode_t socket_mode;        /* 0660 */
-	const char *feeds[PR_SERVER_MAX_FEEDS]; /* "PATH", "-" or "unix:PATH"; borrowed */
+	/* "PATH", "-", "follow:PATH", "unix:PATH" or "tcp:HOST:PORT" (see feeds.h);
+	 * borrowed */
+	const char *feeds[PR_SERVER_MAX_FEEDS];
 	size_t feed_count;
 	struct pr_feed_options feed;     /* as the report command's */
 	struct pr_engine_options engine;
@@ -63,6 +65,7 @@ struct pr_server_options {
 	struct pr_tier_benefit benefits[3]; /* A, B, C */
 	unsigned show_errors;      /* bad lines described on stderr per feed: 10 */
 	const char *config_path;   /* for INFO; may be NULL */
+	const char *metrics_socket_path; /* Prometheus over HTTP; NULL: none; borrowed */
 	bool quiet;                /* no per-line reject details */
 };
 
@@ -156,6 +159,8 @@ struct pr_alerts {
 };
 
 struct pr_feed;
+struct pr_feed_watch;
+struct pr_metrics_socket;
 
 struct pr_server {
 	struct pr_server_options opt;
@@ -179,6 +184,8 @@ struct pr_server {
 	unsigned feeds_open;       /* not yet at their end */
 	struct pr_feed *ready, *ready_tail; /* feeds with bytes waiting to be decoded */
 	int64_t last_feed_ms;      /* when feed bytes were last decoded */
+	struct pr_feed_watch *feed_watch; /* inotify for followed files; owned by feeds.c */
+	struct pr_metrics_socket *metrics; /* --metrics-socket; owned by metrics_socket.c */
 
 	/* INGEST through the socket */
 	char ingest_header[256];
@@ -205,6 +212,30 @@ struct pr_server {
 	int64_t last_status_ms;
 	bool notify;                 /* NOTIFY_SOCKET is set */
 };
+
+/*
+ * An io_uring operation of another module (feeds.c, metrics_socket.c): its
+ * completion calls complete(s, op, res). The module embeds the op in the
+ * owner of the operation's buffers and frees that owner only when no
+ * operation of it is in flight, or after pr_server_destroy left the ring.
+ */
+struct pr_server_op {
+	void (*complete)(struct pr_server *s, struct pr_server_op *op, int res);
+};
+
+/* A submission entry (submitting the queue first if it is full). Prepare
+ * it, then name its owner with pr_server_sqe_owner (NULL: a completion to
+ * ignore, such as a linked timeout's). */
+struct io_uring_sqe *pr_server_sqe(struct pr_server *s);
+void pr_server_sqe_owner(struct io_uring_sqe *sqe, struct pr_server_op *op);
+
+/*
+ * Binds and listens on a Unix stream socket at path with the given mode. A
+ * live listener there is an error; a stale socket file is replaced;
+ * anything that is not a socket is an error. *created: the file is ours.
+ */
+int pr_server_bind_unix(const char *path, mode_t mode, int *out_fd, bool *created,
+			struct pr_error *err);
 
 /* Monotonic milliseconds. */
 int64_t pr_server_now_ms(void);

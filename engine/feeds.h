@@ -1,0 +1,64 @@
+/*
+ * feeds.h - paretod's feed sources: where records come from, read through
+ * the server's io_uring (see server.h) and decoded into its engine.
+ *
+ * A --feed SOURCE is one of
+ *   PATH           a file read to its end (a pipe or FIFO: to its EOF);
+ *   -              standard input, to its end;
+ *   follow:PATH    a growing file followed like `tail -F`: read to its end,
+ *                  then appended bytes are picked up as they arrive (inotify
+ *                  read through the ring; a 5 ms poll timer where inotify is
+ *                  unavailable). Rotation by rename (PATH names a new file):
+ *                  the old file is read to its end, its last line decoded
+ *                  even without a line end, and the new file read from its
+ *                  start with its own header. Truncation (the file is
+ *                  shorter than what was read): read again from its start;
+ *                  a first line equal to the file's header is taken as the
+ *                  header, anything else as data under the old header. An
+ *                  unfinished last line waits for its line end; it is not a
+ *                  bad line unless the file is truncated under it;
+ *   unix:PATH      a Unix stream socket producers connect to;
+ *   tcp:HOST:PORT  the same over TCP (HOST may be empty for every address,
+ *                  [v6] in brackets; PORT 0 picks a free port, logged).
+ *
+ * Each producer connection is a feed of its own: CSV with a header line, or
+ * binary records after their 16-byte header (include/pareto/record.h),
+ * recognised by the first bytes as for files. Producers come and go; a
+ * producer that disconnects inside a line or a binary record loses only
+ * that unfinished record, counted as a `truncated` reject and logged, so
+ * the totals count exactly the complete records received.
+ *
+ * Owns every struct pr_feed (in s->feeds), their decoders and buffers, the
+ * ready queue (s->ready: feeds with bytes waiting to be decoded) and the
+ * inotify watch. Per feed at most one read (or accept) and one poll timer
+ * are in flight; a feed's buffer is read again only once it has been
+ * decoded, so memory per feed is bounded (256 KiB per file, 64 KiB per
+ * producer) and a fast producer waits for the decoder (TCP backpressure).
+ *
+ * Cost: O(bytes); ingest is bounded per loop turn by ingest_batch_bytes and
+ * shared round robin between feeds with bytes waiting.
+ */
+#ifndef PARETO_FEEDS_H
+#define PARETO_FEEDS_H
+
+#include "pareto/error.h"
+#include "pareto/feed.h"
+#include "server.h"
+
+/* Opens one source (files are opened, sockets bound and listening). */
+int pr_feeds_open(struct pr_server *s, const char *source, struct pr_error *err);
+
+/* Arms the first reads and accepts; once, when the loop starts. */
+void pr_feeds_start(struct pr_server *s);
+
+/* Decodes at most ingest_batch_bytes of waiting feed bytes. */
+void pr_feeds_turn(struct pr_server *s);
+
+/* Frees every feed (after the ring is gone) and removes socket files. */
+void pr_feeds_destroy(struct pr_server *s);
+
+/* Helpers shared with INGEST (server.c). */
+void pr_feed_stats_add(struct pr_feed_stats *to, const struct pr_feed_stats *from);
+void pr_feed_describe_reject(const char *source, const struct pr_reject *r);
+
+#endif

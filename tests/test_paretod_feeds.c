@@ -1,0 +1,805 @@
+/* test_paretod_feeds.c - paretod's live sources end to end: tcp: producers
+ * (several at once, random-size writes, CSV and binary) against `pareto
+ * report --json` on the same records; producers that disconnect inside a
+ * line or a binary record; followed files (appends, an unfinished last
+ * line, rotation by rename, truncation); the --metrics-socket endpoint. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support_json.h"
+#include "support_run.h"
+
+/* ---- the daemon ----------------------------------------------------------- */
+
+struct daemon {
+	char dir[64];
+	char socket[100];
+	char log[128];
+	pid_t pid;
+};
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *p = malloc((size_t)n + 1);
+	size_t got = fread(p, 1, (size_t)n, f);
+	p[got] = 0;
+	fclose(f);
+	return p;
+}
+
+static void write_bytes(const char *path, const char *mode, const char *bytes, size_t len)
+{
+	FILE *f = fopen(path, mode);
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fwrite(bytes, 1, len, f), len);
+	fclose(f);
+}
+
+static void append_text(const char *path, const char *text)
+{
+	write_bytes(path, "a", text, strlen(text));
+}
+
+static int connect_unix(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		close(fd);
+		return -1;
+	}
+	struct timeval tv = { 10, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	return fd;
+}
+
+static int connect_tcp(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0, "connect: %s",
+		     strerror(errno));
+	return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		cr_assert_gt(w, 0, "write: %s", strerror(errno));
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* A fresh directory for the daemon's socket, log and files. */
+static void daemon_dir(struct daemon *d)
+{
+	snprintf(d->dir, sizeof d->dir, "/tmp/paretod-feeds-XXXXXX");
+	cr_assert_not_null(mkdtemp(d->dir));
+	snprintf(d->socket, sizeof d->socket, "%s/p.sock", d->dir);
+	snprintf(d->log, sizeof d->log, "%s/paretod.log", d->dir);
+}
+
+/* Starts paretod on d's socket with the extra arguments. */
+static void start(struct daemon *d, const char *first, ...)
+{
+	char *argv[40];
+	int n = 0;
+	argv[n++] = PARETOD_BIN;
+	argv[n++] = "--socket";
+	argv[n++] = d->socket;
+	va_list ap;
+	va_start(ap, first);
+	for (const char *a = first; a && n < 38; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	d->pid = fork();
+	cr_assert_geq(d->pid, 0);
+	if (d->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		int fd = connect_unix(d->socket);
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		int status;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid)
+			cr_assert_fail("paretod exited (%d): %s", status, read_text(d->log));
+		sleep_ms(10);
+	}
+	cr_assert_fail("paretod did not listen on %s", d->socket);
+}
+
+/* SHUTDOWN: it must exit 0; the directory goes. */
+static void stop(struct daemon *d)
+{
+	redisContext *c = redisConnectUnix(d->socket);
+	if (c && !c->err) {
+		redisReply *r = redisCommand(c, "SHUTDOWN");
+		if (r)
+			freeReplyObject(r);
+	}
+	if (c)
+		redisFree(c);
+	int status = 0;
+	for (int i = 0; i < 500 && waitpid(d->pid, &status, WNOHANG) == 0; i++)
+		sleep_ms(10);
+	char *log = read_text(d->log);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d; log:\n%s",
+		  status, log);
+	free(log);
+	char command[200];
+	snprintf(command, sizeof command, "rm -rf %s", d->dir);
+	cr_assert_eq(system(command), 0);
+}
+
+static redisContext *client(const struct daemon *d)
+{
+	redisContext *c = redisConnectUnix(d->socket);
+	cr_assert(c && !c->err, "connect: %s", c ? c->errstr : "?");
+	struct timeval tv = { 10, 0 };
+	redisSetTimeout(c, tv);
+	return c;
+}
+
+static redisReply *cmd(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	cr_assert_not_null(r, "%s: %s", fmt, c->errstr);
+	return r;
+}
+
+/* A field:value of INFO, as a number. */
+static long long info(redisContext *c, const char *name)
+{
+	redisReply *r = cmd(c, "INFO");
+	cr_assert_eq(r->type, REDIS_REPLY_STRING);
+	char key[96];
+	snprintf(key, sizeof key, "\n%s:", name);
+	const char *p = strstr(r->str, key);
+	cr_assert_not_null(p, "INFO lacks %s", name);
+	long long v = atoll(p + strlen(key));
+	freeReplyObject(r);
+	return v;
+}
+
+/* Waits (at most ms) until INFO's field reaches want; returns the time it took. */
+static int64_t wait_info(redisContext *c, const char *name, long long want, int ms)
+{
+	int64_t t0 = now_ms();
+	long long v = -1;
+	while (now_ms() - t0 <= ms) {
+		if ((v = info(c, name)) == want)
+			return now_ms() - t0;
+		sleep_ms(1);
+	}
+	cr_assert_fail("%s is %lld after %d ms, expected %lld", name, v, ms, want);
+	return -1;
+}
+
+/* The reply's field of a RESP2 flat field/value array. */
+static const redisReply *field(const redisReply *r, const char *name)
+{
+	cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "not an array (type %d: %s)", r->type,
+		     r->type == REDIS_REPLY_ERROR ? r->str : "");
+	for (size_t i = 0; i + 1 < r->elements; i += 2)
+		if (strcmp(r->element[i]->str, name) == 0)
+			return r->element[i + 1];
+	return NULL;
+}
+
+static long long int_field(const redisReply *r, const char *name)
+{
+	const redisReply *v = field(r, name);
+	cr_assert(v && v->type == REDIS_REPLY_INTEGER, "%s is not an integer", name);
+	return v->integer;
+}
+
+/* The port a tcp: feed listens on, from its log line. */
+static int tcp_port(const struct daemon *d)
+{
+	for (int i = 0; i < 200; i++) {
+		char *log = read_text(d->log);
+		const char *p = strstr(log, "listening for producers on 127.0.0.1:");
+		int port = p ? atoi(p + strlen("listening for producers on 127.0.0.1:")) : 0;
+		free(log);
+		if (port)
+			return port;
+		sleep_ms(10);
+	}
+	cr_assert_fail("no tcp listener in the log");
+	return 0;
+}
+
+static bool log_has(const struct daemon *d, const char *text)
+{
+	char *log = read_text(d->log);
+	bool has = strstr(log, text) != NULL;
+	free(log);
+	return has;
+}
+
+/* ---- replies compared with the report's JSON (RESP2) ---------------------- */
+
+static void compare(const redisReply *r, const struct tj *j, const char *path,
+		    const char *const *skip)
+{
+	char sub[512];
+	cr_assert_not_null(r, "%s: missing in the reply", path);
+	switch (j->type) {
+	case TJ_OBJECT:
+		cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements % 2 == 0,
+			  "%s: want a map, reply type %d", path, r->type);
+		for (size_t i = 0; i < j->count; i++) {
+			bool skipped = false;
+			for (const char *const *s = skip; s && *s; s++)
+				skipped |= strcmp(*s, j->keys[i]) == 0;
+			if (skipped)
+				continue;
+			snprintf(sub, sizeof sub, "%s.%s", path, j->keys[i]);
+			compare(field(r, j->keys[i]), j->items[i], sub, NULL);
+		}
+		break;
+	case TJ_ARRAY:
+		cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "%s: want an array", path);
+		cr_assert_eq(r->elements, j->count, "%s: %zu entries, report has %zu", path,
+			     r->elements, j->count);
+		for (size_t i = 0; i < j->count; i++) {
+			snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+			compare(r->element[i], j->items[i], sub, NULL);
+		}
+		break;
+	case TJ_STRING:
+		cr_assert(r->type == REDIS_REPLY_STRING && r->len == j->len &&
+				  memcmp(r->str, j->text, j->len) == 0,
+			  "%s: reply '%s', report '%s'", path, r->str ? r->str : "(not a string)",
+			  j->text);
+		break;
+	case TJ_NUMBER:
+		if (r->type == REDIS_REPLY_INTEGER) {
+			cr_assert(j->is_int && j->integer == r->integer, "%s: reply %lld, report %s",
+				  path, r->integer, j->text);
+		} else {
+			cr_assert_eq(r->type, REDIS_REPLY_STRING, "%s: not a number", path);
+			char text[64];
+			snprintf(text, sizeof text, "%.15g", strtod(r->str, NULL));
+			cr_assert_str_eq(text, j->text, "%s: reply %s, report %s", path, r->str, j->text);
+		}
+		break;
+	case TJ_NULL:
+		cr_assert_eq(r->type, REDIS_REPLY_NIL, "%s: want null, type %d", path, r->type);
+		break;
+	case TJ_BOOL:
+		cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == j->boolean,
+			  "%s: bool differs", path);
+		break;
+	}
+}
+
+static struct tj *report_json(const char *feed, const char *window, char **ids, int nids)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = PARETO_BIN;
+	argv[n++] = "report";
+	argv[n++] = "--json";
+	argv[n++] = "--top";
+	argv[n++] = "25";
+	argv[n++] = "--by-store";
+	argv[n++] = "--window";
+	argv[n++] = (char *)window;
+	for (int i = 0; i < nids; i++) {
+		argv[n++] = "--customer";
+		argv[n++] = ids[i];
+	}
+	argv[n++] = "--quiet";
+	argv[n++] = (char *)feed;
+	argv[n] = NULL;
+	struct run_result rr;
+	run_command(argv, NULL, &rr);
+	cr_assert_eq(rr.exit_code, 0, "pareto report: %s", rr.err);
+	char error[128];
+	struct tj *j = tj_parse(rr.out, strlen(rr.out), error, sizeof error);
+	cr_assert_not_null(j, "report JSON: %s", error);
+	run_result_free(&rr);
+	return j;
+}
+
+/* PARETO, TOP 25, STORES and CUSTOMER of some ids equal the report's. */
+static void compare_with_report(redisContext *c, const char *feed, const char *window)
+{
+	char *ids[] = { "C0000", "C0001", "C0007", "C0042", "C0100", "C0299", "NOBODY" };
+	int nids = sizeof ids / sizeof ids[0];
+	struct tj *j = report_json(feed, window, ids, nids);
+	static const char *const not_summary[] = { "top", "stores", "customer_detail", "lapsed",
+						   "lapsed_total", NULL };
+	char path[64];
+	snprintf(path, sizeof path, "PARETO(%s)", window);
+	redisReply *r = cmd(c, "PARETO WINDOW %s", window);
+	compare(r, j, path, not_summary);
+	freeReplyObject(r);
+	r = cmd(c, "TOP 25 WINDOW %s", window);
+	compare(field(r, "top"), tj_key(j, "top"), "TOP", NULL);
+	freeReplyObject(r);
+	r = cmd(c, "STORES WINDOW %s", window);
+	compare(field(r, "stores"), tj_key(j, "stores"), "STORES", NULL);
+	freeReplyObject(r);
+	const struct tj *detail = tj_key(j, "customer_detail");
+	for (int i = 0; i < nids; i++) {
+		r = cmd(c, "CUSTOMER %s WINDOW %s", ids[i], window);
+		snprintf(path, sizeof path, "CUSTOMER %s", ids[i]);
+		compare(r, tj_at(detail, (size_t)i), path, NULL);
+		freeReplyObject(r);
+	}
+	tj_free(j);
+}
+
+/* A random feed's data lines (seeded): skewed customers, 5 stores, refunds. */
+static char **random_lines(unsigned seed, int records, int customers)
+{
+	char **lines = malloc((size_t)records * sizeof *lines);
+	srand(seed);
+	for (int i = 0; i < records; i++) {
+		int c = rand() % customers;
+		if (rand() % 3 == 0)
+			c = c % (customers / 10 + 1);
+		int day = rand() % 700, store = 1 + rand() % 5;
+		long amount = rand() % 3 == 0 ? 1000 : 1 + rand() % 50000;
+		if (rand() % 20 == 0)
+			amount = -amount / 4;
+		long long ts = 1672531200LL + (long long)day * 86400 + rand() % 86400;
+		cr_assert_geq(asprintf(&lines[i], "%lld,C%04d,S%d,%s%ld.%02ld\n", ts, c, store,
+				       amount < 0 ? "-" : "", labs(amount) / 100, labs(amount) % 100),
+			      0);
+	}
+	return lines;
+}
+
+static const char header[] = "ts,customer_id,store_id,amount\n";
+
+/* Header and the lines i with i % step == at, as one text. */
+static char *csv_of(char **lines, int count, int at, int step, size_t *len)
+{
+	size_t cap = strlen(header) + 1;
+	for (int i = at; i < count; i += step)
+		cap += strlen(lines[i]);
+	char *text = malloc(cap);
+	size_t n = (size_t)sprintf(text, "%s", header);
+	for (int i = at; i < count; i += step)
+		n += (size_t)sprintf(text + n, "%s", lines[i]);
+	*len = n;
+	return text;
+}
+
+/* The CSV converted to binary records by `pareto convert`. */
+static char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t *len)
+{
+	char in[160], out[160];
+	snprintf(in, sizeof in, "%s/part.csv", d->dir);
+	snprintf(out, sizeof out, "%s/part.prb", d->dir);
+	write_bytes(in, "w", csv, csv_len);
+	char *argv[] = { PARETO_BIN, "convert", in, out, NULL };
+	struct run_result rr;
+	run_command(argv, NULL, &rr);
+	cr_assert_eq(rr.exit_code, 0, "pareto convert: %s", rr.err);
+	run_result_free(&rr);
+	FILE *f = fopen(out, "rb");
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *bytes = malloc(*len);
+	cr_assert_eq(fread(bytes, 1, *len, f), *len);
+	fclose(f);
+	cr_assert_eq(memcmp(bytes, "PRTREC01", 8), 0);
+	return bytes;
+}
+
+/* ---- tcp: producers ------------------------------------------------------- */
+
+/*
+ * Five producers at once, three CSV and two binary, each with a share of a
+ * random feed, written interleaved in random-size pieces (1 byte to 8 KiB,
+ * so lines, CRLF-free fields and binary records straddle writes): every
+ * answer equals the report on the whole feed.
+ */
+Test(paretod_feeds, tcp_producers_equal_the_report)
+{
+	enum { RECORDS = 6000, CUSTOMERS = 300, PRODUCERS = 5, BINARY = 2 };
+	unsigned seed = (unsigned)time(NULL);
+	cr_log_info("seed %u", seed);
+	struct daemon d;
+	daemon_dir(&d);
+	start(&d, "--feed", "tcp:127.0.0.1:0", "--ingest-batch-bytes", "4K", NULL);
+	int port = tcp_port(&d);
+	char **lines = random_lines(seed, RECORDS, CUSTOMERS);
+	char feed[160];
+	snprintf(feed, sizeof feed, "%s/feed.csv", d.dir);
+	size_t whole_len;
+	char *whole = csv_of(lines, RECORDS, 0, 1, &whole_len);
+	write_bytes(feed, "w", whole, whole_len);
+	free(whole);
+
+	char *data[PRODUCERS];
+	size_t len[PRODUCERS], sent[PRODUCERS] = { 0 };
+	int fd[PRODUCERS];
+	for (int p = 0; p < PRODUCERS; p++) {
+		data[p] = csv_of(lines, RECORDS, p, PRODUCERS, &len[p]);
+		if (p < BINARY) {
+			char *csv = data[p];
+			data[p] = binary_of(&d, csv, len[p], &len[p]);
+			free(csv);
+		}
+		fd[p] = connect_tcp(port);
+	}
+	srand(seed);
+	for (int left = PRODUCERS; left;) {
+		int p = rand() % PRODUCERS;
+		if (sent[p] == len[p])
+			continue;
+		size_t n = 1 + (size_t)rand() % 8192;
+		if (n > len[p] - sent[p])
+			n = len[p] - sent[p];
+		send_all(fd[p], data[p] + sent[p], n);
+		sent[p] += n;
+		if (sent[p] == len[p]) {
+			close(fd[p]);
+			left--;
+		}
+	}
+	redisContext *c = client(&d);
+	wait_info(c, "records", RECORDS, 10000);
+	wait_info(c, "feeds_open", 0, 10000);
+	cr_assert_eq(info(c, "rejected"), 0);
+	cr_assert_eq(info(c, "truncated_disconnects"), 0);
+	cr_assert_eq(info(c, "producers"), 0, "disconnected producers are dropped");
+	const char *windows[] = { "all", "quarter", "prev-year" };
+	for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++)
+		compare_with_report(c, feed, windows[i]);
+	cr_assert(log_has(&d, "tcp:127.0.0.1:0#5: producer connected from 127.0.0.1:"));
+	cr_assert(log_has(&d, "producer disconnected: "));
+	redisFree(c);
+	for (int p = 0; p < PRODUCERS; p++)
+		free(data[p]);
+	for (int i = 0; i < RECORDS; i++)
+		free(lines[i]);
+	free(lines);
+	stop(&d);
+}
+
+/*
+ * A CSV producer that goes away inside a line and a binary producer that
+ * goes away inside a record each lose only that record: it is counted as
+ * truncated, logged, and no total includes any part of it.
+ */
+Test(paretod_feeds, producers_disconnecting_mid_record)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	start(&d, "--feed", "tcp:127.0.0.1:0", NULL);
+	int port = tcp_port(&d);
+	const char csv[] = "ts,customer_id,store_id,amount\n"
+			   "2024-01-01,A,S1,10.00\n2024-01-02,B,S1,20.00\n2024-01-03,CUT,S1,5";
+	int p1 = connect_tcp(port);
+	send_all(p1, csv, sizeof csv - 1);
+	const char bin_csv[] = "ts,customer_id,store_id,amount\n"
+			       "2024-01-04,D,S2,1.00\n2024-01-05,E,S2,2.00\n2024-01-06,HALF,S2,4.00\n";
+	size_t bin_len;
+	char *bin = binary_of(&d, bin_csv, sizeof bin_csv - 1, &bin_len);
+	cr_assert_eq(bin_len, 16 + 3 * 128);
+	int p2 = connect_tcp(port);
+	send_all(p2, bin, 16 + 2 * 128 + 50); /* 50 bytes into the third record */
+	redisContext *c = client(&d);
+	wait_info(c, "records", 4, 5000);
+	close(p1);
+	close(p2);
+	wait_info(c, "feeds_open", 0, 5000);
+	cr_assert_eq(info(c, "records"), 4);
+	cr_assert_eq(info(c, "rejected"), 2);
+	cr_assert_eq(info(c, "rejected_truncated"), 2);
+	cr_assert_eq(info(c, "truncated_disconnects"), 2);
+	redisReply *r = cmd(c, "PARETO");
+	cr_assert_eq(int_field(r, "revenue_minor"), 1000 + 2000 + 100 + 200);
+	cr_assert_eq(int_field(r, "records"), 4);
+	freeReplyObject(r);
+	const char *lost[] = { "CUT", "HALF" };
+	for (int i = 0; i < 2; i++) {
+		r = cmd(c, "CUSTOMER %s", lost[i]);
+		cr_assert_eq(int_field(r, "revenue_minor"), 0, "%s was counted", lost[i]);
+		freeReplyObject(r);
+	}
+	redisFree(c);
+	free(bin);
+	cr_assert(log_has(&d, "disconnected in the middle of a record; that record is counted "
+			      "as truncated"));
+	stop(&d);
+}
+
+/* tcp: specs that cannot work are refused at start with exit code 1. */
+Test(paretod_feeds, bad_tcp_source_is_refused)
+{
+	const char *bad[] = { "tcp:127.0.0.1", "tcp:127.0.0.1:99999", "tcp:[::1:5",
+			      "tcp:no-such-host.invalid:5000" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *argv[] = { PARETOD_BIN, "--socket", "/tmp/paretod-feeds-never.sock", "--feed",
+				 (char *)bad[i], NULL };
+		struct run_result rr;
+		run_command(argv, NULL, &rr);
+		cr_assert_eq(rr.exit_code, 1, "%s: exit %d: %s", bad[i], rr.exit_code, rr.err);
+		cr_assert_not_null(strstr(rr.err, "cannot start"), "%s", rr.err);
+		run_result_free(&rr);
+	}
+}
+
+/* ---- followed files ------------------------------------------------------- */
+
+/*
+ * Appended lines are counted within a bounded wait (the promise is 10 ms;
+ * the test allows 1 s on a loaded machine and logs what it saw); a last
+ * line without its line end waits for it and is not a bad line.
+ */
+Test(paretod_feeds, followed_file_picks_up_appends)
+{
+	struct daemon d;
+	char path[160], source[170];
+	daemon_dir(&d);
+	snprintf(path, sizeof path, "%s/followed.csv", d.dir);
+	snprintf(source, sizeof source, "follow:%s", path);
+	write_bytes(path, "w", header, strlen(header));
+	append_text(path, "2024-01-01,A,S1,10.00\n2024-01-02,B,S1,20.00\n");
+	start(&d, "--feed", source, NULL);
+	redisContext *c = client(&d);
+	wait_info(c, "records", 2, 5000);
+	int64_t took[20];
+	for (int i = 0; i < 20; i++) {
+		char line[64];
+		snprintf(line, sizeof line, "2024-01-03,N%02d,S1,1.00\n", i);
+		append_text(path, line);
+		took[i] = wait_info(c, "records", 3 + i, 1000);
+	}
+	/* Sorted: the median must be well within the promise even here. */
+	for (int i = 1; i < 20; i++)
+		for (int j = i; j > 0 && took[j - 1] > took[j]; j--) {
+			int64_t t = took[j];
+			took[j] = took[j - 1];
+			took[j - 1] = t;
+		}
+	cr_log_info("appended lines counted within %lld ms (median), %lld ms (worst)",
+		    (long long)took[10], (long long)took[19]);
+	/* The promise is 10 ms; a shared 2-core CI machine under load gets twice that. */
+	cr_assert_leq(took[10], 20, "median %lld ms", (long long)took[10]);
+	/* An unfinished line waits: neither a record nor a reject. */
+	append_text(path, "2024-01-04,C,S1,7");
+	sleep_ms(100);
+	cr_assert_eq(info(c, "records"), 22);
+	cr_assert_eq(info(c, "rejected"), 0);
+	append_text(path, "0.00\n");
+	wait_info(c, "records", 23, 1000);
+	redisReply *r = cmd(c, "CUSTOMER C");
+	cr_assert_eq(int_field(r, "revenue_minor"), 7000, "the line was decoded before its end");
+	freeReplyObject(r);
+	cr_assert_eq(info(c, "feeds_open"), 1, "a followed file stays open");
+	redisFree(c);
+	stop(&d);
+}
+
+/*
+ * Rotation by rename: the old file is read to its end (a last line without
+ * its line end counts then), the new file from its start with its header.
+ * Truncation: the file is read again from its start, with or without the
+ * header written again.
+ */
+Test(paretod_feeds, followed_file_rotation_and_truncation)
+{
+	struct daemon d;
+	char path[160], rotated[170], source[170];
+	daemon_dir(&d);
+	snprintf(path, sizeof path, "%s/followed.csv", d.dir);
+	snprintf(rotated, sizeof rotated, "%s.1", path);
+	snprintf(source, sizeof source, "follow:%s", path);
+	write_bytes(path, "w", header, strlen(header));
+	append_text(path, "2024-01-01,A,S1,10.00\n");
+	start(&d, "--feed", source, NULL);
+	redisContext *c = client(&d);
+	wait_info(c, "records", 1, 5000);
+	append_text(path, "2024-01-02,B,S1,20.00\n2024-01-03,LAST,S1,3.00");
+	cr_assert_eq(rename(path, rotated), 0);
+	/* The new file maps its columns in another order: its own header counts. */
+	write_bytes(path, "w", "customer_id,amount,ts\nNEW,4.00,2024-01-04\n", 42);
+	wait_info(c, "records", 4, 2000);
+	redisReply *r = cmd(c, "CUSTOMER LAST");
+	cr_assert_eq(int_field(r, "revenue_minor"), 300);
+	freeReplyObject(r);
+	r = cmd(c, "CUSTOMER NEW");
+	cr_assert_eq(int_field(r, "revenue_minor"), 400);
+	freeReplyObject(r);
+	for (int i = 0; i < 100 && !log_has(&d, "rotated: the old file ended at"); i++)
+		sleep_ms(10);
+	cr_assert(log_has(&d, "rotated: the old file ended at"));
+	/* Truncated, then written again without its header (copytruncate). */
+	write_bytes(path, "w", "", 0);
+	sleep_ms(100);
+	append_text(path, "T1,1.00,2024-01-05\n");
+	wait_info(c, "records", 5, 2000);
+	/* Truncated, then written again with its header. */
+	write_bytes(path, "w", "", 0);
+	sleep_ms(100);
+	append_text(path, "customer_id,amount,ts\nT2,2.00,2024-01-06\n");
+	wait_info(c, "records", 6, 2000);
+	cr_assert_eq(info(c, "rejected"), 0);
+	r = cmd(c, "CUSTOMER T1");
+	cr_assert_eq(int_field(r, "revenue_minor"), 100);
+	freeReplyObject(r);
+	r = cmd(c, "CUSTOMER T2");
+	cr_assert_eq(int_field(r, "revenue_minor"), 200);
+	freeReplyObject(r);
+	/* Truncated under an unfinished line: that line is lost and counted. */
+	append_text(path, "T3,3.0");
+	sleep_ms(100);
+	write_bytes(path, "w", "", 0);
+	sleep_ms(100);
+	append_text(path, "T4,4.00,2024-01-07\n");
+	wait_info(c, "records", 7, 2000);
+	cr_assert_eq(info(c, "rejected_truncated"), 1);
+	cr_assert(log_has(&d, "truncated to 0 bytes"));
+	redisFree(c);
+	stop(&d);
+}
+
+/* A followed file that does not exist yet is picked up when it appears. */
+Test(paretod_feeds, followed_file_created_later)
+{
+	struct daemon d;
+	char path[160], source[170];
+	daemon_dir(&d);
+	snprintf(path, sizeof path, "%s/later.csv", d.dir);
+	snprintf(source, sizeof source, "follow:%s", path);
+	start(&d, "--feed", source, NULL);
+	redisContext *c = client(&d);
+	sleep_ms(50);
+	cr_assert_eq(info(c, "records"), 0);
+	write_bytes(path, "w", header, strlen(header));
+	append_text(path, "2024-01-01,A,S1,10.00\n");
+	wait_info(c, "records", 1, 2000);
+	redisFree(c);
+	stop(&d);
+}
+
+/* ---- the metrics socket --------------------------------------------------- */
+
+/* Sends a request, reads the whole response (the server closes). */
+static char *http(const char *socket_path, const char *request)
+{
+	int fd = connect_unix(socket_path);
+	cr_assert_geq(fd, 0, "connect %s: %s", socket_path, strerror(errno));
+	send_all(fd, request, strlen(request));
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (len + 1 == cap)
+			buf = realloc(buf, cap *= 2);
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		cr_assert_geq(n, 0, "read: %s", strerror(errno));
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	close(fd);
+	return buf;
+}
+
+Test(paretod_feeds, metrics_socket_serves_prometheus_text)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	const char *dir = d.dir;
+	char conf[160], metrics[160], feed[160], text[400];
+	snprintf(conf, sizeof conf, "%s/paretod.conf", dir);
+	snprintf(metrics, sizeof metrics, "%s/metrics.sock", dir);
+	snprintf(feed, sizeof feed, "%s/feed.csv", dir);
+	write_bytes(feed, "w", header, strlen(header));
+	append_text(feed, "2024-01-01,A,S1,10.00\n2024-01-02,B,S1,20.00\nbad line\n");
+	/* From the config file, as every option. */
+	snprintf(text, sizeof text, "metrics-socket = %s\nfeed = %s\n", metrics, feed);
+	write_bytes(conf, "w", text, strlen(text));
+	start(&d, "--config", conf, NULL);
+	redisContext *c = client(&d);
+	wait_info(c, "feeds_open", 0, 5000);
+	redisFree(c);
+	struct stat st;
+	cr_assert_eq(stat(metrics, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0660);
+
+	char *r = http(metrics, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n");
+	cr_assert_eq(strncmp(r, "HTTP/1.0 200 OK\r\n", 17), 0, "%s", r);
+	cr_assert_not_null(strstr(r, "\r\nContent-Type: text/plain; version=0.0.4"), "%s", r);
+	const char *body = strstr(r, "\r\n\r\n");
+	cr_assert_not_null(body);
+	body += 4;
+	const char *cl = strstr(r, "Content-Length: ");
+	cr_assert_not_null(cl);
+	cr_assert_eq((size_t)atol(cl + 16), strlen(body), "Content-Length");
+	cr_assert_not_null(strstr(body, "\npareto_records_total 2\n"), "%s", body);
+	cr_assert_not_null(strstr(body, "pareto_rejected_lines_total{reason=\"field-count\"} 1\n"),
+			   "%s", body);
+	cr_assert_not_null(strstr(body, "# TYPE pareto_records_total counter\n"));
+	free(r);
+
+	r = http(metrics, "HEAD /metrics HTTP/1.0\r\n\r\n");
+	cr_assert_eq(strncmp(r, "HTTP/1.0 200 OK\r\n", 17), 0, "%s", r);
+	cr_assert_str_eq(strstr(r, "\r\n\r\n"), "\r\n\r\n", "HEAD has no body");
+	free(r);
+	r = http(metrics, "GET /other HTTP/1.0\r\n\r\n");
+	cr_assert_eq(strncmp(r, "HTTP/1.0 404 ", 13), 0, "%s", r);
+	free(r);
+	r = http(metrics, "POST /metrics HTTP/1.0\r\n\r\n");
+	cr_assert_eq(strncmp(r, "HTTP/1.0 405 ", 13), 0, "%s", r);
+	free(r);
+	/* Several scrapes at once, one of them slow to send its request. */
+	int slow = connect_unix(metrics);
+	send_all(slow, "GET /met", 8);
+	r = http(metrics, "GET / HTTP/1.0\n\n");
+	cr_assert_eq(strncmp(r, "HTTP/1.0 200 OK\r\n", 17), 0, "%s", r);
+	free(r);
+	send_all(slow, "rics HTTP/1.0\r\n\r\n", 17);
+	char buf[64] = "";
+	cr_assert_gt(read(slow, buf, sizeof buf - 1), 0);
+	cr_assert_eq(strncmp(buf, "HTTP/1.0 200 OK", 15), 0, "%s", buf);
+	close(slow);
+
+	stop(&d);
+	cr_assert_neq(stat(metrics, &st), 0, "the metrics socket file is left behind");
+}
