@@ -9,7 +9,8 @@
  *
  * Keys are hashed with XXH3-64 unless a test installs another hash. Two
  * different ids are never merged: a slot holds a 32-bit hash tag and the
- * dense index, and a tag match is confirmed by comparing the id bytes.
+ * dense index, and a tag match is confirmed by comparing the id bytes,
+ * which for short ids sit in the 32-byte entry itself.
  *
  * Cost: insert and find O(1) expected; growth doubles the slot array and
  * re-inserts indexes from the stored hashes (ids and values do not move).
@@ -29,10 +30,15 @@ typedef uint64_t (*pr_hash_fn)(const void *bytes, size_t len);
 /* Values live in chunks of 2^PR_ID_CHUNK_SHIFT. */
 #define PR_ID_CHUNK_SHIFT 12
 
+/* Ids up to this long live in their entry: a lookup that finds the entry
+ * has the bytes to compare in the same cache line. */
+#define PR_ID_INLINE_BYTES 12
+
 struct pr_id_entry {
-	const char *id; /* owned by the table's arena */
+	const char *id; /* inline_bytes, or the table's arena for longer ids */
 	uint64_t hash;
 	uint32_t len;
+	char inline_bytes[PR_ID_INLINE_BYTES];
 };
 
 struct pr_id_table {

@@ -90,6 +90,42 @@ Test(id_table, prefixes_empty_and_binary_ids_are_distinct)
 	pr_id_table_destroy(&t);
 }
 
+/* Every length on both sides of the inline and word-compare boundaries,
+ * ids differing in one byte at every position: never merged, each found. */
+Test(id_table, ids_differing_in_one_byte_at_any_length)
+{
+	struct pr_id_table t;
+	cr_assert_eq(pr_id_table_init(&t, 4, 8, constant_hash), 0);
+	uint32_t expect = 0;
+	for (size_t len = 1; len <= 40; len++) {
+		char base[40];
+		memset(base, 'x', len);
+		for (size_t at = 0; at <= len; at++) {
+			char id[40];
+			memcpy(id, base, len);
+			if (at < len)
+				id[at] = 'y'; /* at == len: the base itself */
+			bool created;
+			uint32_t i = pr_id_table_upsert(&t, id, len, pr_id_hash(&t, id, len), &created);
+			cr_assert(created, "length %zu, byte %zu merged with another id", len, at);
+			cr_assert_eq(i, expect++);
+		}
+	}
+	expect = 0;
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t at = 0; at <= len; at++) {
+			char id[40];
+			memset(id, 'x', len);
+			if (at < len)
+				id[at] = 'y';
+			cr_assert_eq(pr_id_table_find(&t, id, len), expect++, "length %zu, byte %zu", len, at);
+			const struct pr_id_entry *e = pr_id_table_entry(&t, expect - 1);
+			cr_assert(e->len == len && memcmp(e->id, id, len) == 0);
+		}
+	}
+	pr_id_table_destroy(&t);
+}
+
 Test(id_table, order_of_ids)
 {
 	cr_assert_lt(pr_id_compare("A", 1, "AB", 2), 0);
