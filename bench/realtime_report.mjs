@@ -1,0 +1,131 @@
+// realtime_report.mjs - the figures of bench/realtime: reads its
+// measurements (one JSON line each), writes the summary JSON (medians with
+// min and max over the runs) and prints the Markdown section.
+//
+//   node realtime_report.mjs MEASUREMENTS.jsonl OUT.json --rows N ...
+//
+// realtimeMarkdown(summary) is the same section for bench/run's summary.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+const stats = (xs) => {
+  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  return { median: s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2, min: s[0], max: s[s.length - 1],
+           runs: xs };
+};
+// redis-benchmark's percentile distribution: the smallest latency whose
+// cumulative share reaches p percent (its HDR histogram's value there).
+const percentileMs = (dist, p) => (dist.find(([pct]) => pct >= p) ?? dist[dist.length - 1])[1];
+
+export function summarize(lines, meta) {
+  const m = lines.map((l) => JSON.parse(l));
+  const pick = (f) => m.filter(f);
+  const sys = ['paretod', 'redis'];
+  const ingest = Object.fromEntries(sys.map((s) => {
+    const alone = pick((x) => x.scenario === 'ingest' && x.system === s && !x.queries);
+    const loaded = pick((x) => x.scenario === 'ingest' && x.system === s && x.queries);
+    const a = stats(alone.map((x) => x.result.ingest.records_per_s));
+    const w = stats(loaded.map((x) => x.result.ingest.records_per_s));
+    const lat = (k) => stats(loaded.map((x) => x.result.queries.latency[k])).median;
+    return [s, { records_per_s: a, with_4_query_clients: {
+      records_per_s: w, slowdown: 1 - w.median / a.median,
+      query: s === 'paretod' ? 'RANK' : 'ZREVRANK',
+      queries_per_s: stats(loaded.map((x) => x.result.queries.rps)).median,
+      latency_us: { p50: lat('p50_us'), p90: lat('p90_us'), p99: lat('p99_us'), p999: lat('p999_us'),
+                    max: lat('max_us') },
+      samples_per_run: stats(loaded.map((x) => x.result.queries.latency.n)).median } }];
+  }));
+  const load = Object.fromEntries(pick((x) => x.scenario === 'load').map((x) => [x.system, x.result]));
+  const queries = {};
+  for (const q of ['rank', 'top10']) {
+    queries[q] = {};
+    for (const s of sys) {
+      const one = pick((x) => x.scenario === 'query' && x.query === q && x.system === s && x.mode === 'one');
+      const piped = pick((x) => x.scenario === 'query' && x.query === q && x.system === s && x.mode === 'piped');
+      const pct = (p) => stats(one.map((x) => percentileMs(x.result.dist, p)));
+      queries[q][s] = {
+        command: { rank: { paretod: 'RANK C__rand_int__', redis: 'ZREVRANK z C__rand_int__' },
+                   top10: { paretod: 'TOP 10', redis: 'ZREVRANGE z 0 9 WITHSCORES' } }[q][s],
+        one_connection: { p50_ms: pct(50), p99_ms: pct(99), p999_ms: pct(99.9),
+                          requests_per_s: stats(one.map((x) => x.result.rps)),
+                          distribution: one[one.length - 1]?.result.dist ?? [] },
+        pipelined_4x32: { requests_per_s: stats(piped.map((x) => x.result.rps)) },
+      };
+    }
+  }
+  const freshness = Object.fromEntries(pick((x) => x.scenario === 'freshness').map((x) => [x.system, {
+    probes: x.result.probes,
+    applied_ms: Object.fromEntries(['p50', 'p90', 'p99', 'max'].map((k) => [k, x.result.applied[`${k}_us`] / 1e3])),
+    visible_ms: Object.fromEntries(['p50', 'p90', 'p99', 'max'].map((k) => [k, x.result.visible[`${k}_us`] / 1e3])),
+    ingest_records_per_s: x.records_applied / x.stream.seconds,
+  }]));
+  const gate = pick((x) => x.scenario === 'gate')[0]?.result;
+  return {
+    ...meta, gate, ingest, load, queries, freshness,
+    method: 'servers and clients on the same machine (2 shared cores), all under nice -n 5, over Unix ' +
+      'sockets; query latency by redis-benchmark (its HDR histogram, about 8 us buckets at these ' +
+      'latencies) for both servers; latency under ingest and freshness by bench/rtprobe.c (hiredis, ' +
+      'every sample kept and sorted, nearest rank); ids drawn uniformly from the workload\'s card ' +
+      'numbers, including those that never bought (ZREVRANK nil, RANK unranked)',
+  };
+}
+
+export function realtimeMarkdown(r) {
+  const f = (x, d = 0) => Number(x).toFixed(d);
+  const k = (x) => `${f(x / 1e3, 0)}K`;
+  const M = (x) => `${f(x / 1e6, 2)}M`;
+  const us = (ms) => f(ms * 1e3, 0);
+  const q = r.queries, i = r.ingest, fr = r.freshness;
+  const ratio = (a, b) => `${f(a / b, 2)}x`;
+  return [
+    `## Real time: paretod vs Redis ${r.redis_version} sorted sets (${r.rows} records, ` +
+    `${r.customers} card numbers)`, '',
+    `Gate passed before timing: paretod's PARETO and TOP 10 equal \`pareto report --json\`; ` +
+    `N ${r.gate.customers}, revenue and every one of ${r.gate.sampled} sampled ranks equal Redis' totals ` +
+    `ordered by Pareto's tie rule (${r.gate.sampled_in_ties} of the ${r.gate.sampled_ranked} ranked samples ` +
+    `sit in ties, where Redis' ZREVRANK orders ids the other way: it differed for ` +
+    `${r.gate.zrevrank_differs_in_ties}).`, '',
+    `### Ingest (first ${r.ingest_rows} records into an empty server, ${r.runs} runs, median)`, '',
+    '| system | records/s alone (min-max) | with 4 query clients | slowdown | their p50 / p99 / p99.9 us | queries/s |',
+    '|---|---|---|---|---|---|',
+    ...['paretod', 'redis'].map((s) => {
+      const a = i[s].records_per_s, w = i[s].with_4_query_clients;
+      return `| ${s === 'paretod' ? 'paretod (producer socket)' : 'Redis ZINCRBY (redis-cli --pipe)'} | ` +
+        `${M(a.median)} (${M(a.min)}-${M(a.max)}) | ${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | ` +
+        `${f(w.latency_us.p50)} / ${f(w.latency_us.p99)} / ${f(w.latency_us.p999)} (${w.query}) | ${k(w.queries_per_s)} |`;
+    }), '',
+    `paretod / Redis ingest: ${ratio(i.paretod.records_per_s.median, i.redis.records_per_s.median)}. ` +
+    `Whole workload (one run each): paretod ${M(r.load.paretod.records_per_s)} records/s ` +
+    `(${f(r.load.paretod.seconds, 2)} s), Redis ${M(r.load.redis.records_per_s)} records/s ` +
+    `(${f(r.load.redis.seconds, 1)} s).`, '',
+    `### Queries (redis-benchmark, loaded servers, ${r.runs} runs, median)`, '',
+    '| query | 1 conn p50 / p99 / p99.9 us | 1 conn req/s | 4 conn x 32 pipelined req/s (min-max) |',
+    '|---|---|---|---|',
+    ...['rank', 'top10'].flatMap((n) => ['paretod', 'redis'].map((s) => {
+      const x = q[n][s], o = x.one_connection, p = x.pipelined_4x32.requests_per_s;
+      return `| \`${x.command}\` | ${us(o.p50_ms.median)} / ${us(o.p99_ms.median)} / ${us(o.p999_ms.median)} | ` +
+        `${k(o.requests_per_s.median)} | ${M(p.median)} (${M(p.min)}-${M(p.max)}) |`;
+    })), '',
+    `Pipelined paretod / Redis: RANK ${ratio(q.rank.paretod.pipelined_4x32.requests_per_s.median,
+      q.rank.redis.pipelined_4x32.requests_per_s.median)}, TOP 10 ${ratio(
+      q.top10.paretod.pipelined_4x32.requests_per_s.median, q.top10.redis.pipelined_4x32.requests_per_s.median)}.`, '',
+    '### Freshness under full ingest load (record written -> visible to a query)', '',
+    '| system | probes | applied p50 / p99 ms | in the published ranking p50 / p99 ms | ingest meanwhile |',
+    '|---|---|---|---|---|',
+    ...['paretod', 'redis'].map((s) => `| ${s === 'paretod' ? 'paretod: CUSTOMER known / RANK not null'
+      : 'Redis: ZREVRANK not nil'} | ${fr[s].probes} | ${f(fr[s].applied_ms.p50, 2)} / ${f(fr[s].applied_ms.p99, 2)} | ` +
+      `${f(fr[s].visible_ms.p50, 2)} / ${f(fr[s].visible_ms.p99, 2)} | ${M(fr[s].ingest_records_per_s)} records/s |`), '',
+    `Method: ${r.method}. With fewer than 100 probes, p99 is the largest.`, '',
+  ].join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [input, output, ...rest] = process.argv.slice(2);
+  const meta = { redis_version: process.env.BR_REDIS_VERSION ?? 'unknown' };
+  for (let a = 0; a < rest.length; a += 2)
+    meta[rest[a].replace(/^--/, '').replaceAll('-', '_')] = Number(rest[a + 1]);
+  const lines = readFileSync(input, 'utf8').split('\n').filter(Boolean);
+  const r = summarize(lines, meta);
+  writeFileSync(output, JSON.stringify(r, null, 2) + '\n');
+  process.stdout.write(realtimeMarkdown(r));
+}
