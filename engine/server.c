@@ -665,6 +665,14 @@ int pr_server_create(struct pr_server **out, const struct pr_server_options *opt
 		rc = pr_error_set(err, -errno, "signalfd: %s", strerror(errno));
 		goto fail;
 	}
+	/* Feeds first: once the query socket answers, every producer socket
+	 * listens too. */
+	for (size_t i = 0; i < opt->feed_count; i++)
+		if ((rc = pr_feeds_open(s, opt->feeds[i], err)) < 0)
+			goto fail;
+	if (opt->metrics_socket_path &&
+	    (rc = pr_metrics_socket_open(s, opt->metrics_socket_path, err)) < 0)
+		goto fail;
 	if ((rc = pr_server_bind_unix(s->socket_path, opt->socket_mode, &s->listen_fd,
 				      &s->socket_created, err)) < 0)
 		goto fail;
@@ -673,12 +681,6 @@ int pr_server_create(struct pr_server **out, const struct pr_server_options *opt
 		s->socket_ino = st.st_ino;
 		s->socket_dev = st.st_dev;
 	}
-	for (size_t i = 0; i < opt->feed_count; i++)
-		if ((rc = pr_feeds_open(s, opt->feeds[i], err)) < 0)
-			goto fail;
-	if (opt->metrics_socket_path &&
-	    (rc = pr_metrics_socket_open(s, opt->metrics_socket_path, err)) < 0)
-		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -758,7 +760,7 @@ static void tick(struct pr_server *s, int64_t now)
 	if (s->notify) {
 		char status[200];
 		snprintf(status, sizeof status, "STATUS=%s: %llu records, %llu customers, %.0f records/s, %u clients",
-			 s->feeds_open ? "ingesting" : "serving", (unsigned long long)st.records,
+			 pr_server_ingesting(s) ? "ingesting" : "serving", (unsigned long long)st.records,
 			 (unsigned long long)st.customers, s->records_per_sec, s->client_count);
 		notify(status);
 	}

@@ -520,15 +520,19 @@ Test(paretod_feeds, tcp_producers_equal_the_report)
 }
 
 /*
- * A CSV producer that goes away inside a line and a binary producer that
- * goes away inside a record each lose only that record: it is counted as
- * truncated, logged, and no total includes any part of it.
+ * A CSV producer that goes away inside a line (over TCP) and a binary
+ * producer that goes away inside a record (over a Unix socket, the same
+ * code) each lose only that record: it is counted as truncated, logged, and
+ * no total includes any part of it.
  */
 Test(paretod_feeds, producers_disconnecting_mid_record)
 {
 	struct daemon d;
 	daemon_dir(&d);
-	start(&d, "--feed", "tcp:127.0.0.1:0", NULL);
+	char unix_path[160], unix_source[170];
+	snprintf(unix_path, sizeof unix_path, "%s/feed.sock", d.dir);
+	snprintf(unix_source, sizeof unix_source, "unix:%s", unix_path);
+	start(&d, "--feed", "tcp:127.0.0.1:0", "--feed", unix_source, NULL);
 	int port = tcp_port(&d);
 	const char csv[] = "ts,customer_id,store_id,amount\n"
 			   "2024-01-01,A,S1,10.00\n2024-01-02,B,S1,20.00\n2024-01-03,CUT,S1,5";
@@ -539,7 +543,8 @@ Test(paretod_feeds, producers_disconnecting_mid_record)
 	size_t bin_len;
 	char *bin = binary_of(&d, bin_csv, sizeof bin_csv - 1, &bin_len);
 	cr_assert_eq(bin_len, 16 + 3 * 128);
-	int p2 = connect_tcp(port);
+	int p2 = connect_unix(unix_path);
+	cr_assert_geq(p2, 0);
 	send_all(p2, bin, 16 + 2 * 128 + 50); /* 50 bytes into the third record */
 	redisContext *c = client(&d);
 	wait_info(c, "records", 4, 5000);
@@ -694,6 +699,47 @@ Test(paretod_feeds, followed_file_rotation_and_truncation)
 	wait_info(c, "records", 7, 2000);
 	cr_assert_eq(info(c, "rejected_truncated"), 1);
 	cr_assert(log_has(&d, "truncated to 0 bytes"));
+	redisFree(c);
+	stop(&d);
+}
+
+/*
+ * A followed file of binary records: a record written in two pieces is
+ * decoded once, whole; after a truncation, records written without the
+ * header are read under the old one.
+ */
+Test(paretod_feeds, followed_binary_file)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	const char csv[] = "ts,customer_id,store_id,amount\n"
+			   "2024-01-01,A,S1,1.00\n2024-01-02,B,S1,2.00\n2024-01-03,C,S1,4.00\n";
+	size_t len;
+	char *bin = binary_of(&d, csv, sizeof csv - 1, &len);
+	cr_assert_eq(len, 16 + 3 * 128);
+	char path[160], source[170];
+	snprintf(path, sizeof path, "%s/followed.prb", d.dir);
+	snprintf(source, sizeof source, "follow:%s", path);
+	write_bytes(path, "w", bin, 16 + 128);
+	start(&d, "--feed", source, NULL);
+	redisContext *c = client(&d);
+	wait_info(c, "records", 1, 5000);
+	write_bytes(path, "a", bin + 16 + 128, 100);
+	sleep_ms(100);
+	cr_assert_eq(info(c, "records"), 1);
+	cr_assert_eq(info(c, "rejected"), 0);
+	write_bytes(path, "a", bin + 16 + 128 + 100, 28);
+	wait_info(c, "records", 2, 1000);
+	/* Truncated, then records only: the old header applies. */
+	write_bytes(path, "w", "", 0);
+	sleep_ms(100);
+	write_bytes(path, "a", bin + 16 + 2 * 128, 128);
+	wait_info(c, "records", 3, 2000);
+	cr_assert_eq(info(c, "rejected"), 0);
+	redisReply *r = cmd(c, "PARETO");
+	cr_assert_eq(int_field(r, "revenue_minor"), 700);
+	freeReplyObject(r);
+	free(bin);
 	redisFree(c);
 	stop(&d);
 }
