@@ -47,7 +47,8 @@ enum feed_kind { FEED_FILE, FEED_FOLLOW, FEED_LISTENER, FEED_PRODUCER };
 
 struct pr_feed {
 	struct pr_server_op read_op;  /* read, recv or accept */
-	struct pr_server_op timer_op; /* followed file: the poll timer */
+	struct pr_server_op timer_op; /* followed file: the poll timer; listener:
+	                               * the pause after running out of descriptors */
 	enum feed_kind kind;
 	struct pr_feed *next;       /* the server's list */
 	struct pr_feed *next_ready; /* the ready queue */
@@ -78,7 +79,8 @@ struct pr_feed {
 	bool timer_inflight;
 	bool rotating;              /* the name is another file's: reading this one to its end */
 	struct __kernel_timespec timer_ts;
-	char header[FOLLOW_HEADER_MAX]; /* the file's first line, or binary header */
+	char *header;               /* owned, FOLLOW_HEADER_MAX bytes: the file's
+	                             * first line, or its binary header */
 	size_t header_len;
 	bool header_done;           /* captured (header_len 0: too long to keep) */
 	bool matching;              /* after a truncation: is the header written again? */
@@ -96,7 +98,7 @@ struct pr_feed_watch {
 
 static void on_feed_read(struct pr_server *s, struct pr_server_op *op, int res);
 static void on_feed_accept(struct pr_server *s, struct pr_server_op *op, int res);
-static void on_follow_timer(struct pr_server *s, struct pr_server_op *op, int res);
+static void on_feed_timer(struct pr_server *s, struct pr_server_op *op, int res);
 static void follow_at_end(struct pr_server *s, struct pr_feed *f);
 
 /* ---- records, rejects and counts ------------------------------------------ */
@@ -263,6 +265,7 @@ static void feed_free(struct pr_feed *f)
 	free(f->name);
 	free(f->socket_path);
 	free(f->follow_path);
+	free(f->header);
 	free(f);
 }
 
@@ -330,7 +333,7 @@ static struct pr_feed *feed_new(struct pr_server *s, enum feed_kind kind, const 
 	}
 	f->kind = kind;
 	f->read_op.complete = kind == FEED_LISTENER ? on_feed_accept : on_feed_read;
-	f->timer_op.complete = on_follow_timer;
+	f->timer_op.complete = on_feed_timer;
 	f->fd = -1;
 	f->watch = -1;
 	f->cap = buffer;
@@ -415,19 +418,23 @@ static bool watch_live(const struct pr_server *s)
 	return s->feed_watch && s->feed_watch->fd >= 0;
 }
 
-/* At the end: wait for inotify or the poll timer. */
-static void follow_wait(struct pr_server *s, struct pr_feed *f)
+static void arm_timer(struct pr_server *s, struct pr_feed *f, unsigned ms)
 {
-	f->waiting = true;
 	if (f->timer_inflight || s->stopping || f->ended)
 		return;
-	unsigned ms = f->watch >= 0 && watch_live(s) ? FOLLOW_SAFETY_POLL_MS : FOLLOW_POLL_MS;
 	f->timer_ts.tv_sec = ms / 1000;
 	f->timer_ts.tv_nsec = (long long)(ms % 1000) * 1000000;
 	struct io_uring_sqe *sqe = pr_server_sqe(s);
 	io_uring_prep_timeout(sqe, &f->timer_ts, 0, 0);
 	pr_server_sqe_owner(sqe, &f->timer_op);
 	f->timer_inflight = true;
+}
+
+/* At the end: wait for inotify or the poll timer. */
+static void follow_wait(struct pr_server *s, struct pr_feed *f)
+{
+	f->waiting = true;
+	arm_timer(s, f, f->watch >= 0 && watch_live(s) ? FOLLOW_SAFETY_POLL_MS : FOLLOW_POLL_MS);
 }
 
 static void follow_wake(struct pr_server *s, struct pr_feed *f)
@@ -441,12 +448,16 @@ static void follow_wake(struct pr_server *s, struct pr_feed *f)
 		arm_feed_read(s, f);
 }
 
-static void on_follow_timer(struct pr_server *s, struct pr_server_op *op, int res)
+static void on_feed_timer(struct pr_server *s, struct pr_server_op *op, int res)
 {
 	(void)res; /* -ETIME when it expires */
 	struct pr_feed *f = FEED_OF(op, timer_op);
 	f->timer_inflight = false;
-	if (!s->stopping)
+	if (s->stopping)
+		return;
+	if (f->kind == FEED_LISTENER)
+		arm_feed_read(s, f); /* accept again after the pause */
+	else
 		follow_wake(s, f);
 }
 
@@ -545,7 +556,7 @@ static void follow_at_end(struct pr_server *s, struct pr_feed *f)
 static void header_capture(struct pr_feed *f, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n && !f->header_done; i++) {
-		if (f->header_len == sizeof f->header) {
+		if (f->header_len == FOLLOW_HEADER_MAX) {
 			f->header_len = 0; /* too long to keep: not replayed */
 			f->header_done = true;
 			break;
@@ -678,7 +689,7 @@ static int open_follow(struct pr_server *s, const char *source, const char *path
 	struct pr_feed *f = feed_new(s, FEED_FOLLOW, source, FEED_FILE_BUFFER, err);
 	if (!f)
 		return err->code;
-	if (!(f->follow_path = strdup(path)))
+	if (!(f->follow_path = strdup(path)) || !(f->header = malloc(FOLLOW_HEADER_MAX)))
 		return pr_error_set(err, -ENOMEM, "out of memory opening %s", source);
 	const char *slash = strrchr(f->follow_path, '/');
 	f->base = slash ? slash + 1 : f->follow_path;
@@ -714,8 +725,13 @@ static void format_address(const struct sockaddr_storage *a, char *out, size_t s
 		snprintf(out, size, "%s:%u", host, ntohs(in->sin_port));
 	} else if (a->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)(const void *)a;
-		inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
-		snprintf(out, size, "[%s]:%u", host, ntohs(in->sin6_port));
+		if (IN6_IS_ADDR_V4MAPPED(&in->sin6_addr)) { /* an IPv4 peer on a dual-stack socket */
+			inet_ntop(AF_INET, &in->sin6_addr.s6_addr[12], host, sizeof host);
+			snprintf(out, size, "%s:%u", host, ntohs(in->sin6_port));
+		} else {
+			inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+			snprintf(out, size, "[%s]:%u", host, ntohs(in->sin6_port));
+		}
 	} else {
 		*out = 0;
 	}
@@ -827,11 +843,10 @@ static void on_feed_accept(struct pr_server *s, struct pr_server_op *op, int res
 			return;
 		if (res != -EINTR && res != -ECONNABORTED && res != -EAGAIN)
 			pr_log("%s: accept: %s", l->name, strerror(-res));
-		if (res == -EMFILE || res == -ENFILE) {
-			struct timespec pause = { 0, 50 * 1000000 };
-			nanosleep(&pause, NULL);
-		}
-		arm_feed_read(s, l);
+		if (res == -EMFILE || res == -ENFILE)
+			arm_timer(s, l, 50); /* out of descriptors: let some close first */
+		else
+			arm_feed_read(s, l);
 		return;
 	}
 	char name[600], from[160] = "";

@@ -44,6 +44,9 @@ struct pr_metrics_socket {
 	dev_t dev;                  /* ... if it is still the one we bound */
 	ino_t ino;
 	bool accept_inflight;
+	struct pr_server_op pause_op; /* out of descriptors: accept again later */
+	struct __kernel_timespec pause;
+	bool pause_inflight;
 	struct metrics_conn *conns;
 	unsigned count;
 };
@@ -204,6 +207,15 @@ static void on_conn(struct pr_server *s, struct pr_server_op *op, int res)
 	arm_send(s, c);
 }
 
+static void on_pause(struct pr_server *s, struct pr_server_op *op, int res)
+{
+	(void)res;
+	struct pr_metrics_socket *m = s->metrics;
+	(void)op;
+	m->pause_inflight = false;
+	arm_accept(s, m);
+}
+
 static void on_accept(struct pr_server *s, struct pr_server_op *op, int res)
 {
 	struct pr_metrics_socket *m = (struct pr_metrics_socket *)(void *)op;
@@ -216,11 +228,16 @@ static void on_accept(struct pr_server *s, struct pr_server_op *op, int res)
 	if (res < 0) {
 		if (res != -EINTR && res != -ECONNABORTED && res != -EAGAIN)
 			pr_log("%s: accept: %s", m->path, strerror(-res));
-		if (res == -EMFILE || res == -ENFILE) {
-			struct timespec pause = { 0, 50 * 1000000 };
-			nanosleep(&pause, NULL);
+		if ((res == -EMFILE || res == -ENFILE) && !m->pause_inflight) {
+			m->pause.tv_sec = 0;
+			m->pause.tv_nsec = 50 * 1000000;
+			struct io_uring_sqe *sqe = pr_server_sqe(s);
+			io_uring_prep_timeout(sqe, &m->pause, 0, 0);
+			pr_server_sqe_owner(sqe, &m->pause_op);
+			m->pause_inflight = true;
+		} else {
+			arm_accept(s, m);
 		}
-		arm_accept(s, m);
 		return;
 	}
 	struct metrics_conn *c = NULL;
@@ -248,6 +265,7 @@ int pr_metrics_socket_open(struct pr_server *s, const char *path, struct pr_erro
 	}
 	m->fd = -1;
 	m->accept_op.complete = on_accept;
+	m->pause_op.complete = on_pause;
 	s->metrics = m;
 	int rc = pr_server_bind_unix(path, s->opt.socket_mode, &m->fd, &m->created, err);
 	if (rc < 0)
