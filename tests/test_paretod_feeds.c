@@ -572,6 +572,57 @@ Test(paretod_feeds, producers_disconnecting_mid_record)
 	stop(&d);
 }
 
+/*
+ * Feeds that wait stall nothing: with a producer connected but silent, one
+ * stopped in the middle of a line, and a followed file with nothing new,
+ * another producer's records are all counted and clients are answered
+ * promptly while it streams.
+ */
+Test(paretod_feeds, waiting_feeds_stall_nothing)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char path[160], source[170];
+	snprintf(path, sizeof path, "%s/quiet.csv", d.dir);
+	snprintf(source, sizeof source, "follow:%s", path);
+	write_bytes(path, "w", header, strlen(header));
+	start(&d, "--feed", "tcp:127.0.0.1:0", "--feed", source, NULL);
+	int port = tcp_port(&d);
+	int silent = connect_tcp(port), stuck = connect_tcp(port);
+	const char partial[] = "ts,customer_id,store_id,amount\n2024-01-01,STUCK,S1,";
+	send_all(stuck, partial, sizeof partial - 1);
+	int busy = connect_tcp(port);
+	send_all(busy, header, strlen(header));
+	redisContext *c = client(&d);
+	int64_t slowest = 0;
+	enum { CHUNKS = 50, PER_CHUNK = 200 };
+	for (int k = 0; k < CHUNKS; k++) {
+		char chunk[PER_CHUNK * 40];
+		size_t len = 0;
+		for (int i = 0; i < PER_CHUNK; i++)
+			len += (size_t)sprintf(chunk + len, "2024-01-02,B%05d,S1,1.00\n", k * PER_CHUNK + i);
+		send_all(busy, chunk, len);
+		int64_t t0 = now_ms();
+		redisReply *r = cmd(c, "PING");
+		cr_assert_str_eq(r->str, "PONG");
+		freeReplyObject(r);
+		if (now_ms() - t0 > slowest)
+			slowest = now_ms() - t0;
+	}
+	close(busy);
+	wait_info(c, "records", CHUNKS * PER_CHUNK, 10000);
+	cr_log_info("slowest PING while a producer streamed: %lld ms", (long long)slowest);
+	cr_assert_lt(slowest, 500);
+	cr_assert_eq(info(c, "feeds_open"), 3, "the silent, the stuck and the followed feed");
+	cr_assert_eq(info(c, "rejected"), 0);
+	close(silent);
+	close(stuck);
+	wait_info(c, "feeds_open", 1, 5000);
+	cr_assert_eq(info(c, "rejected_truncated"), 1, "the stuck producer's line");
+	redisFree(c);
+	stop(&d);
+}
+
 /* tcp: specs that cannot work are refused at start with exit code 1. */
 Test(paretod_feeds, bad_tcp_source_is_refused)
 {
