@@ -44,6 +44,7 @@ void pr_engine_options_init(struct pr_engine_options *opt)
 	opt->lapsed_gap_factor = (struct pr_fraction){ 3, 1 };
 	opt->lapsed_min_idle_days = 30;
 	opt->threads = 1;
+	opt->keep_periods = opt->keep_stores = opt->keep_days = true;
 }
 
 int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt,
@@ -87,6 +88,13 @@ void pr_engine_destroy(struct pr_engine *e)
 	drop_lanes(e);
 	pr_id_table_destroy(&e->stores);
 	free(e);
+}
+
+int engine_can_rank(const struct pr_engine *e, enum pr_window window, bool stores)
+{
+	if (window != PR_WINDOW_ALL && !e->opt.keep_periods)
+		return -ENOTSUP;
+	return stores && !e->opt.keep_stores ? -ENOTSUP : 0;
 }
 
 uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t len)
@@ -165,31 +173,41 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 	if (local == PR_ID_NONE)
 		return -ENOMEM;
 	struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
+	const struct pr_engine_options *o = &e->opt;
 	int32_t day = (int32_t)pr_day_of(ts_ms);
 	if (created) {
 		pr_period_sums_init(&c->sums);
 		c->first_ms = c->last_ms = ts_ms;
 		c->pairs = PR_STABLE_NONE;
 		c->stores = 0;
-		if (pr_recent_days_start(&sh->days, local, &c->days, day) < 0)
+		if (o->keep_days && pr_recent_days_start(&sh->days, local, &c->days, day) < 0)
 			return -ENOMEM;
-	} else if (day != c->days.latest && pr_recent_days_note(&sh->days, local, &c->days, day) < 0) {
+	} else if (o->keep_days && day != c->days.latest &&
+		   pr_recent_days_note(&sh->days, local, &c->days, day) < 0) {
 		return -ENOMEM;
 	}
 
-	struct pair_aggregate *p = find_pair(sh, c, local, store);
-	if (!p && !(p = add_pair(sh, c, customer_ref(shard, local), local, store)))
+	struct pair_aggregate *p = NULL;
+	if (o->keep_stores && !(p = find_pair(sh, c, local, store)) &&
+	    !(p = add_pair(sh, c, customer_ref(shard, local), local, store)))
 		return -ENOMEM;
 
-	/* Feeds come roughly in time order: most records share the day of the
-	 * shard's previous one, and with it the calendar periods. */
-	if (day != sh->periods_day || !sh->periods_valid) {
-		pr_periods_of(ts_ms, &sh->periods);
-		sh->periods_day = day;
-		sh->periods_valid = true;
+	if (!o->keep_periods) {
+		c->sums.all_minor += amount_minor;
+		if (p)
+			p->sums.all_minor += amount_minor;
+	} else {
+		/* Feeds come roughly in time order: most records share the day
+		 * of the shard's previous one, and with it the calendar periods. */
+		if (day != sh->periods_day || !sh->periods_valid) {
+			pr_periods_of(ts_ms, &sh->periods);
+			sh->periods_day = day;
+			sh->periods_valid = true;
+		}
+		pr_period_sums_add(&c->sums, &sh->periods, amount_minor);
+		if (p)
+			pr_period_sums_add(&p->sums, &sh->periods, amount_minor);
 	}
-	pr_period_sums_add(&c->sums, &sh->periods, amount_minor);
-	pr_period_sums_add(&p->sums, &sh->periods, amount_minor);
 	c->purchases++;
 	if (ts_ms < c->first_ms)
 		c->first_ms = ts_ms;
@@ -259,19 +277,47 @@ static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, 
 	return 0;
 }
 
-/* Applies one shard's staged records, lane after lane, in arrival order. */
+static const struct staged_record *staged_next(const struct staged_record *s)
+{
+	return (const void *)((const unsigned char *)(s + 1) + ((s->customer_len + 7u) & ~7u));
+}
+
+/* Records in flight in flush_shard: each is hashed and its slot fetched
+ * 2 x AHEAD records before it is applied, its entry and value AHEAD before. */
+#define AHEAD 8
+#define RING (2 * AHEAD)
+
+/*
+ * Applies one shard's staged records, lane after lane, in arrival order.
+ * A shard's tables outgrow the cache, so each record would wait on several
+ * misses in turn (slot, then entry and value); looking ahead in the staged
+ * records overlaps those of different records.
+ */
 static int flush_shard(struct pr_engine *e, uint32_t shard)
 {
+	const struct pr_id_table *customers = &e->shards[shard].customers;
 	int rc = 0;
 	for (unsigned k = 0; k < e->lane_count; k++) {
 		struct lane *l = e->lanes[k];
-		for (size_t at = 0; at < l->staged_bytes[shard] && rc == 0;) {
-			const struct staged_record *s = (const void *)(l->staged[shard] + at);
-			const char *id = (const char *)(s + 1);
-			uint64_t hash = pr_id_hash(&e->shards[shard].customers, id, s->customer_len);
-			rc = apply(e, hash, id, s->customer_len, l->store_map[s->store], s->ts_ms,
-				   s->amount_minor);
-			at += sizeof *s + ((s->customer_len + 7u) & ~7u);
+		const struct staged_record *next = (const void *)l->staged[shard];
+		const struct staged_record *end = (const void *)(l->staged[shard] + l->staged_bytes[shard]);
+		struct { const struct staged_record *s; uint64_t hash; } ring[RING];
+		unsigned head = 0, tail = 0; /* ring[head..tail) await applying */
+		for (;;) {
+			for (; tail - head < RING && next < end; tail++, next = staged_next(next)) {
+				uint64_t hash = pr_id_hash(customers, next + 1, next->customer_len);
+				pr_id_table_prefetch(customers, hash);
+				ring[tail % RING].s = next;
+				ring[tail % RING].hash = hash;
+			}
+			if (head == tail || rc < 0)
+				break;
+			if (tail - head > AHEAD)
+				pr_id_table_prefetch_value(customers, ring[(head + AHEAD) % RING].hash);
+			const struct staged_record *s = ring[head % RING].s;
+			rc = apply(e, ring[head % RING].hash, (const char *)(s + 1), s->customer_len,
+				   l->store_map[s->store], s->ts_ms, s->amount_minor);
+			head++;
 		}
 		l->staged_bytes[shard] = 0;
 	}
@@ -524,6 +570,8 @@ static double mean_gap_days(const struct customer_aggregate *c)
 int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
 		       struct pr_customer_info *out)
 {
+	if (!e->opt.keep_periods || !e->opt.keep_days)
+		return -ENOTSUP;
 	uint32_t ref = engine_find_customer(e, id, len);
 	if (ref == PR_ID_NONE)
 		return -ENOENT;
@@ -551,6 +599,8 @@ static int compare_lapsed(const void *a, const void *b)
 int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 		     struct pr_lapsed **out, size_t *count, size_t *total)
 {
+	if (!e->opt.keep_days)
+		return -ENOTSUP;
 	size_t n = 0, cap = 0;
 	struct pr_lapsed *list = NULL;
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {

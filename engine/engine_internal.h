@@ -113,6 +113,10 @@ static inline uint64_t engine_customer_count(const struct pr_engine *e)
 	return n;
 }
 
+/* 0 if the engine keeps what a ranking of `window` (of every store if
+ * `stores`) needs, else -ENOTSUP. */
+int engine_can_rank(const struct pr_engine *e, enum pr_window window, bool stores);
+
 /* The ref of a customer id, or PR_ID_NONE. */
 uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t len);
 

@@ -76,10 +76,30 @@ uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
 /* The index of id, or PR_ID_NONE. */
 uint32_t pr_id_table_find(const struct pr_id_table *t, const void *id, size_t len);
 
-/* Hints the CPU to fetch the slot that a lookup of `hash` starts at. */
+/*
+ * A lookup of `hash` in two steps ahead of it, so that its cache misses
+ * overlap other work: first the slot it starts at; later, once that slot
+ * has arrived, the entry and value it names if its tag matches.
+ */
 static inline void pr_id_table_prefetch(const struct pr_id_table *t, uint64_t hash)
 {
 	__builtin_prefetch(&t->slots[hash & t->mask]);
+}
+
+static inline void pr_id_table_prefetch_value(const struct pr_id_table *t, uint64_t hash)
+{
+	uint64_t slot = t->slots[hash & t->mask];
+	if (!slot || (slot ^ hash) >> 32)
+		return;
+	uint32_t index = (uint32_t)slot - 1;
+	const unsigned char *value = t->value_chunks[index >> PR_ID_CHUNK_SHIFT] +
+				     (size_t)(index & ((1u << PR_ID_CHUNK_SHIFT) - 1)) *
+					     t->value_bytes;
+	__builtin_prefetch(&t->entry_chunks[index >> PR_ID_CHUNK_SHIFT]
+					   [index & ((1u << PR_ID_CHUNK_SHIFT) - 1)]);
+	for (uint32_t at = 0; at < t->value_bytes; at += 64)
+		__builtin_prefetch(value + at, 1);
+	__builtin_prefetch(value + t->value_bytes - 1, 1);
 }
 
 static inline const struct pr_id_entry *pr_id_table_entry(const struct pr_id_table *t,

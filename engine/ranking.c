@@ -143,6 +143,8 @@ static int ranking_finish(struct pr_ranking *r)
 int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 		     int64_t store, struct pr_ranking **out, struct pr_error *err)
 {
+	if (engine_can_rank(e, window, store >= 0) < 0)
+		return pr_error_set(err, -ENOTSUP, "the engine does not keep what this ranking needs");
 	if (store >= 0) {
 		struct pr_ranking **all;
 		uint32_t count;
@@ -189,6 +191,8 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 			    struct pr_ranking ***out, uint32_t *count,
 			    struct pr_error *err)
 {
+	if (engine_can_rank(e, window, true) < 0)
+		return pr_error_set(err, -ENOTSUP, "the engine does not keep what this ranking needs");
 	uint32_t stores = e->stores.count;
 	uint64_t *sizes = calloc(stores + 1, sizeof *sizes);
 	struct pr_ranking **all = calloc(stores + 1, sizeof *all);

@@ -643,6 +643,10 @@ int cli_report(int argc, char **argv)
 	int rc = parse_args(argc, argv, &req, &feed, &opt);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	/* One report, known in advance: keep only what it reads. */
+	opt.keep_periods = req.window != PR_WINDOW_ALL;
+	opt.keep_stores = req.by_store;
+	opt.keep_days = req.want_lapsed;
 
 	struct pr_engine *engine;
 	struct pr_error err = { 0 };

@@ -44,6 +44,15 @@ struct pr_engine_options {
 	struct pr_fraction lapsed_gap_factor; /* idle > factor x mean gap: 3/1 */
 	uint32_t lapsed_min_idle_days;  /* and idle >= 30 days */
 	unsigned threads;               /* threads applying a bulk load's shards */
+	/*
+	 * What to keep beyond each customer's all-time revenue, purchases and
+	 * first and last times (default: everything). A one-shot report that
+	 * asks for less skips the work and memory of the rest; asking for what
+	 * was not kept fails with -ENOTSUP rather than answering wrongly.
+	 */
+	bool keep_periods; /* the calendar windows other than all */
+	bool keep_stores;  /* per (store, customer) sums: rankings by store */
+	bool keep_days;    /* distinct purchase days: lapsed regulars */
 	/* Test hook: the customer id hash (NULL: XXH3-64). */
 	uint64_t (*hash)(const void *bytes, size_t len);
 };
@@ -114,7 +123,8 @@ struct pr_customer_info {
 	bool lapsed;
 };
 
-/* Fills *out for a customer id; -ENOENT if never seen. */
+/* Fills *out for a customer id; -ENOENT if never seen, -ENOTSUP unless the
+ * engine keeps periods and days. */
 int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
 		       struct pr_customer_info *out);
 
@@ -131,7 +141,7 @@ struct pr_lapsed {
 /*
  * Lapsed regulars (DESIGN.md), by all-time revenue descending, then id;
  * at most `limit`. *out is malloc'ed (free it); *total gets how many there
- * are in all. Returns 0 or -ENOMEM.
+ * are in all. Returns 0, -ENOMEM, or -ENOTSUP if days are not kept.
  */
 int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 		     struct pr_lapsed **out, size_t *count, size_t *total);
