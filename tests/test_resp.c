@@ -232,3 +232,29 @@ Test(resp, doubles_print_like_the_shortest_of_15_to_17_digits)
 		check_double(v, seed);
 	}
 }
+
+Test(resp, integers_and_bulk_headers_print_like_printf)
+{
+	uint64_t state = 0x2545f4914f6cdd1dull;
+	struct pr_resp_out o;
+	pr_resp_out_init(&o, 1u << 20);
+	static const int64_t fixed[] = { 0, 1, -1, 9, 10, 99, 100, 101, 999, 1000, 9999, 10000,
+					 INT64_MAX, INT64_MIN, INT64_MIN + 1, -10, -100 };
+	for (int i = 0; i < 200000; i++) {
+		uint64_t r = next64(&state);
+		int64_t v = i < (int)(sizeof fixed / sizeof fixed[0]) ? fixed[i]
+			  : (int64_t)(r >> (r & 63)) * ((r >> 7 & 1) ? -1 : 1);
+		char want[64];
+		int n = snprintf(want, sizeof want, ":%lld\r\n", (long long)v);
+		o.len = 0;
+		pr_resp_integer(&o, v);
+		cr_assert(o.len == (size_t)n && memcmp(o.buf, want, o.len) == 0, "%lld", (long long)v);
+		size_t len = (size_t)(r >> 40) % 300;
+		static char payload[300];
+		n = snprintf(want, sizeof want, "$%zu\r\n", len);
+		o.len = 0;
+		pr_resp_bulk(&o, payload, len);
+		cr_assert(o.len == (size_t)n + len + 2 && memcmp(o.buf, want, (size_t)n) == 0, "%zu", len);
+	}
+	pr_resp_out_free(&o);
+}
