@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "engine_internal.h" /* the record count, see engine_records */
 #include "server.h"
 #include "timeparse.h"
 
@@ -237,13 +238,21 @@ static bool parse_scope(struct pr_server *s, struct pr_client *c, const args_t *
 
 /* ---- published rankings --------------------------------------------------- */
 
+/*
+ * Records applied so far, what every query compares its published ranking
+ * with: read directly, as pr_engine_state also counts the customers of
+ * every shard (256 cache lines, a microsecond).
+ */
+static uint64_t engine_records(const struct pr_server *s)
+{
+	return s->engine->records;
+}
+
 /* Whether a ranking built at built_ms (taking build_ms) should be rebuilt. */
 static bool stale(const struct pr_server *s, uint64_t built_records, int64_t built_ms,
 		  int64_t build_ms)
 {
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
-	if (built_records == st.records)
+	if (built_records == engine_records(s))
 		return false;
 	if (!pr_server_ingesting(s))
 		return true;
@@ -263,11 +272,11 @@ static const struct pr_published *company_get(struct pr_server *s, enum pr_windo
 					      bool force)
 {
 	struct pr_published *p = &s->company[w];
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
-	if (p->ranking && (p->records == st.records ||
+	if (p->ranking && (p->records == engine_records(s) ||
 			   (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
 		return p;
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
 	int64_t began = pr_server_now_ms();
 	struct pr_published fresh = { 0 };
 	struct pr_error err = { 0 };
@@ -321,11 +330,12 @@ static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr
 						    bool force, int64_t need)
 {
 	struct pr_published_stores *p = &s->stores[w];
+	if (p->valid && need < (int64_t)p->count &&
+	    (p->records == engine_records(s) ||
+	     (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
+		return p;
 	struct pr_engine_state st;
 	pr_engine_state(s->engine, &st);
-	if (p->valid && need < (int64_t)p->count &&
-	    (p->records == st.records || (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
-		return p;
 	int64_t began = pr_server_now_ms();
 	struct pr_published_stores fresh = { 0 };
 	struct pr_error err = { 0 };
@@ -414,10 +424,8 @@ static int view_find(struct pr_server *s, struct pr_client *c, const struct scop
 	if (v->company)
 		return pr_ranking_find(v->ranking, id, len, out);
 	for (int attempt = 0;; attempt++) {
-		struct pr_engine_state st;
-		pr_engine_state(s->engine, &st);
 		int rc = pr_ranking_find(v->ranking, id, len, out);
-		if (v->records == st.records)
+		if (v->records == engine_records(s))
 			return rc;
 		if (rc == 0 && out->customer_len == len && memcmp(out->customer, id, len) == 0)
 			return 0;
@@ -431,6 +439,52 @@ static int view_find(struct pr_server *s, struct pr_client *c, const struct scop
 		if (!view_get(s, c, sc, true, v))
 			return -ENOMEM;
 	}
+}
+
+/* Parses [WINDOW w] [STORE s] from argument `from` on and gets the view
+ * they name; false when an error reply was written. */
+static bool scoped_view(struct pr_server *s, struct pr_client *c, const args_t *a, size_t from,
+			bool allow_store, struct scope *sc, struct view *v)
+{
+	return parse_scope(s, c, a, from, allow_store, sc) && view_get(s, c, sc, false, v);
+}
+
+/* A customer looked up by RANK, CUSTOMER and SCORE: "id [options]". */
+struct lookup {
+	struct scope sc;
+	struct view v;
+	const char *id;
+	size_t len;
+	struct pr_ranked x;          /* valid if ranked; x.revenue_minor always */
+	bool ranked;
+	bool known;                  /* the engine has seen him (with_history) */
+	struct pr_customer_info info;/* if known: his history now */
+};
+
+/* Finds argument 1 in the scope of the options after it; false when an
+ * error reply was written. */
+static bool lookup_customer(struct pr_server *s, struct pr_client *c, const args_t *a,
+			    bool allow_store, bool with_history, struct lookup *l)
+{
+	if (!scoped_view(s, c, a, 2, allow_store, &l->sc, &l->v))
+		return false;
+	l->id = a->argv[1];
+	l->len = a->argv_len[1];
+	int rc = view_find(s, c, &l->sc, &l->v, l->id, l->len, &l->x);
+	if (rc == -ENOMEM)
+		return false;
+	l->ranked = rc == 0;
+	l->known = with_history && l->len >= 1 && l->len <= PR_CUSTOMER_MAX_BYTES &&
+		   pr_engine_customer(s->engine, l->id, l->len, &l->info) == 0;
+	return true;
+}
+
+/* "window" and, for a store, "store" (1 or 2 fields). */
+static void f_scope(struct map *m, const struct scope *sc)
+{
+	f_str(m, "window", pr_window_name(sc->window));
+	if (sc->has_store)
+		f_bytes(m, "store", sc->store, sc->store_len);
 }
 
 static void reply_ranked_list(struct pr_resp_out *o, const struct pr_ranking *r, uint64_t from,
@@ -566,14 +620,19 @@ static void cmd_hello(struct pr_server *s, struct pr_client *c, const args_t *a)
 	(void)s;
 }
 
+static void lower(char *dst, const char *src, size_t size);
+
 static void client_line(struct pr_server *s, const struct pr_client *x, struct text *t)
 {
 	int64_t now = pr_server_now_ms();
+	char cmd[24] = "NULL";
+	if (x->last_command)
+		lower(cmd, x->last_command->name, sizeof cmd);
 	addf(t, "id=%llu addr=%s:0 fd=%d name=%s age=%lld idle=%lld sub=%u cmd=%s resp=%d "
 		"qbuf=%zu omem=%zu tot-cmds=%llu lib-name=%s lib-ver=%s\n",
 	     (unsigned long long)x->id, s->socket_path, x->fd, x->name,
 	     (long long)((now - x->created_ms) / 1000), (long long)((now - x->active_ms) / 1000),
-	     x->channels, x->last_command[0] ? x->last_command : "NULL", x->out.protocol,
+	     x->channels, cmd, x->out.protocol,
 	     x->in_len, x->out.len + (x->wlen - x->woff), (unsigned long long)x->commands,
 	     x->lib_name, x->lib_ver);
 }
@@ -967,7 +1026,7 @@ static void cmd_pareto(struct pr_server *s, struct pr_client *c, const args_t *a
 {
 	struct scope sc;
 	struct view v;
-	if (!parse_scope(s, c, a, 1, true, &sc) || !view_get(s, c, &sc, false, &v))
+	if (!scoped_view(s, c, a, 1, true, &sc, &v))
 		return;
 	const struct pr_summary *sum = v.summary;
 	const struct pr_engine_options *eo = pr_engine_options(s->engine);
@@ -977,9 +1036,7 @@ static void cmd_pareto(struct pr_server *s, struct pr_client *c, const args_t *a
 	map_begin(&m, &c->out, 18 + sc.has_store);
 	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
 	f_uint(&m, "rejected", fs.rejected);
-	f_str(&m, "window", pr_window_name(sc.window));
-	if (sc.has_store)
-		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_scope(&m, &sc);
 	f_uint(&m, "scale", s->opt.feed.scale);
 	f_uint(&m, "customers", sum->customers);
 	f_int(&m, "revenue_minor", sum->revenue_minor);
@@ -1016,15 +1073,13 @@ static void cmd_top(struct pr_server *s, struct pr_client *c, const args_t *a)
 		pr_resp_error(&c->out, "ERR value is not an integer or out of range");
 		return;
 	}
-	if (!parse_scope(s, c, a, 2, true, &sc) || !view_get(s, c, &sc, false, &v))
+	if (!scoped_view(s, c, a, 2, true, &sc, &v))
 		return;
 	uint64_t count = n < v.summary->customers ? n : v.summary->customers;
 	struct map m;
 	map_begin(&m, &c->out, 7 + sc.has_store);
 	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
-	f_str(&m, "window", pr_window_name(sc.window));
-	if (sc.has_store)
-		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_scope(&m, &sc);
 	f_uint(&m, "customers", v.summary->customers);
 	f_int(&m, "revenue_minor", v.summary->revenue_minor);
 	reply_ranked_list(key(&m, "top"), v.ranking, 1, count);
@@ -1051,61 +1106,45 @@ static void ranked_fields(struct map *m, bool ranked, const struct pr_ranked *x)
 
 static void cmd_rank(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
-	struct scope sc;
-	struct view v;
-	if (!parse_scope(s, c, a, 2, true, &sc) || !view_get(s, c, &sc, false, &v))
-		return;
-	struct pr_ranked x;
-	int rc = view_find(s, c, &sc, &v, a->argv[1], a->argv_len[1], &x);
-	if (rc == -ENOMEM)
+	struct lookup l;
+	if (!lookup_customer(s, c, a, true, false, &l))
 		return;
 	struct map m;
-	map_begin(&m, &c->out, 12 + sc.has_store);
-	f_bytes(&m, "customer", a->argv[1], a->argv_len[1]);
-	ranked_fields(&m, rc == 0, &x);
-	f_uint(&m, "customers", v.summary->customers);
-	f_str(&m, "window", pr_window_name(sc.window));
-	if (sc.has_store)
-		f_bytes(&m, "store", sc.store, sc.store_len);
-	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	map_begin(&m, &c->out, 12 + l.sc.has_store);
+	f_bytes(&m, "customer", l.id, l.len);
+	ranked_fields(&m, l.ranked, &l.x);
+	f_uint(&m, "customers", l.v.summary->customers);
+	f_scope(&m, &l.sc);
+	f_meta(&m, l.v.records, l.v.has_watermark, l.v.watermark_ms);
 	map_end(&m);
 }
 
 static void cmd_customer(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
-	struct scope sc;
-	struct view v;
-	if (!parse_scope(s, c, a, 2, false, &sc) || !view_get(s, c, &sc, false, &v))
+	struct lookup l;
+	if (!lookup_customer(s, c, a, false, true, &l))
 		return;
-	const char *id = a->argv[1];
-	size_t len = a->argv_len[1];
-	struct pr_ranked x;
-	int rc = view_find(s, c, &sc, &v, id, len, &x);
-	if (rc == -ENOMEM)
-		return;
-	struct pr_customer_info info;
-	bool known = len >= 1 && len <= PR_CUSTOMER_MAX_BYTES &&
-		     pr_engine_customer(s->engine, id, len, &info) == 0;
+	const struct pr_customer_info *info = &l.info;
 	struct map m;
 	map_begin(&m, &c->out, 19);
-	f_bytes(&m, "customer", id, len);
-	f_bool(&m, "known", known);
-	ranked_fields(&m, rc == 0, &x);
-	f_uint(&m, "customers", v.summary->customers);
-	f_str(&m, "window", pr_window_name(sc.window));
-	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	f_bytes(&m, "customer", l.id, l.len);
+	f_bool(&m, "known", l.known);
+	ranked_fields(&m, l.ranked, &l.x);
+	f_uint(&m, "customers", l.v.summary->customers);
+	f_scope(&m, &l.sc);
+	f_meta(&m, l.v.records, l.v.has_watermark, l.v.watermark_ms);
 	/* Purchase history: the engine now (it only grows). */
-	f_uint(&m, "purchases", known ? info.purchases : 0);
-	f_uint(&m, "purchase_days", known ? info.purchase_days : 0);
-	if (known) {
-		f_time(&m, "first", info.first_ms);
-		f_time(&m, "last", info.last_ms);
+	f_uint(&m, "purchases", l.known ? info->purchases : 0);
+	f_uint(&m, "purchase_days", l.known ? info->purchase_days : 0);
+	if (l.known) {
+		f_time(&m, "first", info->first_ms);
+		f_time(&m, "last", info->last_ms);
 	} else {
 		f_null(&m, "first");
 		f_null(&m, "last");
 	}
-	f_double(&m, "mean_gap_days", known ? info.mean_gap_days : 0.0);
-	f_bool(&m, "lapsed", known && info.lapsed);
+	f_double(&m, "mean_gap_days", l.known ? info->mean_gap_days : 0.0);
+	f_bool(&m, "lapsed", l.known && info->lapsed);
 	map_end(&m);
 }
 
@@ -1113,15 +1152,13 @@ static void cmd_risk(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
 	struct scope sc;
 	struct view v;
-	if (!parse_scope(s, c, a, 1, true, &sc) || !view_get(s, c, &sc, false, &v))
+	if (!scoped_view(s, c, a, 1, true, &sc, &v))
 		return;
 	const struct pr_summary *sum = v.summary;
 	struct map m;
 	map_begin(&m, &c->out, 14 + sc.has_store);
 	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
-	f_str(&m, "window", pr_window_name(sc.window));
-	if (sc.has_store)
-		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_scope(&m, &sc);
 	f_uint(&m, "customers", sum->customers);
 	f_int(&m, "revenue_minor", sum->revenue_minor);
 	f_str(&m, "risk", pr_risk_name(sum->risk));
@@ -1139,14 +1176,12 @@ static void cmd_keyclients(struct pr_server *s, struct pr_client *c, const args_
 {
 	struct scope sc;
 	struct view v;
-	if (!parse_scope(s, c, a, 1, true, &sc) || !view_get(s, c, &sc, false, &v))
+	if (!scoped_view(s, c, a, 1, true, &sc, &v))
 		return;
 	struct map m;
 	map_begin(&m, &c->out, 6 + sc.has_store);
 	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
-	f_str(&m, "window", pr_window_name(sc.window));
-	if (sc.has_store)
-		f_bytes(&m, "store", sc.store, sc.store_len);
+	f_scope(&m, &sc);
 	f_double(&m, "key_share", pr_fraction_value(pr_engine_options(s->engine)->key_share));
 	reply_key_clients(key(&m, "key_clients"), v.ranking, v.summary);
 	map_end(&m);
@@ -1245,48 +1280,42 @@ static bool is_key_client(const struct pr_ranking *r, const struct pr_summary *s
 
 static void cmd_score(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
-	struct scope sc;
-	struct view v;
-	if (!parse_scope(s, c, a, 2, false, &sc) || !view_get(s, c, &sc, false, &v))
+	struct lookup l;
+	if (!lookup_customer(s, c, a, false, true, &l))
 		return;
-	const char *id = a->argv[1];
-	size_t len = a->argv_len[1];
-	struct pr_ranked x;
-	int rc = view_find(s, c, &sc, &v, id, len, &x);
-	if (rc == -ENOMEM)
-		return;
-	bool ranked = rc == 0;
-	struct pr_customer_info info;
-	bool known = len >= 1 && len <= PR_CUSTOMER_MAX_BYTES &&
-		     pr_engine_customer(s->engine, id, len, &info) == 0;
+	const char *id = l.id;
+	size_t len = l.len;
+	bool ranked = l.ranked, known = l.known;
+	const struct pr_ranked *x = &l.x;
+	const struct pr_summary *sum = l.v.summary;
 	const struct pr_engine_options *eo = pr_engine_options(s->engine);
 
 	/* Risk flags: what losing this customer would cost. */
 	const char *flags[8];
 	size_t nflags = 0;
-	if (ranked && x.rank <= v.summary->key_clients)
+	if (ranked && x->rank <= sum->key_clients)
 		flags[nflags++] = "key_client";
-	if (ranked && x.rank == 1 && v.summary->risk >= PR_RISK_ELEVATED)
-		flags[nflags++] = v.summary->risk == PR_RISK_MONO ? "mono_client"
-				: v.summary->risk == PR_RISK_CRITICAL ? "critical_dependency"
-				: v.summary->risk == PR_RISK_HIGH ? "high_dependency"
+	if (ranked && x->rank == 1 && sum->risk >= PR_RISK_ELEVATED)
+		flags[nflags++] = sum->risk == PR_RISK_MONO ? "mono_client"
+				: sum->risk == PR_RISK_CRITICAL ? "critical_dependency"
+				: sum->risk == PR_RISK_HIGH ? "high_dependency"
 								  : "elevated_dependency";
 	/* Stores where he is a key client: the few top ranks of each store. */
-	const struct pr_published_stores *p = known ? stores_get(s, sc.window, false, -1) : NULL;
+	const struct pr_published_stores *p = known ? stores_get(s, l.sc.window, false, -1) : NULL;
 	uint32_t key_stores = 0;
 	for (uint32_t st = 0; p && st < p->count; st++)
 		key_stores += is_key_client(p->rankings[st], &p->summaries[st], id, len);
 	if (key_stores)
 		flags[nflags++] = "store_key_client";
-	if (known && info.lapsed)
+	if (known && l.info.lapsed)
 		flags[nflags++] = "lapsed";
 
-	const struct pr_tier_benefit *b = ranked ? &s->opt.benefits[x.tier - 'A'] : NULL;
+	const struct pr_tier_benefit *b = ranked ? &s->opt.benefits[x->tier - 'A'] : NULL;
 	struct map m;
 	map_begin(&m, &c->out, 17);
 	f_bytes(&m, "customer", id, len);
 	f_bool(&m, "known", known);
-	ranked_fields(&m, ranked, &x);
+	ranked_fields(&m, ranked, x);
 	f_double(&m, "discount_percent", b ? b->discount_centi / 100.0 : 0.0);
 	f_double(&m, "cashback_percent", b ? b->cashback_centi / 100.0 : 0.0);
 	f_double(&m, "key_share", pr_fraction_value(eo->key_share));
@@ -1303,8 +1332,8 @@ static void cmd_score(struct pr_server *s, struct pr_client *c, const args_t *a)
 			pr_resp_bulk(o, sid, slen);
 		}
 	}
-	f_str(&m, "window", pr_window_name(sc.window));
-	f_meta(&m, v.records, v.has_watermark, v.watermark_ms);
+	f_scope(&m, &l.sc);
+	f_meta(&m, l.v.records, l.v.has_watermark, l.v.watermark_ms);
 	map_end(&m);
 }
 
@@ -1714,8 +1743,11 @@ const struct pr_command *pr_command_table(size_t *count)
 
 const struct pr_command *pr_command_find(const char *name, size_t len)
 {
+	if (len == 0)
+		return NULL;
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		if (strlen(commands[i].name) == len && strncasecmp(commands[i].name, name, len) == 0)
+		if (commands[i].name[0] == (name[0] & ~0x20) && /* names are upper case letters */
+		    strlen(commands[i].name) == len && strncasecmp(commands[i].name, name, len) == 0)
 			return &commands[i];
 	return NULL;
 }
@@ -1737,18 +1769,20 @@ void pr_command_execute(struct pr_server *s, struct pr_client *c, const struct p
 			      (int)(cmd->argv_len[0] > 64 ? 64 : cmd->argv_len[0]), cmd->argv[0], args);
 		return;
 	}
-	char name[24];
-	lower(name, command->name, sizeof name);
-	snprintf(c->last_command, sizeof c->last_command, "%s", name);
-	if ((command->arity > 0 && cmd->argc != (size_t)command->arity) ||
-	    (command->arity < 0 && cmd->argc < (size_t)-command->arity)) {
-		pr_resp_error(&c->out, "ERR wrong number of arguments for '%s' command", name);
-		return;
-	}
-	if (c->channels && c->out.protocol == 2 && !(command->flags & PR_CMD_PUBSUB)) {
-		pr_resp_error(&c->out, "ERR Can't execute '%s': only (P|S)SUBSCRIBE / "
-			      "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-			      name);
+	c->last_command = command;
+	bool bad_arity = command->arity > 0 ? cmd->argc != (size_t)command->arity
+					    : cmd->argc < (size_t)-command->arity;
+	bool not_subscribed_mode = c->channels && c->out.protocol == 2 &&
+				   !(command->flags & PR_CMD_PUBSUB);
+	if (bad_arity || not_subscribed_mode) {
+		char name[24];
+		lower(name, command->name, sizeof name);
+		if (bad_arity)
+			pr_resp_error(&c->out, "ERR wrong number of arguments for '%s' command", name);
+		else
+			pr_resp_error(&c->out, "ERR Can't execute '%s': only (P|S)SUBSCRIBE / "
+				      "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
+				      "context", name);
 		return;
 	}
 	command->handler(s, c, cmd);

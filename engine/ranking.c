@@ -321,15 +321,19 @@ static uint64_t count_above(const struct pr_ranking *r, int64_t revenue)
 	return lo;
 }
 
+/* Fills *out for a rank; the id from the engine unless out->customer is set
+ * (a lookup by id: one cache miss less). */
 static void describe(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *out)
 {
 	const struct pr_engine *e = r->engine;
 	const struct rank_entry *x = &r->entries[rank - 1];
-	const struct pr_id_entry *id = engine_customer_id(e, x->customer);
+	if (!out->customer) {
+		const struct pr_id_entry *id = engine_customer_id(e, x->customer);
+		out->customer = id->id;
+		out->customer_len = id->len;
+	}
 	out->rank = rank;
 	out->competition_rank = rank - x->tie;
-	out->customer = id->id;
-	out->customer_len = id->len;
 	out->revenue_minor = x->revenue_minor;
 	out->share = ratio(x->revenue_minor, pr_ranking_revenue(r));
 	out->cumulative_share = ratio(r->prefix[rank], pr_ranking_revenue(r));
@@ -343,6 +347,7 @@ int pr_ranking_at(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *o
 {
 	if (rank < 1 || rank > r->n)
 		return -ERANGE;
+	out->customer = NULL;
 	describe(r, rank, out);
 	return 0;
 }
@@ -362,9 +367,10 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		if (local >= r->shard_start[shard + 1] - r->shard_start[shard])
 			return -ENOENT; /* first seen after the ranking was built */
 		uint64_t at = r->shard_start[shard] + local;
-		out->revenue_minor = r->revenue_of[at];
-		if (r->rank_of[at] == 0)
+		if (r->rank_of[at] == 0) {
+			out->revenue_minor = r->revenue_of[at];
 			return -ENOENT;
+		}
 		describe(r, r->rank_of[at], out);
 		return 0;
 	}

@@ -111,7 +111,7 @@ struct pr_client {
 	char *channel[PR_CLIENT_CHANNELS_MAX]; /* owned names */
 	char name[PR_CLIENT_NAME_MAX + 1];
 	char lib_name[PR_CLIENT_NAME_MAX + 1], lib_ver[PR_CLIENT_NAME_MAX + 1];
-	char last_command[24];
+	const struct pr_command *last_command; /* NULL before the first */
 	int64_t created_ms, active_ms;
 	uint64_t commands;
 };

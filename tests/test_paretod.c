@@ -520,7 +520,8 @@ static char *random_feed(unsigned seed, int records, int customers)
 	return text;
 }
 
-static struct tj *report_json(const char *feed, const char *window, char **customers, int ncust)
+static struct tj *report_json_top(const char *feed, const char *window, char **customers,
+				  int ncust, const char *top)
 {
 	char *argv[64];
 	int n = 0;
@@ -528,7 +529,7 @@ static struct tj *report_json(const char *feed, const char *window, char **custo
 	argv[n++] = "report";
 	argv[n++] = "--json";
 	argv[n++] = "--top";
-	argv[n++] = "25";
+	argv[n++] = (char *)top;
 	argv[n++] = "--by-store";
 	argv[n++] = "--lapsed";
 	argv[n++] = "10";
@@ -549,6 +550,11 @@ static struct tj *report_json(const char *feed, const char *window, char **custo
 	cr_assert_not_null(j, "report JSON: %s", error);
 	run_result_free(&rr);
 	return j;
+}
+
+static struct tj *report_json(const char *feed, const char *window, char **customers, int ncust)
+{
+	return report_json_top(feed, window, customers, ncust, "25");
 }
 
 static void compare_with_report(struct daemon *d, const char *window, bool resp3)
@@ -621,6 +627,76 @@ Test(paretod, answers_equal_the_report)
 		compare_with_report(&d, windows[i], false);
 		compare_with_report(&d, windows[i], true);
 	}
+	free(feed);
+	stop(&d);
+}
+
+/*
+ * Revenues drawn from five values, so that nearly every customer ties with
+ * others: TOP lists them by id within a tie and gives tied customers one
+ * competition rank, entry for entry as the report does, in RESP2 and RESP3,
+ * for the whole list and for one that ends inside a run of ties; RANK of
+ * tied customers agrees.
+ */
+Test(paretod, top_with_ties_equals_the_report)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *feed = malloc(cap);
+	len += (size_t)sprintf(feed, "ts,customer_id,store_id,amount\n");
+	unsigned seed = (unsigned)time(NULL);
+	cr_log_info("seed %u", seed);
+	srand(seed);
+	for (int i = 0; i < 120; i++) /* one purchase each, then a few more */
+		len += (size_t)sprintf(feed + len, "%d,T%03d,S1,%d.00\n", 1700000000 + i,
+				       rand() % 120, 10 * (1 + rand() % 5));
+	struct daemon d;
+	start(&d, feed, NULL);
+	char *ids[] = { "T000", "T001", "T002", "T050", "T119" };
+	struct tj *j = report_json_top(d.feed, "all", ids, 5, "200");
+	for (int resp3 = 0; resp3 <= 1; resp3++) {
+		struct conn *c = conn_open(&d);
+		if (resp3) {
+			conn_command(c, "HELLO 3");
+			rv_free(rv_read(c));
+		}
+		conn_command(c, "TOP 200");
+		struct rv *r = rv_read(c);
+		compare(rv_field(r, "top"), tj_key(j, "top"), "TOP 200", NULL);
+		/* And by definition, not only as the report (which shares the ranking code). */
+		const struct rv *all = rv_field(r, "top");
+		cr_assert_gt(all->n, 40);
+		for (size_t i = 0; i < all->n; i++) {
+			const struct rv *x = all->el[i];
+			long long revenue = rv_field(x, "revenue_minor")->integer;
+			size_t above = 0;
+			while (rv_field(all->el[above], "revenue_minor")->integer > revenue)
+				above++;
+			cr_assert_eq(rv_field(x, "rank")->integer, (long long)i + 1);
+			cr_assert_eq(rv_field(x, "competition_rank")->integer, (long long)above + 1,
+				     "seed %u entry %zu", seed, i);
+			if (i && rv_field(all->el[i - 1], "revenue_minor")->integer == revenue)
+				cr_assert_lt(strcmp(rv_field(all->el[i - 1], "customer")->str,
+						    rv_field(x, "customer")->str), 0);
+		}
+		rv_free(r);
+		/* A shorter list: its first entries, the same ranks. */
+		conn_command(c, "TOP 37");
+		r = rv_read(c);
+		const struct rv *top = rv_field(r, "top");
+		cr_assert_eq(top->type, RV_ARRAY);
+		cr_assert_eq(top->n, 37);
+		for (size_t i = 0; i < top->n; i++)
+			compare(top->el[i], tj_at(tj_key(j, "top"), i), "TOP 37", NULL);
+		rv_free(r);
+		for (int i = 0; i < 5; i++) {
+			conn_command(c, "RANK %s", ids[i]);
+			r = rv_read(c);
+			compare(r, tj_at(tj_key(j, "customer_detail"), (size_t)i), "RANK", NULL);
+			rv_free(r);
+		}
+		conn_close(c);
+	}
+	tj_free(j);
 	free(feed);
 	stop(&d);
 }
