@@ -36,29 +36,43 @@ void pr_periods_of(int64_t ts_ms, struct pr_periods *out)
 	out->index[PR_GRAN_YEAR] = (int32_t)year;
 }
 
+_Static_assert(sizeof(struct pr_period_sums) == 64, "one cache line per entry's windows");
+
 void pr_period_sums_init(struct pr_period_sums *s)
 {
 	memset(s, 0, sizeof *s);
-	for (int g = 0; g < PR_GRAN_COUNT; g++)
-		s->period[g] = INT32_MIN;
+	s->month = INT32_MIN;
+}
+
+/* The latest period of granularity g: that of the latest month. Month
+ * indexes of years 0..9999 are >= 0; none seen stays below all of them. */
+static int32_t latest(const struct pr_period_sums *s, int g)
+{
+	static const int32_t months_per[PR_GRAN_COUNT] = { 1, 3, 12 };
+	return s->month == INT32_MIN ? INT32_MIN : s->month / months_per[g];
 }
 
 void pr_period_sums_add(struct pr_period_sums *s, const struct pr_periods *at,
 			int64_t amount_minor)
 {
 	s->all_minor += amount_minor;
-	for (int g = 0; g < PR_GRAN_COUNT; g++) {
-		int32_t p = at->index[g];
-		if (p > s->period[g]) {
-			/* Roll forward: the old current becomes previous only if
-			 * it is the period just before. */
-			s->previous_minor[g] = p - 1 == s->period[g] ? s->current_minor[g] : 0;
-			s->current_minor[g] = 0;
-			s->period[g] = p;
+	if (at->index[PR_GRAN_MONTH] > s->month) {
+		for (int g = 0; g < PR_GRAN_COUNT; g++) {
+			int32_t p = at->index[g], was = latest(s, g);
+			if (p > was) {
+				/* Roll forward: the old current becomes previous
+				 * only if it is the period just before. */
+				s->previous_minor[g] = p - 1 == was ? s->current_minor[g] : 0;
+				s->current_minor[g] = 0;
+			}
 		}
-		if (p == s->period[g])
+		s->month = at->index[PR_GRAN_MONTH];
+	}
+	for (int g = 0; g < PR_GRAN_COUNT; g++) {
+		int32_t p = at->index[g], now = latest(s, g);
+		if (p == now)
 			s->current_minor[g] += amount_minor;
-		else if (p == s->period[g] - 1)
+		else if (p == now - 1)
 			s->previous_minor[g] += amount_minor;
 	}
 }
@@ -70,10 +84,10 @@ int64_t pr_period_sums_in(const struct pr_period_sums *s, enum pr_window window,
 		return s->all_minor;
 	bool previous = window >= PR_WINDOW_PREV_MONTH;
 	int g = (int)window - (previous ? PR_WINDOW_PREV_MONTH : PR_WINDOW_MONTH);
-	int32_t w = watermark->index[g];
-	if (s->period[g] == w)
+	int32_t w = watermark->index[g], now = latest(s, g);
+	if (now == w)
 		return previous ? s->previous_minor[g] : s->current_minor[g];
-	if (previous && s->period[g] == w - 1)
+	if (previous && now == w - 1)
 		return s->current_minor[g];
 	return 0;
 }

@@ -2,10 +2,12 @@
  * period_sums.h - one customer's (or one store-customer pair's) revenue in
  * every window, kept exactly and updated in O(1) per record.
  *
- * For each granularity (month, quarter, year) the struct keeps the latest
- * period this entry has seen and the sums of that period and of the one
- * before. A record of a newer period rolls the pair forward; a record of an
- * older period lands in `previous` or nowhere (it still counts in `all`).
+ * For each granularity (month, quarter, year) the struct keeps the sums of
+ * the latest period this entry has seen and of the one before. The latest
+ * quarter and year are those of the latest month, so only that month is
+ * stored (64 bytes in all). A record of a newer period rolls the pair
+ * forward; a record of an older period lands in `previous` or nowhere (it
+ * still counts in `all`).
  *
  * Why this is exact without a global roll: an entry's latest period is never
  * later than the watermark's period W. Reading for W: if the entry's period
@@ -33,7 +35,7 @@ struct pr_period_sums {
 	int64_t all_minor;
 	int64_t current_minor[PR_GRAN_COUNT];
 	int64_t previous_minor[PR_GRAN_COUNT];
-	int32_t period[PR_GRAN_COUNT]; /* INT32_MIN: no record yet */
+	int32_t month; /* the latest month index seen; INT32_MIN: no record yet */
 };
 
 void pr_periods_of(int64_t ts_ms, struct pr_periods *out);
