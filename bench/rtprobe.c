@@ -274,16 +274,16 @@ static redisContext *connect_server(const char *path)
 	return c;
 }
 
-/* paretod's records applied (INFO ingest "records:"). */
+/* paretod's lines done: records applied plus lines rejected (INFO ingest). */
 static uint64_t info_records(redisContext *c)
 {
 	redisReply *r = redisCommand(c, "INFO ingest");
 	if (!r || r->type != REDIS_REPLY_STRING)
 		die("INFO: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
-	const char *p = strstr(r->str, "\nrecords:");
-	if (!p)
-		die("INFO ingest has no records field");
-	uint64_t n = strtoull(p + 9, NULL, 10);
+	const char *p = strstr(r->str, "\nrecords:"), *q = strstr(r->str, "\nrejected:");
+	if (!p || !q)
+		die("INFO ingest has no records or rejected field");
+	uint64_t n = strtoull(p + 9, NULL, 10) + strtoull(q + 10, NULL, 10);
 	freeReplyObject(r);
 	return n;
 }
@@ -358,7 +358,18 @@ static int cmd_ingest(const struct opts *o)
 	uint64_t sent = send_records(fd, o->file, o->rows, 0);
 	int64_t t_sent = now_ns();
 	close(fd);
-	while (info_records(q) < base + sent) {
+	/* Polled only once every byte is written, so that polls do not slow
+	 * the ingest they time. */
+	uint64_t done, last = 0;
+	int64_t progress_ns = now_ns();
+	while ((done = info_records(q)) < base + sent) {
+		if (done != last) {
+			last = done;
+			progress_ns = now_ns();
+		} else if (now_ns() - progress_ns > 30 * 1000000000ll) {
+			die("paretod counts %llu of %llu lines and has not moved for 30 s",
+			    (unsigned long long)(done - base), (unsigned long long)sent);
+		}
 		struct timespec pause = { 0, 1000000 };
 		nanosleep(&pause, NULL);
 	}
