@@ -43,12 +43,17 @@ export function summarize(lines, meta) {
       const one = pick((x) => x.scenario === 'query' && x.query === q && x.system === s && x.mode === 'one');
       const piped = pick((x) => x.scenario === 'query' && x.query === q && x.system === s && x.mode === 'piped');
       const pct = (p) => stats(one.map((x) => percentileMs(x.result.dist, p)));
+      const exact = pick((x) => x.scenario === 'query' && x.query === q && x.system === s && x.mode === 'exact');
+      const ex = (k) => stats(exact.map((x) => x.result.latency[k]));
       queries[q][s] = {
         command: { rank: { paretod: 'RANK C__rand_int__', redis: 'ZREVRANK z C__rand_int__' },
                    top10: { paretod: 'TOP 10', redis: 'ZREVRANGE z 0 9 WITHSCORES' } }[q][s],
         one_connection: { p50_ms: pct(50), p99_ms: pct(99), p999_ms: pct(99.9),
                           requests_per_s: stats(one.map((x) => x.result.rps)),
                           distribution: one[one.length - 1]?.result.dist ?? [] },
+        one_connection_exact: exact.length ? { p50_us: ex('p50_us'), p99_us: ex('p99_us'), p999_us: ex('p999_us'),
+          requests_per_s: stats(exact.map((x) => x.result.rps)),
+          samples_per_run: stats(exact.map((x) => x.result.latency.n)).median } : undefined,
         pipelined_4x32: { requests_per_s: stats(piped.map((x) => x.result.rps)) },
       };
     }
@@ -99,12 +104,13 @@ export function realtimeMarkdown(r) {
     `(${f(r.load.paretod.seconds, 2)} s), Redis ${M(r.load.redis.records_per_s)} records/s ` +
     `(${f(r.load.redis.seconds, 1)} s).`, '',
     `### Queries (redis-benchmark, loaded servers, ${r.runs} runs, median)`, '',
-    '| query | 1 conn p50 / p99 / p99.9 us | 1 conn req/s | 4 conn x 32 pipelined req/s (min-max) |',
-    '|---|---|---|---|',
+    '| query | 1 conn p50 / p99 / p99.9 us | 1 conn req/s | same, every sample (rtprobe) p50 / p99 / p99.9 us | 4 conn x 32 pipelined req/s (min-max) |',
+    '|---|---|---|---|---|',
     ...['rank', 'top10'].flatMap((n) => ['paretod', 'redis'].map((s) => {
-      const x = q[n][s], o = x.one_connection, p = x.pipelined_4x32.requests_per_s;
+      const x = q[n][s], o = x.one_connection, p = x.pipelined_4x32.requests_per_s, e = x.one_connection_exact;
       return `| \`${x.command}\` | ${us(o.p50_ms.median)} / ${us(o.p99_ms.median)} / ${us(o.p999_ms.median)} | ` +
-        `${k(o.requests_per_s.median)} | ${M(p.median)} (${M(p.min)}-${M(p.max)}) |`;
+        `${k(o.requests_per_s.median)} | ${e ? `${f(e.p50_us.median, 1)} / ${f(e.p99_us.median, 1)} / ${f(e.p999_us.median, 1)}` : '-'} | ` +
+        `${M(p.median)} (${M(p.min)}-${M(p.max)}) |`;
     })), '',
     `Pipelined paretod / Redis: RANK ${ratio(q.rank.paretod.pipelined_4x32.requests_per_s.median,
       q.rank.redis.pipelined_4x32.requests_per_s.median)}, TOP 10 ${ratio(
