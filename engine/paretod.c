@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pareto/options.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -79,7 +80,7 @@ static const char usage[] =
 	"Sizes take K, M or G suffixes (powers of 1024).\n";
 
 enum {
-	OPT_SOCKET = 1000,
+	OPT_SOCKET = PR_OPT_LAST, /* after the shared options of pareto/options.h */
 	OPT_SOCKET_MODE,
 	OPT_FEED,
 	OPT_CONFIG,
@@ -93,18 +94,6 @@ enum {
 	OPT_TIER_BENEFITS,
 	OPT_SHOW_ERRORS,
 	OPT_QUIET,
-	OPT_DELIMITER,
-	OPT_MAP,
-	OPT_TS_FORMAT,
-	OPT_SCALE,
-	OPT_TOP_FRACTION,
-	OPT_TIERS,
-	OPT_PARETO_TARGET,
-	OPT_KEY_SHARE,
-	OPT_LAPSED_MIN_DAYS,
-	OPT_LAPSED_GAP_FACTOR,
-	OPT_LAPSED_MIN_IDLE_DAYS,
-	OPT_CUSTOMERS,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -124,18 +113,8 @@ static const struct option options[] = {
 	{ "tier-benefits", required_argument, NULL, OPT_TIER_BENEFITS },
 	{ "show-errors", required_argument, NULL, OPT_SHOW_ERRORS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "delimiter", required_argument, NULL, OPT_DELIMITER },
-	{ "map", required_argument, NULL, OPT_MAP },
-	{ "ts-format", required_argument, NULL, OPT_TS_FORMAT },
-	{ "scale", required_argument, NULL, OPT_SCALE },
-	{ "top-fraction", required_argument, NULL, OPT_TOP_FRACTION },
-	{ "tiers", required_argument, NULL, OPT_TIERS },
-	{ "pareto-target", required_argument, NULL, OPT_PARETO_TARGET },
-	{ "key-share", required_argument, NULL, OPT_KEY_SHARE },
-	{ "lapsed-min-days", required_argument, NULL, OPT_LAPSED_MIN_DAYS },
-	{ "lapsed-gap-factor", required_argument, NULL, OPT_LAPSED_GAP_FACTOR },
-	{ "lapsed-min-idle-days", required_argument, NULL, OPT_LAPSED_MIN_IDLE_DAYS },
-	{ "customers", required_argument, NULL, OPT_CUSTOMERS },
+	PR_FEED_LONG_OPTIONS,
+	PR_ENGINE_LONG_OPTIONS,
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 },
@@ -187,11 +166,6 @@ static bool parse_size(const char *text, uint64_t max, uint64_t *out)
 		return false;
 	*out = v;
 	return true;
-}
-
-static bool parse_fraction(const char *text, bool at_most_one, struct pr_fraction *out)
-{
-	return pr_fraction_parse(text, out) == 0 && !(at_most_one && out->num > out->den);
 }
 
 /* "12.5" -> 1250 hundredths; 0..100 percent. */
@@ -323,97 +297,14 @@ static int apply(struct settings *st, int id, const char *name, const char *valu
 		else
 			o->quiet = true;
 		return 0;
-	case OPT_DELIMITER: {
-		static const struct { const char *name; char c; } named[] = {
-			{ "comma", ',' }, { "semicolon", ';' }, { "tab", '\t' }, { "pipe", '|' },
-		};
-		o->feed.delimiter_kind = PR_DELIM_CHAR;
-		if (strcmp(value, "whitespace") == 0) {
-			o->feed.delimiter_kind = PR_DELIM_WHITESPACE;
-			return 0;
-		}
-		for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-			if (strcmp(value, named[i].name) == 0) {
-				o->feed.delimiter = named[i].c;
+	default:
+		if (id >= PR_OPT_DELIMITER && id < PR_OPT_LAST) {
+			struct pr_error err = { 0 };
+			if (pr_option_apply(id, value, &o->feed, &o->engine, &err) == 0)
 				return 0;
-			}
+			fprintf(stderr, "paretod: %s%s\n", st->where, err.message);
+			return EXIT_USAGE;
 		}
-		if (strlen(value) == 1 && value[0] != '"' && value[0] != '\n' && value[0] != '\r') {
-			o->feed.delimiter = value[0];
-			return 0;
-		}
-		return bad(st, name, "comma, semicolon, tab, pipe, whitespace or one character",
-			   value);
-	}
-	case OPT_MAP: {
-		static const char *const fields[PR_FIELD_COUNT] = {
-			"ts", "customer", "store", "amount", "quantity", "price",
-		};
-		const char *eq = strchr(value, '=');
-		for (int i = 0; eq && eq[1] && i < PR_FIELD_COUNT; i++) {
-			if (strlen(fields[i]) == (size_t)(eq - value) &&
-			    memcmp(value, fields[i], (size_t)(eq - value)) == 0) {
-				o->feed.column[i] = eq + 1;
-				return 0;
-			}
-		}
-		return bad(st, name, "FIELD=COLUMN with FIELD one of ts, customer, store, amount, "
-			   "quantity, price", value);
-	}
-	case OPT_TS_FORMAT:
-		o->feed.ts_format = value;
-		return 0;
-	case OPT_SCALE:
-		if (!parse_size(value, 9, &v))
-			return bad(st, name, "0..9", value);
-		o->feed.scale = (uint32_t)v;
-		return 0;
-	case OPT_TOP_FRACTION:
-		if (!parse_fraction(value, true, &o->engine.top))
-			return bad(st, name, "a fraction like 0.2, 20% or 1/5", value);
-		return 0;
-	case OPT_TIERS: {
-		const char *comma = strchr(value, ',');
-		char a[64];
-		if (!comma || (size_t)(comma - value) >= sizeof a)
-			return bad(st, name, "A,B with 0 <= A <= B <= 1", value);
-		memcpy(a, value, (size_t)(comma - value));
-		a[comma - value] = 0;
-		struct pr_fraction ta, tb;
-		if (!parse_fraction(a, true, &ta) || !parse_fraction(comma + 1, true, &tb) ||
-		    (unsigned __int128)ta.num * tb.den > (unsigned __int128)tb.num * ta.den)
-			return bad(st, name, "A,B with 0 <= A <= B <= 1", value);
-		o->engine.tier_a = ta;
-		o->engine.tier_b = tb;
-		return 0;
-	}
-	case OPT_PARETO_TARGET:
-		if (!parse_fraction(value, true, &o->engine.pareto_target))
-			return bad(st, name, "a fraction like 0.8", value);
-		return 0;
-	case OPT_KEY_SHARE:
-		if (!parse_fraction(value, true, &o->engine.key_share))
-			return bad(st, name, "a fraction like 0.1", value);
-		return 0;
-	case OPT_LAPSED_MIN_DAYS:
-		if (!parse_size(value, UINT32_MAX, &v))
-			return bad(st, name, "a count", value);
-		o->engine.lapsed_min_days = (uint32_t)v;
-		return 0;
-	case OPT_LAPSED_GAP_FACTOR:
-		if (!parse_fraction(value, false, &o->engine.lapsed_gap_factor))
-			return bad(st, name, "a number like 3", value);
-		return 0;
-	case OPT_LAPSED_MIN_IDLE_DAYS:
-		if (!parse_size(value, 1000000, &v))
-			return bad(st, name, "a count of days", value);
-		o->engine.lapsed_min_idle_days = (uint32_t)v;
-		return 0;
-	case OPT_CUSTOMERS:
-		if (!parse_size(value, 1ull << 32, &v))
-			return bad(st, name, "a count up to 2^32", value);
-		o->engine.customers_hint = v;
-		return 0;
 	}
 	fprintf(stderr, "paretod: %sunknown option '%s'\n", st->where, name);
 	return EXIT_USAGE;

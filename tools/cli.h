@@ -12,16 +12,14 @@
 #include <stdio.h>
 
 #include "pareto/feed.h"
+#include "pareto/options.h"
 
 #define EXIT_USAGE 2
 
-/* Feed options shared by report and convert; ids above any short option. */
+/* Feed options of report and convert: the shared format options of
+ * pareto/options.h, then the command line's own. */
 enum {
-	OPT_DELIMITER = 1000,
-	OPT_MAP,
-	OPT_TS_FORMAT,
-	OPT_SCALE,
-	OPT_STRICT,
+	OPT_STRICT = PR_OPT_LAST,
 	OPT_REJECTS,
 	OPT_SHOW_ERRORS,
 	OPT_QUIET,
@@ -29,10 +27,7 @@ enum {
 };
 
 #define CLI_FEED_LONG_OPTIONS                                                 \
-	{ "delimiter", required_argument, NULL, OPT_DELIMITER },              \
-	{ "map", required_argument, NULL, OPT_MAP },                          \
-	{ "ts-format", required_argument, NULL, OPT_TS_FORMAT },              \
-	{ "scale", required_argument, NULL, OPT_SCALE },                      \
+	PR_FEED_LONG_OPTIONS,                                                 \
 	{ "strict", no_argument, NULL, OPT_STRICT },                          \
 	{ "rejects", required_argument, NULL, OPT_REJECTS },                  \
 	{ "show-errors", required_argument, NULL, OPT_SHOW_ERRORS },          \
@@ -66,8 +61,12 @@ struct cli_feed {
 };
 
 void cli_feed_init(struct cli_feed *f);
-/* Handles one feed option; returns 0, or EXIT_USAGE after printing why. */
-int cli_feed_option(struct cli_feed *f, int id, const char *arg);
+/*
+ * Handles one feed option, or a shared engine option (pareto/options.h)
+ * when `engine` is not NULL; returns 0, or EXIT_USAGE after printing why.
+ */
+int cli_feed_option(struct cli_feed *f, struct pr_engine_options *engine, int id,
+		    const char *arg);
 /*
  * Reads one input, handing each good record to record(ctx, r) (a negative
  * return rejects that line as overflow) and each bad line to the reject

@@ -52,7 +52,7 @@ int cli_convert(int argc, char **argv)
 			fputs(convert_usage, stdout);
 			return 0;
 		}
-		rc = id == '?' ? EXIT_USAGE : cli_feed_option(&feed, id, optarg);
+		rc = id == '?' ? EXIT_USAGE : cli_feed_option(&feed, NULL, id, optarg);
 	}
 	if (rc == 0 && argc - optind != 2) {
 		fputs("pareto convert: expected INPUT and OUTPUT\n"

@@ -11,10 +11,6 @@
 #include "cli.h"
 #include "pareto/ingest.h"
 
-static const char *const field_names[PR_FIELD_COUNT] = {
-	"ts", "customer", "store", "amount", "quantity", "price",
-};
-
 void cli_feed_init(struct cli_feed *f)
 {
 	memset(f, 0, sizeof *f);
@@ -33,56 +29,11 @@ static int parse_uint(const char *arg, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-int cli_feed_option(struct cli_feed *f, int id, const char *arg)
+int cli_feed_option(struct cli_feed *f, struct pr_engine_options *engine, int id,
+		    const char *arg)
 {
 	unsigned long v;
 	switch (id) {
-	case OPT_DELIMITER: {
-		static const struct { const char *name; char c; } named[] = {
-			{ "comma", ',' }, { "semicolon", ';' }, { "tab", '\t' }, { "pipe", '|' },
-		};
-		f->opt.delimiter_kind = PR_DELIM_CHAR;
-		if (strcmp(arg, "whitespace") == 0) {
-			f->opt.delimiter_kind = PR_DELIM_WHITESPACE;
-			return 0;
-		}
-		for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-			if (strcmp(arg, named[i].name) == 0) {
-				f->opt.delimiter = named[i].c;
-				return 0;
-			}
-		}
-		if (strlen(arg) == 1 && arg[0] != '"' && arg[0] != '\n' && arg[0] != '\r') {
-			f->opt.delimiter = arg[0];
-			return 0;
-		}
-		fprintf(stderr, "pareto: --delimiter: expected comma, semicolon, tab, pipe, "
-				"whitespace or one character, not '%s'\n", arg);
-		return EXIT_USAGE;
-	}
-	case OPT_MAP: {
-		const char *eq = strchr(arg, '=');
-		for (int i = 0; eq && eq[1] && i < PR_FIELD_COUNT; i++) {
-			if (strlen(field_names[i]) == (size_t)(eq - arg) &&
-			    memcmp(arg, field_names[i], (size_t)(eq - arg)) == 0) {
-				f->opt.column[i] = eq + 1;
-				return 0;
-			}
-		}
-		fprintf(stderr, "pareto: --map: expected FIELD=COLUMN with FIELD one of ts, "
-				"customer, store, amount, quantity, price, not '%s'\n", arg);
-		return EXIT_USAGE;
-	}
-	case OPT_TS_FORMAT:
-		f->opt.ts_format = arg;
-		return 0;
-	case OPT_SCALE:
-		if (parse_uint(arg, 9, &v) < 0) {
-			fprintf(stderr, "pareto: --scale: expected 0..9, not '%s'\n", arg);
-			return EXIT_USAGE;
-		}
-		f->opt.scale = (uint32_t)v;
-		return 0;
 	case OPT_STRICT:
 		f->strict = true;
 		return 0;
@@ -100,7 +51,14 @@ int cli_feed_option(struct cli_feed *f, int id, const char *arg)
 		f->quiet = true;
 		return 0;
 	}
-	return EXIT_USAGE;
+	if (id < PR_OPT_DELIMITER || id >= PR_OPT_LAST || (id > PR_OPT_SCALE && !engine))
+		return EXIT_USAGE;
+	struct pr_error err = { 0 };
+	if (pr_option_apply(id, arg, &f->opt, engine, &err) < 0) {
+		fprintf(stderr, "pareto: %s\n", err.message);
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 static void csv_field(FILE *out, const char *s, size_t len)

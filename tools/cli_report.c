@@ -24,14 +24,6 @@ enum {
 	OPT_CUSTOMER,
 	OPT_LAPSED,
 	OPT_JSON,
-	OPT_TOP_FRACTION,
-	OPT_TIERS,
-	OPT_PARETO_TARGET,
-	OPT_KEY_SHARE,
-	OPT_LAPSED_MIN_DAYS,
-	OPT_LAPSED_GAP_FACTOR,
-	OPT_LAPSED_MIN_IDLE_DAYS,
-	OPT_CUSTOMERS_HINT,
 	OPT_THREADS,
 	OPT_HELP,
 };
@@ -113,37 +105,6 @@ static int parse_count(const char *name, const char *arg, uint64_t *out)
 	return 0;
 }
 
-static int parse_fraction(const char *name, const char *arg, bool at_most_one,
-			  struct pr_fraction *out)
-{
-	if (pr_fraction_parse(arg, out) < 0 || (at_most_one && out->num > out->den)) {
-		fprintf(stderr, "pareto report: %s: expected a fraction like 0.2, 20%% or "
-				"1/5%s, not '%s'\n", name, at_most_one ? " (at most 1)" : "", arg);
-		return EXIT_USAGE;
-	}
-	return 0;
-}
-
-static int parse_tiers(const char *arg, struct pr_engine_options *o)
-{
-	const char *comma = strchr(arg, ',');
-	char a[64];
-	if (!comma || (size_t)(comma - arg) >= sizeof a)
-		goto bad;
-	memcpy(a, arg, (size_t)(comma - arg));
-	a[comma - arg] = 0;
-	if (pr_fraction_parse(a, &o->tier_a) < 0 || pr_fraction_parse(comma + 1, &o->tier_b) < 0 ||
-	    o->tier_b.num > o->tier_b.den ||
-	    (unsigned __int128)o->tier_a.num * o->tier_b.den >
-		    (unsigned __int128)o->tier_b.num * o->tier_a.den)
-		goto bad;
-	return 0;
-bad:
-	fprintf(stderr, "pareto report: --tiers: expected A,B with 0 <= A <= B <= 1, "
-			"like 0.2,0.5, not '%s'\n", arg);
-	return EXIT_USAGE;
-}
-
 static int parse_args(int argc, char **argv, struct report_request *req,
 		      struct cli_feed *feed, struct pr_engine_options *opt)
 {
@@ -155,14 +116,7 @@ static int parse_args(int argc, char **argv, struct report_request *req,
 		{ "customer", required_argument, NULL, OPT_CUSTOMER },
 		{ "lapsed", required_argument, NULL, OPT_LAPSED },
 		{ "json", no_argument, NULL, OPT_JSON },
-		{ "top-fraction", required_argument, NULL, OPT_TOP_FRACTION },
-		{ "tiers", required_argument, NULL, OPT_TIERS },
-		{ "pareto-target", required_argument, NULL, OPT_PARETO_TARGET },
-		{ "key-share", required_argument, NULL, OPT_KEY_SHARE },
-		{ "lapsed-min-days", required_argument, NULL, OPT_LAPSED_MIN_DAYS },
-		{ "lapsed-gap-factor", required_argument, NULL, OPT_LAPSED_GAP_FACTOR },
-		{ "lapsed-min-idle-days", required_argument, NULL, OPT_LAPSED_MIN_IDLE_DAYS },
-		{ "customers", required_argument, NULL, OPT_CUSTOMERS_HINT },
+		PR_ENGINE_LONG_OPTIONS,
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
@@ -203,37 +157,6 @@ static int parse_args(int argc, char **argv, struct report_request *req,
 		case OPT_JSON:
 			req->json = true;
 			break;
-		case OPT_TOP_FRACTION:
-			rc = parse_fraction("--top-fraction", optarg, true, &opt->top);
-			break;
-		case OPT_TIERS:
-			rc = parse_tiers(optarg, opt);
-			break;
-		case OPT_PARETO_TARGET:
-			rc = parse_fraction("--pareto-target", optarg, true, &opt->pareto_target);
-			break;
-		case OPT_KEY_SHARE:
-			rc = parse_fraction("--key-share", optarg, true, &opt->key_share);
-			break;
-		case OPT_LAPSED_MIN_DAYS:
-			rc = parse_count("--lapsed-min-days", optarg, &v);
-			opt->lapsed_min_days = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-			break;
-		case OPT_LAPSED_GAP_FACTOR:
-			rc = parse_fraction("--lapsed-gap-factor", optarg, false,
-					    &opt->lapsed_gap_factor);
-			break;
-		case OPT_LAPSED_MIN_IDLE_DAYS:
-			rc = parse_count("--lapsed-min-idle-days", optarg, &v);
-			opt->lapsed_min_idle_days = v > 1000000 ? 1000000 : (uint32_t)v;
-			break;
-		case OPT_CUSTOMERS_HINT:
-			rc = parse_count("--customers", optarg, &opt->customers_hint);
-			if (rc == 0 && opt->customers_hint > (1ull << 32)) {
-				fprintf(stderr, "pareto report: --customers: at most 2^32\n");
-				rc = EXIT_USAGE;
-			}
-			break;
 		case OPT_THREADS:
 			rc = parse_count("--threads", optarg, &v);
 			if (rc == 0 && (v < 1 || v > PR_LANES_MAX)) {
@@ -251,7 +174,7 @@ static int parse_args(int argc, char **argv, struct report_request *req,
 			rc = EXIT_USAGE;
 			break;
 		default:
-			rc = cli_feed_option(feed, id, optarg);
+			rc = cli_feed_option(feed, opt, id, optarg);
 		}
 	}
 	if (rc == 0 && optind >= argc) {
