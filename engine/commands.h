@@ -13,9 +13,10 @@
  * RESP3 maps (flat field/value arrays under RESP2), money is integer minor
  * units, shares are doubles (RESP3 doubles, bulk strings under RESP2).
  *
- * Cost: RANK, CUSTOMER, SCORE O(log N) on a published ranking; TOP n O(n
- * log N); PARETO O(N) for the summary of a fresh ranking, O(1) after;
- * a ranking build O(N) plus a radix sort.
+ * Cost: RANK, CUSTOMER, SCORE O(1) on a published company ranking (its
+ * customer index), O(log N) on a store's; TOP n O(n); PARETO O(N) for the
+ * summary of a fresh ranking, O(1) after; a ranking build O(N) plus a radix
+ * sort and the index.
  */
 #ifndef PARETO_COMMANDS_H
 #define PARETO_COMMANDS_H

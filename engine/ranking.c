@@ -3,8 +3,11 @@
  *
  * Entries are (revenue, customer index) sorted by revenue descending with a
  * radix sort (8 passes of 8 bits at most, skipping passes where every key
- * shares the byte), then each run of equal revenues is sorted by id. Prefix
- * sums make every top-m figure O(1). All sums fit in int64 because the
+ * shares the byte), then each run of equal revenues is sorted by id; each
+ * entry keeps its place in its run, so the competition rank of any rank is
+ * O(1). Prefix sums make every top-m figure O(1). The optional customer
+ * index maps (shard, local index) to rank and revenue as of the build. All
+ * sums fit in int64 because the
  * engine bounds the total absolute volume; squared sums use 128 bits.
  */
 #define _GNU_SOURCE /* qsort_r */
