@@ -435,7 +435,7 @@ static int view_find(struct pr_server *s, struct pr_client *c, const struct scop
 				return -ENOENT; /* never seen: in no ranking, old or new */
 		}
 		if (attempt)
-			return rc; /* cannot happen: a fresh ranking is exact */
+			return rc == -ESTALE ? -ENOENT : rc; /* cannot happen: a fresh ranking is exact */
 		if (!view_get(s, c, sc, true, v))
 			return -ENOMEM;
 	}

@@ -398,6 +398,10 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		else
 			hi = mid;
 	}
+	/* On a ranking built before his revenue changed, the place found is
+	 * another's, or past the end: never describe someone else. */
+	if (lo == r->n || r->entries[lo].customer != customer)
+		return -ESTALE;
 	describe(r, lo + 1, out);
 	return 0;
 }

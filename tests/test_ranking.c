@@ -362,6 +362,33 @@ Test(ranking, matches_brute_force_on_random_engines)
 	}
 }
 
+/* An unindexed ranking looked up after the engine moved on never describes
+ * another customer, nor reads past its end. */
+Test(ranking, lookups_on_an_older_ranking_say_it_is_stale)
+{
+	struct pr_engine *e = new_engine();
+	add(e, "A", "S", T0, 100);
+	add(e, "B", "S", T0, 50);
+	add(e, "C", "S", T0, 10);
+	struct pr_ranking *company, *store;
+	cr_assert_eq(pr_ranking_build(e, PR_WINDOW_ALL, -1, &company, NULL), 0);
+	cr_assert_eq(pr_ranking_build(e, PR_WINDOW_ALL, 0, &store, NULL), 0);
+	add(e, "A", "S", T0, -95); /* A: 5, below everyone ranked */
+	add(e, "C", "S", T0, 100); /* C: 110, above everyone ranked */
+	struct pr_ranked x;
+	for (int scope = 0; scope < 2; scope++) {
+		struct pr_ranking *r = scope ? store : company;
+		cr_assert_eq(pr_ranking_find(r, "A", 1, &x), -ESTALE);
+		cr_assert_eq(pr_ranking_find(r, "C", 1, &x), -ESTALE);
+		cr_assert_eq(pr_ranking_find(r, "B", 1, &x), 0);
+		cr_assert_eq(x.rank, 2);
+		cr_assert_eq(pr_ranking_find(r, "D", 1, &x), -ENOENT);
+	}
+	pr_ranking_destroy(company);
+	pr_ranking_destroy(store);
+	pr_engine_destroy(e);
+}
+
 Test(ranking, competition_ranks_of_long_tie_runs)
 {
 	/* Runs of 1, 3, 1 and 5 equal revenues: 1; 2, 2, 2; 5; 6 x 5. */

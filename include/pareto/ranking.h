@@ -63,7 +63,8 @@ int pr_ranking_at(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *o
 /*
  * Fills *out for a customer id. -ENOENT if the customer has no revenue > 0
  * in this window and scope (out->revenue_minor still says what he has,
- * 0 if he was never seen).
+ * 0 if he was never seen). Without an index the lookup uses his revenue
+ * now: -ESTALE if the ranking was built before it changed (rebuild).
  */
 int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		    struct pr_ranked *out);
