@@ -23,13 +23,29 @@
 /* Staged bytes past which a bulk load applies what it holds. */
 #define STAGED_LIMIT_BYTES ((size_t)1 << 27)
 
-/* A record waiting in a shard's staging buffer; the id follows, padded to 8. */
+/* A record waiting in a staging buffer; the id follows, padded to 8. */
 struct staged_record {
 	int64_t ts_ms;
 	int64_t amount_minor;
 	uint32_t store;
 	uint32_t customer_len;
 };
+
+/* Bytes of records pr_engine_enqueue holds before it applies them: enough
+ * for the look-ahead to pay, little enough to stay in L1 and L2. */
+#define QUEUE_BYTES ((size_t)32 << 10)
+
+static size_t staged_size(uint32_t customer_len)
+{
+	return sizeof(struct staged_record) + ((customer_len + 7u) & ~(size_t)7u);
+}
+
+static void stage_at(unsigned char *dst, const struct pr_record *r, uint32_t store)
+{
+	struct staged_record *s = (struct staged_record *)dst;
+	*s = (struct staged_record){ r->ts_ms, r->amount_minor, store, r->customer_len };
+	memcpy(s + 1, r->customer, r->customer_len);
+}
 
 void pr_engine_options_init(struct pr_engine_options *opt)
 {
@@ -51,8 +67,10 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 		     struct pr_error *err)
 {
 	struct pr_engine *e = calloc(1, sizeof *e);
-	if (!e)
+	if (!e || !(e->queue = malloc(QUEUE_BYTES))) {
+		free(e);
 		return pr_error_set(err, -ENOMEM, "out of memory creating the engine");
+	}
 	e->opt = *opt;
 	uint64_t per_shard = opt->customers_hint / PR_SHARDS + 1;
 	int rc = pr_id_table_init(&e->stores, 64, 8, NULL);
@@ -87,6 +105,7 @@ void pr_engine_destroy(struct pr_engine *e)
 	}
 	drop_lanes(e);
 	pr_id_table_destroy(&e->stores);
+	free(e->queue);
 	free(e);
 }
 
@@ -105,38 +124,15 @@ uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t 
 	return local == PR_ID_NONE ? PR_ID_NONE : customer_ref(shard, local);
 }
 
-/* The customer's pair for `store`, or NULL if it has none yet. A short list
- * moves the pair found to its front, where the next record likely wants it. */
-static struct pair_aggregate *find_pair(struct shard *sh, struct customer_aggregate *c,
-					uint32_t local, uint32_t store)
-{
-	if (c->stores > PR_PAIR_LIST_MAX) {
-		uint32_t at = pr_pair_index_find(&sh->pair_index, pr_pair_index_key(store, local));
-		return at == PR_PAIR_INDEX_NONE ? NULL : pr_stable_array_at(&sh->pairs, at);
-	}
-	uint32_t *link = &c->pairs;
-	for (uint32_t at = c->pairs; at != PR_STABLE_NONE;) {
-		struct pair_aggregate *p = pr_stable_array_at(&sh->pairs, at);
-		if (p->store == store) {
-			*link = p->next;
-			p->next = c->pairs;
-			c->pairs = at;
-			return p;
-		}
-		link = &p->next;
-		at = p->next;
-	}
-	return NULL;
-}
+_Static_assert(sizeof(struct customer_aggregate) == 128, "a customer is two cache lines");
 
 /* A new pair for the customer in `store`; NULL, with nothing changed, when
- * memory ran out. The customer's pairs enter the index once they outgrow
- * the list. */
+ * memory ran out. */
 static struct pair_aggregate *add_pair(struct shard *sh, struct customer_aggregate *c,
 				       uint32_t ref, uint32_t local, uint32_t store)
 {
-	uint32_t more = c->stores < PR_PAIR_LIST_MAX ? 0 : c->stores == PR_PAIR_LIST_MAX ? c->stores + 1 : 1;
-	if (more && pr_pair_index_reserve(&sh->pair_index, more) < 0)
+	bool inline_room = c->stores < PR_PAIR_INLINE;
+	if (!inline_room && pr_pair_index_reserve(&sh->pair_index, 1) < 0)
 		return NULL;
 	uint32_t at = pr_stable_array_push(&sh->pairs);
 	if (at == PR_STABLE_NONE)
@@ -145,17 +141,13 @@ static struct pair_aggregate *add_pair(struct shard *sh, struct customer_aggrega
 	pr_period_sums_init(&p->sums);
 	p->store = store;
 	p->customer = ref;
-	p->next = c->pairs;
-	c->pairs = at;
-	if (++c->stores == PR_PAIR_LIST_MAX + 1) {
-		for (uint32_t i = at; i != PR_STABLE_NONE;) {
-			const struct pair_aggregate *q = pr_stable_array_at(&sh->pairs, i);
-			pr_pair_index_insert(&sh->pair_index, pr_pair_index_key(q->store, local), i);
-			i = q->next;
-		}
-	} else if (c->stores > PR_PAIR_LIST_MAX) {
+	if (inline_room) {
+		c->pair_store[c->stores] = store;
+		c->pair_at[c->stores] = at;
+	} else {
 		pr_pair_index_insert(&sh->pair_index, pr_pair_index_key(store, local), at);
 	}
+	c->stores++;
 	return p;
 }
 
@@ -178,7 +170,6 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 	if (created) {
 		pr_period_sums_init(&c->sums);
 		c->first_ms = c->last_ms = ts_ms;
-		c->pairs = PR_STABLE_NONE;
 		c->stores = 0;
 		if (o->keep_days && pr_recent_days_start(&sh->days, local, &c->days, day) < 0)
 			return -ENOMEM;
@@ -188,9 +179,13 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 	}
 
 	struct pair_aggregate *p = NULL;
-	if (o->keep_stores && !(p = find_pair(sh, c, local, store)) &&
-	    !(p = add_pair(sh, c, customer_ref(shard, local), local, store)))
-		return -ENOMEM;
+	if (o->keep_stores) {
+		uint32_t at = engine_pair_of(sh, c, local, store);
+		if (at != PR_STABLE_NONE)
+			p = pr_stable_array_at(&sh->pairs, at);
+		else if (!(p = add_pair(sh, c, customer_ref(shard, local), local, store)))
+			return -ENOMEM;
+	}
 
 	if (!o->keep_periods) {
 		c->sums.all_minor += amount_minor;
@@ -258,7 +253,7 @@ static struct lane *lane_create(void)
 static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, uint32_t store)
 {
 	uint32_t shard = shard_of_hash(hash);
-	size_t bytes = sizeof(struct staged_record) + ((r->customer_len + 7u) & ~7u);
+	size_t bytes = staged_size(r->customer_len);
 	if (l->staged_bytes[shard] + bytes > l->staged_capacity[shard]) {
 		size_t cap = l->staged_capacity[shard] ? l->staged_capacity[shard] * 2 : 1 << 14;
 		unsigned char *bigger = realloc(l->staged[shard], cap);
@@ -267,11 +262,9 @@ static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, 
 		l->staged[shard] = bigger;
 		l->staged_capacity[shard] = cap;
 	}
-	struct staged_record *s = (struct staged_record *)(l->staged[shard] + l->staged_bytes[shard]);
 	/* The hash picked the shard; applying recomputes it from the id (cheaper
 	 * than 8 more bytes per record to write, keep and read back). */
-	*s = (struct staged_record){ r->ts_ms, r->amount_minor, store, r->customer_len };
-	memcpy(s + 1, r->customer, r->customer_len);
+	stage_at(l->staged[shard] + l->staged_bytes[shard], r, store);
 	l->staged_bytes[shard] += bytes;
 	l->staged_total += bytes;
 	return 0;
@@ -279,46 +272,87 @@ static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, 
 
 static const struct staged_record *staged_next(const struct staged_record *s)
 {
-	return (const void *)((const unsigned char *)(s + 1) + ((s->customer_len + 7u) & ~7u));
+	return (const void *)((const unsigned char *)s + staged_size(s->customer_len));
 }
 
-/* Records in flight in flush_shard: each is hashed and its slot fetched
- * 2 x AHEAD records before it is applied, its entry and value AHEAD before. */
+/* Records in flight in apply_staged: each is hashed and its slot fetched
+ * 2 x AHEAD records before it is applied, its entry and value AHEAD before,
+ * and the pair its customer most likely needs AHEAD / 2 before. */
 #define AHEAD 8
 #define RING (2 * AHEAD)
 
+/* Hints the CPU to fetch the pair a record of (hash, store) will update,
+ * once its customer's value has arrived. */
+static void prefetch_pair(const struct pr_engine *e, uint64_t hash, uint32_t store)
+{
+	const struct shard *sh = &e->shards[shard_of_hash(hash)];
+	uint32_t local = pr_id_table_guess(&sh->customers, hash);
+	if (local == PR_ID_NONE || !e->opt.keep_stores)
+		return;
+	const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
+	for (uint32_t i = 0; i < PR_PAIR_INLINE && i < c->stores; i++) {
+		if (c->pair_store[i] == store) {
+			__builtin_prefetch(pr_stable_array_at(&sh->pairs, c->pair_at[i]), 1);
+			return;
+		}
+	}
+	if (c->stores > PR_PAIR_INLINE)
+		pr_pair_index_prefetch(&sh->pair_index, pr_pair_index_key(store, local));
+}
+
 /*
- * Applies one shard's staged records, lane after lane, in arrival order.
- * A shard's tables outgrow the cache, so each record would wait on several
- * misses in turn (slot, then entry and value); looking ahead in the staged
- * records overlaps those of different records.
+ * Applies staged records from *at up to end, in order, stopping at the
+ * first that fails (*at is then that record). store_map maps their store
+ * numbers (NULL: they are the engine's). The tables outgrow the cache, so
+ * each record would wait on several misses in turn (slot, then entry and
+ * value); looking ahead overlaps those of different records.
  */
+static int apply_staged(struct pr_engine *e, const unsigned char **at, const unsigned char *end,
+			const uint32_t *store_map)
+{
+	const struct pr_id_table *hasher = &e->shards[0].customers;
+	const struct staged_record *next = (const void *)*at;
+	struct { const struct staged_record *s; uint64_t hash; } ring[RING];
+	unsigned head = 0, tail = 0; /* ring[head..tail) await applying */
+	for (;;) {
+		for (; tail - head < RING && (const unsigned char *)next < end;
+		     tail++, next = staged_next(next)) {
+			uint64_t hash = pr_id_hash(hasher, next + 1, next->customer_len);
+			pr_id_table_prefetch(&e->shards[shard_of_hash(hash)].customers, hash);
+			ring[tail % RING].s = next;
+			ring[tail % RING].hash = hash;
+		}
+		if (head == tail)
+			return 0;
+		if (tail - head > AHEAD) {
+			uint64_t hash = ring[(head + AHEAD) % RING].hash;
+			pr_id_table_prefetch_value(&e->shards[shard_of_hash(hash)].customers, hash);
+		}
+		if (tail - head > AHEAD / 2) {
+			const struct staged_record *p = ring[(head + AHEAD / 2) % RING].s;
+			prefetch_pair(e, ring[(head + AHEAD / 2) % RING].hash,
+				      store_map ? store_map[p->store] : p->store);
+		}
+		const struct staged_record *s = ring[head % RING].s;
+		int rc = apply(e, ring[head % RING].hash, (const char *)(s + 1), s->customer_len,
+			       store_map ? store_map[s->store] : s->store, s->ts_ms, s->amount_minor);
+		if (rc < 0) {
+			*at = (const unsigned char *)s;
+			return rc;
+		}
+		head++;
+	}
+}
+
+/* Applies one shard's staged records, lane after lane, in arrival order. */
 static int flush_shard(struct pr_engine *e, uint32_t shard)
 {
-	const struct pr_id_table *customers = &e->shards[shard].customers;
 	int rc = 0;
 	for (unsigned k = 0; k < e->lane_count; k++) {
 		struct lane *l = e->lanes[k];
-		const struct staged_record *next = (const void *)l->staged[shard];
-		const struct staged_record *end = (const void *)(l->staged[shard] + l->staged_bytes[shard]);
-		struct { const struct staged_record *s; uint64_t hash; } ring[RING];
-		unsigned head = 0, tail = 0; /* ring[head..tail) await applying */
-		for (;;) {
-			for (; tail - head < RING && next < end; tail++, next = staged_next(next)) {
-				uint64_t hash = pr_id_hash(customers, next + 1, next->customer_len);
-				pr_id_table_prefetch(customers, hash);
-				ring[tail % RING].s = next;
-				ring[tail % RING].hash = hash;
-			}
-			if (head == tail || rc < 0)
-				break;
-			if (tail - head > AHEAD)
-				pr_id_table_prefetch_value(customers, ring[(head + AHEAD) % RING].hash);
-			const struct staged_record *s = ring[head % RING].s;
-			rc = apply(e, ring[head % RING].hash, (const char *)(s + 1), s->customer_len,
-				   l->store_map[s->store], s->ts_ms, s->amount_minor);
-			head++;
-		}
+		const unsigned char *at = l->staged[shard];
+		if (rc == 0)
+			rc = apply_staged(e, &at, at + l->staged_bytes[shard], l->store_map);
 		l->staged_bytes[shard] = 0;
 	}
 	return rc;
@@ -417,6 +451,9 @@ int pr_engine_bulk_begin_lanes(struct pr_engine *e, unsigned lanes)
 {
 	if (lanes < 1 || lanes > PR_LANES_MAX)
 		return -EINVAL;
+	int rc = pr_engine_drain(e);
+	if (rc < 0)
+		return rc;
 	for (unsigned k = 0; k < lanes; k++) {
 		if (!(e->lanes[k] = lane_create())) {
 			e->lane_count = k;
@@ -482,6 +519,37 @@ int pr_engine_lane_add(struct pr_engine *e, unsigned lane, const struct pr_recor
 	return 0;
 }
 
+/* Validates r and takes it into the counters and the store table: 0, or
+ * -ERANGE / -ENOMEM with nothing changed. *store gets its store number. */
+static int accept_record(struct pr_engine *e, const struct pr_record *r, uint32_t *store)
+{
+	uint64_t magnitude;
+	int rc = check_record(e->volume_minor, r, &magnitude);
+	if (rc < 0)
+		return rc;
+	bool created;
+	*store = pr_id_table_upsert(&e->stores, r->store, r->store_len,
+				    pr_id_hash(&e->stores, r->store, r->store_len), &created);
+	if (*store == PR_ID_NONE)
+		return -ENOMEM;
+	if (!e->has_watermark || r->ts_ms > e->watermark_ms) {
+		e->watermark_ms = r->ts_ms;
+		e->has_watermark = true;
+		pr_periods_of(r->ts_ms, &e->watermark_periods);
+	}
+	e->volume_minor += magnitude;
+	e->records++;
+	return 0;
+}
+
+/* Takes a record that could not be applied back out of the counters (the
+ * watermark stays: it only ever moves forward). */
+static void unaccept(struct pr_engine *e, int64_t amount_minor)
+{
+	e->volume_minor -= amount_minor < 0 ? -(uint64_t)amount_minor : (uint64_t)amount_minor;
+	e->records--;
+}
+
 int pr_engine_add(struct pr_engine *e, const struct pr_record *r)
 {
 	if (e->bulk && e->lane_count == 1) {
@@ -492,27 +560,53 @@ int pr_engine_add(struct pr_engine *e, const struct pr_record *r)
 			return rc;
 		return pr_engine_lane_add(e, 0, r);
 	}
-	uint64_t magnitude;
-	int rc = check_record(e->volume_minor, r, &magnitude);
+	int rc = pr_engine_drain(e); /* the queued records come first */
 	if (rc < 0)
 		return rc;
-	bool created;
-	uint32_t store = pr_id_table_upsert(&e->stores, r->store, r->store_len,
-					    pr_id_hash(&e->stores, r->store, r->store_len),
-					    &created);
-	if (store == PR_ID_NONE)
-		return -ENOMEM;
+	uint32_t store;
+	if ((rc = accept_record(e, r, &store)) < 0)
+		return rc;
 	uint64_t hash = pr_id_hash(&e->shards[0].customers, r->customer, r->customer_len);
 	if ((rc = apply(e, hash, r->customer, r->customer_len, store, r->ts_ms, r->amount_minor)) < 0)
-		return rc;
-	if (!e->has_watermark || r->ts_ms > e->watermark_ms) {
-		e->watermark_ms = r->ts_ms;
-		e->has_watermark = true;
-		pr_periods_of(r->ts_ms, &e->watermark_periods);
+		unaccept(e, r->amount_minor);
+	return rc;
+}
+
+int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r)
+{
+	if (e->bulk)
+		return pr_engine_add(e, r);
+	size_t bytes = staged_size(r->customer_len);
+	if (e->queue_bytes + bytes > QUEUE_BYTES) {
+		int rc = pr_engine_drain(e);
+		if (rc < 0)
+			return rc;
 	}
-	e->volume_minor += magnitude;
-	e->records++;
+	uint32_t store;
+	int rc = accept_record(e, r, &store);
+	if (rc < 0)
+		return rc;
+	stage_at(e->queue + e->queue_bytes, r, store);
+	e->queue_bytes += bytes;
 	return 0;
+}
+
+int pr_engine_drain(struct pr_engine *e)
+{
+	int result = 0;
+	const unsigned char *at = e->queue, *end = e->queue + e->queue_bytes;
+	while (at < end) {
+		int rc = apply_staged(e, &at, end, NULL);
+		if (rc == 0)
+			break;
+		/* Out of memory for this record: it is dropped, and so uncounted. */
+		const struct staged_record *s = (const void *)at;
+		unaccept(e, s->amount_minor);
+		at = (const unsigned char *)staged_next(s);
+		result = rc;
+	}
+	e->queue_bytes = 0;
+	return result;
 }
 
 void pr_engine_state(const struct pr_engine *e, struct pr_engine_state *out)

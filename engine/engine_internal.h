@@ -9,12 +9,12 @@
  *
  * Per shard:
  *   customers: customer id -> struct customer_aggregate (local index)
- *   pairs:     struct pair_aggregate per (store, customer), found through
- *              the customer's list of them (most recently used store first:
- *              a customer mostly buys in a home store, so the first entry
- *              nearly always matches, and no hash table is needed), or for
- *              a customer in more than PR_PAIR_LIST_MAX stores through
- *   pair_index: (store, customer) -> pair, for those customers only
+ *   pairs:     struct pair_aggregate per (store, customer); a customer's
+ *              first PR_PAIR_INLINE are named in its aggregate (a customer
+ *              mostly buys in one or two stores: 9 records in 10 of the
+ *              bench feed find their pair there, in cache lines the record
+ *              needs anyway), the rest through
+ *   pair_index: (store, customer) -> pair, for pairs past the inline ones
  *   days:      the (local customer index, day) history behind each
  *              customer's distinct purchase days (purchase_days.h)
  * Engine-wide: stores (store id -> dense store index), counters, watermark.
@@ -35,7 +35,7 @@
 #define PR_SHARD_BITS 8
 #define PR_SHARDS (1u << PR_SHARD_BITS)
 #define PR_SHARD_LOCAL_MAX (1u << (32 - PR_SHARD_BITS))
-#define PR_PAIR_LIST_MAX 8
+#define PR_PAIR_INLINE 2
 
 struct lane;
 
@@ -44,14 +44,14 @@ struct customer_aggregate {
 	int64_t first_ms, last_ms;
 	uint64_t purchases;
 	struct pr_recent_days days;
-	uint32_t pairs;  /* index of the first of its pair_aggregates, or PR_STABLE_NONE */
-	uint32_t stores; /* how many: past PR_PAIR_LIST_MAX they are in the pair index */
+	uint32_t pair_store[PR_PAIR_INLINE]; /* its first stores and their pairs */
+	uint32_t pair_at[PR_PAIR_INLINE];
+	uint32_t stores; /* pairs it has: those past PR_PAIR_INLINE are in the pair index */
 };
 
 struct pair_aggregate {
 	struct pr_period_sums sums;
 	uint32_t store, customer; /* customer: engine-wide ref */
-	uint32_t next; /* the customer's next pair, or PR_STABLE_NONE */
 };
 
 struct shard {
@@ -70,6 +70,8 @@ struct pr_engine {
 	struct pr_id_table stores;
 	bool bulk;
 	struct lane *lanes[PR_LANES_MAX]; /* bulk mode: staged records; owned */
+	unsigned char *queue; /* pr_engine_enqueue's staged records; owned */
+	size_t queue_bytes;
 	unsigned lane_count;
 	uint64_t records;
 	uint64_t volume_minor; /* sum of |amount| of all records: <= INT64_MAX */
@@ -120,24 +122,26 @@ int engine_can_rank(const struct pr_engine *e, enum pr_window window, bool store
 /* The ref of a customer id, or PR_ID_NONE. */
 uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t len);
 
+/* The index of a customer's pair for `store`, or PR_STABLE_NONE. */
+static inline uint32_t engine_pair_of(const struct shard *sh, const struct customer_aggregate *c,
+				      uint32_t local, uint32_t store)
+{
+	for (uint32_t i = 0; i < PR_PAIR_INLINE && i < c->stores; i++)
+		if (c->pair_store[i] == store)
+			return c->pair_at[i];
+	if (c->stores <= PR_PAIR_INLINE)
+		return PR_STABLE_NONE;
+	uint32_t at = pr_pair_index_find(&sh->pair_index, pr_pair_index_key(store, local));
+	return at == PR_PAIR_INDEX_NONE ? PR_STABLE_NONE : at;
+}
+
 /* The sums of a customer (by ref) in a store, or NULL if it never bought there. */
 static inline const struct pair_aggregate *engine_find_pair(const struct pr_engine *e,
 							    uint32_t ref, uint32_t store)
 {
 	const struct shard *sh = &e->shards[ref & (PR_SHARDS - 1)];
-	const struct customer_aggregate *c = engine_customer(e, ref);
-	if (c->stores > PR_PAIR_LIST_MAX) {
-		uint32_t at = pr_pair_index_find(&sh->pair_index,
-						 pr_pair_index_key(store, ref >> PR_SHARD_BITS));
-		return at == PR_PAIR_INDEX_NONE ? NULL : pr_stable_array_at(&sh->pairs, at);
-	}
-	for (uint32_t at = c->pairs; at != PR_STABLE_NONE;) {
-		const struct pair_aggregate *p = pr_stable_array_at(&sh->pairs, at);
-		if (p->store == store)
-			return p;
-		at = p->next;
-	}
-	return NULL;
+	uint32_t at = engine_pair_of(sh, engine_customer(e, ref), ref >> PR_SHARD_BITS, store);
+	return at == PR_STABLE_NONE ? NULL : pr_stable_array_at(&sh->pairs, at);
 }
 
 #endif

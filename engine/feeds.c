@@ -106,7 +106,7 @@ static void follow_at_end(struct pr_server *s, struct pr_feed *f);
 static int feed_record(void *ctx, const struct pr_record *r)
 {
 	struct pr_feed *f = ctx;
-	return pr_engine_add(f->server->engine, r);
+	return pr_engine_enqueue(f->server->engine, r);
 }
 
 void pr_feed_describe_reject(const char *source, const struct pr_reject *r)
@@ -941,6 +941,7 @@ void pr_feeds_turn(struct pr_server *s)
 	}
 	if (applied)
 		s->last_feed_ms = pr_server_now_ms();
+	pr_server_drain(s);
 }
 
 /* ---- the module ----------------------------------------------------------- */

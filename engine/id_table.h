@@ -86,12 +86,19 @@ static inline void pr_id_table_prefetch(const struct pr_id_table *t, uint64_t ha
 	__builtin_prefetch(&t->slots[hash & t->mask]);
 }
 
-static inline void pr_id_table_prefetch_value(const struct pr_id_table *t, uint64_t hash)
+/* The index the first slot of `hash` names if its tag matches, else
+ * PR_ID_NONE: a guess for prefetching (no id bytes compared). */
+static inline uint32_t pr_id_table_guess(const struct pr_id_table *t, uint64_t hash)
 {
 	uint64_t slot = t->slots[hash & t->mask];
-	if (!slot || (slot ^ hash) >> 32)
+	return !slot || (slot ^ hash) >> 32 ? PR_ID_NONE : (uint32_t)slot - 1;
+}
+
+static inline void pr_id_table_prefetch_value(const struct pr_id_table *t, uint64_t hash)
+{
+	uint32_t index = pr_id_table_guess(t, hash);
+	if (index == PR_ID_NONE)
 		return;
-	uint32_t index = (uint32_t)slot - 1;
 	const unsigned char *value = t->value_chunks[index >> PR_ID_CHUNK_SHIFT] +
 				     (size_t)(index & ((1u << PR_ID_CHUNK_SHIFT) - 1)) *
 					     t->value_bytes;

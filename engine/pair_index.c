@@ -51,6 +51,12 @@ void pr_pair_index_insert(struct pr_pair_index *x, uint64_t key, uint32_t value)
 	x->count++;
 }
 
+void pr_pair_index_prefetch(const struct pr_pair_index *x, uint64_t key)
+{
+	if (x->slots)
+		__builtin_prefetch(&x->slots[pr_hash_mix(key) & x->mask]);
+}
+
 uint32_t pr_pair_index_find(const struct pr_pair_index *x, uint64_t key)
 {
 	if (!x->slots)

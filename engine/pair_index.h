@@ -41,6 +41,9 @@ int pr_pair_index_reserve(struct pr_pair_index *x, uint64_t more);
 /* Adds a key not yet present; room must have been reserved. */
 void pr_pair_index_insert(struct pr_pair_index *x, uint64_t key, uint32_t value);
 
+/* Hints the CPU to fetch the slot a lookup of key starts at. */
+void pr_pair_index_prefetch(const struct pr_pair_index *x, uint64_t key);
+
 /* The value of key, or PR_PAIR_INDEX_NONE. */
 uint32_t pr_pair_index_find(const struct pr_pair_index *x, uint64_t key);
 

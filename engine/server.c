@@ -322,10 +322,17 @@ static void client_protocol_error(struct pr_server *s, struct pr_client *c, int 
 	c->close_after_write = true;
 }
 
+void pr_server_drain(struct pr_server *s)
+{
+	if (pr_engine_drain(s->engine) < 0)
+		pr_log("out of memory: records dropped from the totals");
+}
+
 /* Handles every complete request in the client's input buffer. */
 static void client_process(struct pr_server *s, struct pr_client *c)
 {
 	size_t off = 0;
+	pr_server_drain(s);
 	while (off < c->in_len && !c->closing && !c->close_after_write) {
 		struct pr_resp_command cmd = { 0, s->argv, s->argv_len };
 		struct pr_error err = { 0 };

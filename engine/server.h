@@ -256,6 +256,13 @@ void pr_server_stop(struct pr_server *s);
 bool pr_server_ingesting(const struct pr_server *s);
 
 /*
+ * Applies the records feeds have queued in the engine (pr_engine_enqueue).
+ * Called after every feed turn and before every request, so that answers
+ * cover every record counted.
+ */
+void pr_server_drain(struct pr_server *s);
+
+/*
  * Appends CSV data lines (no header; the configured column order) to the
  * engine. Adds what was accepted and rejected to *accepted / *rejected.
  */

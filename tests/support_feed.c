@@ -391,8 +391,9 @@ void feed_random(struct feed *f, unsigned seed, char *what, size_t what_size)
 
 	f->has_store_column = shape == 0 ? feed_rng_chance(&r, 50) : feed_rng_chance(&r, 80);
 	size_t stores = f->has_store_column ? 1 + feed_rng_below(&r, 8) : 1;
-	/* Sometimes enough stores that busy customers outgrow the engine's
-	 * per-customer list of stores (PR_PAIR_LIST_MAX). */
+	/* Sometimes many stores, so that busy customers have many pairs (the
+	 * engine names a customer's first PR_PAIR_INLINE in its aggregate and
+	 * finds the rest through an index). */
 	if (f->has_store_column && feed_rng_chance(&r, 25))
 		stores += 8 + feed_rng_below(&r, 24);
 	if (f->has_store_column)

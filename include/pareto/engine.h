@@ -74,6 +74,18 @@ void pr_engine_destroy(struct pr_engine *e);
 int pr_engine_add(struct pr_engine *e, const struct pr_record *r);
 
 /*
+ * A stream of adds (a daemon's feeds): enqueue validates and counts a record
+ * at once, with the result pr_engine_add would give, but may hold it with a
+ * few hundred others to apply them together, overlapping their cache misses
+ * (several times the rate of one add at a time). drain applies what is
+ * held; queries must not run while anything is held. drain returns 0 or
+ * -ENOMEM (records it could not apply are dropped from the counts).
+ * pr_engine_add drains first, so the order of records is kept.
+ */
+int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r);
+int pr_engine_drain(struct pr_engine *e);
+
+/*
  * Bulk loading (a backfill, the one-shot report): between begin and end,
  * adds are validated and counted at once but applied later, shard by shard,
  * so each shard's tables are in cache while its records are applied. The
