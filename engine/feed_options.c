@@ -1,4 +1,4 @@
-/* feed_options.c - feed option defaults and reject reason names. */
+/* feed_options.c - feed option defaults, reject reason names, counts. */
 #include <string.h>
 
 #include "pareto/feed.h"
@@ -10,6 +10,17 @@ void pr_feed_options_init(struct pr_feed_options *opt)
 	opt->delimiter = ',';
 	opt->scale = 2;
 	opt->max_line_bytes = PR_MAX_LINE_BYTES_DEFAULT;
+}
+
+void pr_feed_stats_add(struct pr_feed_stats *to, const struct pr_feed_stats *from)
+{
+	to->bytes += from->bytes;
+	to->lines += from->lines;
+	to->records += from->records;
+	to->rejected += from->rejected;
+	to->rounded += from->rounded;
+	for (int i = 0; i < PR_REJECT_REASON_COUNT; i++)
+		to->by_reason[i] += from->by_reason[i];
 }
 
 const char *pr_reject_reason_name(enum pr_reject_reason reason)

@@ -130,17 +130,6 @@ static int feed_reject(void *ctx, const struct pr_reject *r)
 	return 0;
 }
 
-void pr_feed_stats_add(struct pr_feed_stats *to, const struct pr_feed_stats *from)
-{
-	to->bytes += from->bytes;
-	to->lines += from->lines;
-	to->records += from->records;
-	to->rejected += from->rejected;
-	to->rounded += from->rounded;
-	for (int i = 0; i < PR_REJECT_REASON_COUNT; i++)
-		to->by_reason[i] += from->by_reason[i];
-}
-
 void pr_server_stats(const struct pr_server *s, struct pr_feed_stats *out)
 {
 	*out = s->stats;

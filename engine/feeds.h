@@ -57,8 +57,7 @@ void pr_feeds_turn(struct pr_server *s);
 /* Frees every feed (after the ring is gone) and removes socket files. */
 void pr_feeds_destroy(struct pr_server *s);
 
-/* Helpers shared with INGEST (server.c). */
-void pr_feed_stats_add(struct pr_feed_stats *to, const struct pr_feed_stats *from);
+/* Shared with INGEST (server.c). */
 void pr_feed_describe_reject(const char *source, const struct pr_reject *r);
 
 #endif

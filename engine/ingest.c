@@ -20,17 +20,6 @@ static int push_bytes(void *ctx, const char *bytes, size_t len)
 	return pr_decoder_push(fr->decoder, bytes, len, fr->err);
 }
 
-static void add_stats(struct pr_feed_stats *sum, const struct pr_feed_stats *s)
-{
-	sum->bytes += s->bytes;
-	sum->lines += s->lines;
-	sum->records += s->records;
-	sum->rejected += s->rejected;
-	sum->rounded += s->rounded;
-	for (int r = 0; r < PR_REJECT_REASON_COUNT; r++)
-		sum->by_reason[r] += s->by_reason[r];
-}
-
 int pr_feed_read(const char *path, const struct pr_feed_options *opt,
 		 const struct pr_feed_sink *sink, struct pr_feed_stats *stats,
 		 struct pr_error *err)
@@ -42,7 +31,7 @@ int pr_feed_read(const char *path, const struct pr_feed_options *opt,
 	rc = pr_read_file(path, NULL, push_bytes, &fr, err);
 	if (rc == 0)
 		rc = pr_decoder_finish(fr.decoder, err);
-	add_stats(stats, pr_decoder_stats(fr.decoder));
+	pr_feed_stats_add(stats, pr_decoder_stats(fr.decoder));
 	pr_decoder_destroy(fr.decoder);
 	return rc;
 }
@@ -309,7 +298,7 @@ int pr_ingest_file_parallel(struct pr_engine *e, const char *path,
 		uint64_t lines, offset;
 		pr_decoder_position(parts[k].decoder, &lines, &offset);
 		base += lines;
-		add_stats(&sum, pr_decoder_stats(parts[k].decoder));
+		pr_feed_stats_add(&sum, pr_decoder_stats(parts[k].decoder));
 	}
 	for (unsigned k = 0; k < n; k++) {
 		for (size_t i = 0; i < parts[k].reject_count; i++)
@@ -328,7 +317,7 @@ int pr_ingest_file_parallel(struct pr_engine *e, const char *path,
 		goto sequential; /* past the volume bound: find the exact record */
 	if (rc < 0)
 		return pr_error_set(err, rc, "%s: out of memory applying records", path);
-	add_stats(stats, &sum);
+	pr_feed_stats_add(stats, &sum);
 	return 0;
 
 sequential:

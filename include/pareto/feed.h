@@ -99,6 +99,9 @@ struct pr_feed_stats {
 	uint64_t by_reason[PR_REJECT_REASON_COUNT];
 };
 
+/* Adds the counts of `from` to `to`. */
+void pr_feed_stats_add(struct pr_feed_stats *to, const struct pr_feed_stats *from);
+
 struct pr_feed_sink {
 	void *ctx;
 	/*
