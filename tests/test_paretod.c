@@ -1,20 +1,18 @@
 /* test_paretod.c - the daemon end to end: start paretod on a temporary
  * socket, feed it, talk to it through hiredis (RESP2) and a small RESP3
- * reader, and compare its answers with `pareto report --json` on the same
- * feed; pipelining, many clients, slow readers, garbage, half-closed
- * connections, INGEST, alerts, the socket file's life cycle, redis-cli. */
+ * reader (support_paretod), and compare its answers with `pareto report
+ * --json` on the same feed; pipelining, many clients, slow readers,
+ * garbage, half-closed connections, INGEST, alerts, the socket file's life
+ * cycle, redis-cli. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -23,165 +21,10 @@
 #include <unistd.h>
 
 #include "support_json.h"
+#include "support_paretod.h"
 #include "support_run.h"
 
 /* ---- the daemon ----------------------------------------------------------- */
-
-struct daemon {
-	char dir[64];
-	char socket[100];
-	char feed[128];
-	char log[128];
-	pid_t pid;
-};
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
-}
-
-static char *read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return strdup("");
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *p = malloc((size_t)n + 1);
-	size_t got = fread(p, 1, (size_t)n, f);
-	p[got] = 0;
-	fclose(f);
-	return p;
-}
-
-static int connect_unix(const char *path)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-		close(fd);
-		return -1;
-	}
-	struct timeval tv = { 10, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	return fd;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-/* Spawns paretod on d's socket with the extra arguments (NULL-ended). */
-static pid_t spawn_argv(struct daemon *d, char *const *extra)
-{
-	char *argv[64];
-	int n = 0;
-	argv[n++] = PARETOD_BIN;
-	argv[n++] = "--socket";
-	argv[n++] = d->socket;
-	for (; *extra && n < 62; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		/* A failed test's process exits at once: take the daemon along. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static pid_t spawn(struct daemon *d, const char *first, ...)
-{
-	char *extra[40];
-	int n = 0;
-	va_list ap;
-	va_start(ap, first);
-	for (const char *a = first; a && n < 39; a = va_arg(ap, const char *))
-		extra[n++] = (char *)a;
-	va_end(ap);
-	extra[n] = NULL;
-	return spawn_argv(d, extra);
-}
-
-static void wait_listening(struct daemon *d)
-{
-	for (int i = 0; i < 500; i++) {
-		int fd = connect_unix(d->socket);
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		int status;
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			char *log = read_text(d->log);
-			cr_assert_fail("paretod exited (%d): %s", status, log);
-		}
-		sleep_ms(10);
-	}
-	cr_assert_fail("paretod did not listen on %s", d->socket);
-}
-
-static void daemon_dir(struct daemon *d)
-{
-	snprintf(d->dir, sizeof d->dir, "/tmp/paretod-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(d->dir));
-	snprintf(d->socket, sizeof d->socket, "%s/p.sock", d->dir);
-	snprintf(d->feed, sizeof d->feed, "%s/feed.csv", d->dir);
-	snprintf(d->log, sizeof d->log, "%s/paretod.log", d->dir);
-}
-
-static redisContext *client(const struct daemon *d)
-{
-	redisContext *c = redisConnectUnix(d->socket);
-	cr_assert(c && !c->err, "connect: %s", c ? c->errstr : "?");
-	struct timeval tv = { 10, 0 };
-	redisSetTimeout(c, tv);
-	return c;
-}
-
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	cr_assert_not_null(r, "%s: %s", fmt, c->errstr);
-	return r;
-}
-
-/* A field of a RESP2 flat field/value array. */
-static const redisReply *field(const redisReply *r, const char *name)
-{
-	cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "not an array (type %d: %s)", r->type,
-		     r->type == REDIS_REPLY_ERROR ? r->str : "");
-	for (size_t i = 0; i + 1 < r->elements; i += 2)
-		if (strcmp(r->element[i]->str, name) == 0)
-			return r->element[i + 1];
-	cr_assert_fail("no field %s", name);
-	return NULL;
-}
-
-static long long int_field(const redisReply *r, const char *name)
-{
-	const redisReply *v = field(r, name);
-	cr_assert_eq(v->type, REDIS_REPLY_INTEGER, "%s is not an integer", name);
-	return v->integer;
-}
 
 static char *info_value(redisContext *c, const char *section, const char *name, char *buf,
 			size_t size)
@@ -220,7 +63,7 @@ static void start(struct daemon *d, const char *feed_text, const char *extra, ..
 	char *argv[40];
 	int n = 0;
 	if (feed_text) {
-		write_text(d->feed, feed_text);
+		write_bytes(d->feed, "w", feed_text, strlen(feed_text));
 		argv[n++] = "--feed";
 		argv[n++] = d->feed;
 	}
@@ -230,338 +73,35 @@ static void start(struct daemon *d, const char *feed_text, const char *extra, ..
 		argv[n++] = (char *)a;
 	va_end(ap);
 	argv[n] = NULL;
-	d->pid = spawn_argv(d, argv);
-	wait_listening(d);
+	d->pid = daemon_spawn_argv(d, argv);
+	daemon_wait_listening(d);
 	wait_feeds(d);
 }
 
 /* Stops it with SHUTDOWN; it must exit 0 and remove its socket. */
 static void stop(struct daemon *d)
 {
-	redisContext *c = client(d);
-	redisReply *r = redisCommand(c, "SHUTDOWN");
-	if (r)
-		freeReplyObject(r);
-	redisFree(c);
-	int status = 0;
-	for (int i = 0; i < 500 && waitpid(d->pid, &status, WNOHANG) == 0; i++)
-		sleep_ms(10);
-	char *log = read_text(d->log);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d; log:\n%s",
-		  status, log);
+	daemon_shutdown(d, client(d));
 	struct stat st;
 	cr_assert_neq(stat(d->socket, &st), 0, "socket file left behind");
-	free(log);
-	char command[200];
-	snprintf(command, sizeof command, "rm -rf %s", d->dir);
-	cr_assert_eq(system(command), 0);
-}
-
-/* ---- a RESP2/RESP3 reader ------------------------------------------------- */
-
-enum rv_type { RV_STRING, RV_ERROR, RV_INT, RV_DOUBLE, RV_NULL, RV_BOOL, RV_ARRAY, RV_MAP,
-	       RV_PUSH };
-
-struct rv {
-	enum rv_type type;
-	char *str;
-	size_t len;
-	long long integer;
-	double dval;
-	size_t n; /* elements (a map: 2 x pairs) */
-	struct rv **el;
-};
-
-struct conn {
-	int fd;
-	char buf[1 << 16];
-	size_t pos, len;
-};
-
-static int conn_byte(struct conn *c)
-{
-	if (c->pos == c->len) {
-		ssize_t n = read(c->fd, c->buf, sizeof c->buf);
-		if (n <= 0)
-			return -1;
-		c->pos = 0;
-		c->len = (size_t)n;
-	}
-	return (unsigned char)c->buf[c->pos++];
-}
-
-static bool conn_line(struct conn *c, char *line, size_t cap)
-{
-	size_t n = 0;
-	for (;;) {
-		int ch = conn_byte(c);
-		if (ch < 0)
-			return false;
-		if (ch == '\n' && n && line[n - 1] == '\r') {
-			line[n - 1] = 0;
-			return true;
-		}
-		if (n + 1 < cap)
-			line[n++] = (char)ch;
-	}
-}
-
-static void rv_free(struct rv *v)
-{
-	if (!v)
-		return;
-	for (size_t i = 0; i < v->n; i++)
-		rv_free(v->el[i]);
-	free(v->el);
-	free(v->str);
-	free(v);
-}
-
-/* Reads one reply; NULL at end of stream or on a timeout. */
-static struct rv *rv_read(struct conn *c)
-{
-	char line[4096];
-	if (!conn_line(c, line, sizeof line))
-		return NULL;
-	struct rv *v = calloc(1, sizeof *v);
-	long long n = atoll(line + 1);
-	switch (line[0]) {
-	case '+':
-	case '-':
-		v->type = line[0] == '+' ? RV_STRING : RV_ERROR;
-		v->str = strdup(line + 1);
-		v->len = strlen(v->str);
-		break;
-	case ':':
-		v->type = RV_INT;
-		v->integer = n;
-		break;
-	case ',':
-		v->type = RV_DOUBLE;
-		v->dval = strtod(line + 1, NULL);
-		v->str = strdup(line + 1);
-		break;
-	case '_':
-		v->type = RV_NULL;
-		break;
-	case '#':
-		v->type = RV_BOOL;
-		v->integer = line[1] == 't';
-		break;
-	case '$':
-	case '=':
-		if (n < 0) {
-			v->type = RV_NULL;
-			break;
-		}
-		v->type = RV_STRING;
-		v->str = malloc((size_t)n + 1);
-		for (long long i = 0; i < n + 2; i++) {
-			int ch = conn_byte(c);
-			if (ch < 0) {
-				rv_free(v);
-				return NULL;
-			}
-			if (i < n)
-				v->str[i] = (char)ch;
-		}
-		v->str[n] = 0;
-		v->len = (size_t)n;
-		break;
-	case '*':
-	case '%':
-	case '>':
-	case '~':
-		if (n < 0) {
-			v->type = RV_NULL;
-			break;
-		}
-		v->type = line[0] == '%' ? RV_MAP : line[0] == '>' ? RV_PUSH : RV_ARRAY;
-		v->n = (size_t)(line[0] == '%' ? 2 * n : n);
-		v->el = calloc(v->n + 1, sizeof *v->el);
-		for (size_t i = 0; i < v->n; i++) {
-			if (!(v->el[i] = rv_read(c))) {
-				v->n = i;
-				rv_free(v);
-				return NULL;
-			}
-		}
-		break;
-	default:
-		cr_assert_fail("bad reply line '%s'", line);
-	}
-	return v;
-}
-
-static void conn_send(struct conn *c, const char *text)
-{
-	size_t len = strlen(text);
-	cr_assert_eq(write(c->fd, text, len), (ssize_t)len);
-}
-
-/* A RESP array of bulk strings from a space-separated command. */
-static void conn_command(struct conn *c, const char *fmt, ...)
-{
-	char text[4096], out[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	char *words[64];
-	int n = 0;
-	for (char *save, *w = strtok_r(text, " ", &save); w && n < 64; w = strtok_r(NULL, " ", &save))
-		words[n++] = w;
-	size_t len = (size_t)snprintf(out, sizeof out, "*%d\r\n", n);
-	for (int i = 0; i < n; i++)
-		len += (size_t)snprintf(out + len, sizeof out - len, "$%zu\r\n%s\r\n", strlen(words[i]),
-					words[i]);
-	cr_assert_eq(write(c->fd, out, len), (ssize_t)len);
-}
-
-static struct conn *conn_open(const struct daemon *d)
-{
-	struct conn *c = calloc(1, sizeof *c);
-	c->fd = connect_unix(d->socket);
-	cr_assert_geq(c->fd, 0);
-	return c;
-}
-
-static void conn_close(struct conn *c)
-{
-	close(c->fd);
-	free(c);
-}
-
-static const struct rv *rv_field(const struct rv *m, const char *name)
-{
-	cr_assert(m->type == RV_MAP || m->type == RV_ARRAY, "not a map (type %d %s)", m->type,
-		  m->type == RV_ERROR ? m->str : "");
-	for (size_t i = 0; i + 1 < m->n; i += 2)
-		if (m->el[i]->type == RV_STRING && strcmp(m->el[i]->str, name) == 0)
-			return m->el[i + 1];
-	return NULL;
-}
-
-/* ---- replies compared with the report's JSON ------------------------------ */
-
-static void compare(const struct rv *r, const struct tj *j, const char *path,
-		    const char *const *skip)
-{
-	char sub[512];
-	cr_assert_not_null(r, "%s: missing in the reply", path);
-	switch (j->type) {
-	case TJ_OBJECT:
-		cr_assert(r->type == RV_MAP || (r->type == RV_ARRAY && r->n % 2 == 0),
-			  "%s: want a map, reply type %d", path, r->type);
-		for (size_t i = 0; i < j->count; i++) {
-			bool skipped = false;
-			for (const char *const *s = skip; s && *s; s++)
-				skipped |= strcmp(*s, j->keys[i]) == 0;
-			if (skipped)
-				continue;
-			snprintf(sub, sizeof sub, "%s.%s", path, j->keys[i]);
-			compare(rv_field(r, j->keys[i]), j->items[i], sub, NULL);
-		}
-		break;
-	case TJ_ARRAY:
-		cr_assert_eq(r->type, RV_ARRAY, "%s: want an array", path);
-		cr_assert_eq(r->n, j->count, "%s: %zu entries, report has %zu", path, r->n, j->count);
-		for (size_t i = 0; i < j->count; i++) {
-			snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-			compare(r->el[i], j->items[i], sub, NULL);
-		}
-		break;
-	case TJ_STRING:
-		cr_assert(r->type == RV_STRING && r->len == j->len && memcmp(r->str, j->text, j->len) == 0,
-			  "%s: reply '%s', report '%s'", path, r->str ? r->str : "(not a string)", j->text);
-		break;
-	case TJ_NUMBER:
-		if (r->type == RV_INT) {
-			cr_assert(j->is_int && j->integer == r->integer, "%s: reply %lld, report %s", path,
-				  r->integer, j->text);
-		} else {
-			/* A double: the report prints %.15g. */
-			cr_assert(r->type == RV_DOUBLE || r->type == RV_STRING, "%s: not a number", path);
-			double v = strtod(r->str, NULL);
-			char text[64];
-			snprintf(text, sizeof text, "%.15g", v);
-			cr_assert_str_eq(text, j->text, "%s: reply %s, report %s", path, r->str, j->text);
-		}
-		break;
-	case TJ_NULL:
-		cr_assert_eq(r->type, RV_NULL, "%s: want null, type %d", path, r->type);
-		break;
-	case TJ_BOOL:
-		cr_assert((r->type == RV_BOOL || r->type == RV_INT) && r->integer == j->boolean,
-			  "%s: bool differs", path);
-		break;
-	}
+	daemon_remove_dir(d);
 }
 
 /* A random feed (seeded): skewed customers, several stores, refunds, ties. */
 static char *random_feed(unsigned seed, int records, int customers)
 {
-	size_t cap = (size_t)records * 64 + 64, len = 0;
-	char *text = malloc(cap);
-	len += (size_t)sprintf(text, "ts,customer_id,store_id,amount\n");
-	srand(seed);
-	for (int i = 0; i < records; i++) {
-		int c = rand() % customers;
-		if (rand() % 3 == 0)
-			c = c % (customers / 10 + 1); /* a few customers buy much more */
-		int day = rand() % 700, store = 1 + rand() % 5;
-		long amount = rand() % 3 == 0 ? 1000 : 1 + rand() % 50000;
-		if (rand() % 20 == 0)
-			amount = -amount / 4;
-		int64_t ts = 1672531200LL + (int64_t)day * 86400 + rand() % 86400; /* 2023-01-01 on */
-		len += (size_t)sprintf(text + len, "%lld,C%04d,S%d,%s%ld.%02ld\n", (long long)ts, c,
-				       store, amount < 0 ? "-" : "", labs(amount) / 100, labs(amount) % 100);
-	}
+	char **lines = random_lines(seed, records, customers);
+	size_t len;
+	char *text = csv_of(lines, records, 0, 1, &len);
+	free_lines(lines, records);
 	return text;
-}
-
-static struct tj *report_json_top(const char *feed, const char *window, char **customers,
-				  int ncust, const char *top)
-{
-	char *argv[64];
-	int n = 0;
-	argv[n++] = PARETO_BIN;
-	argv[n++] = "report";
-	argv[n++] = "--json";
-	argv[n++] = "--top";
-	argv[n++] = (char *)top;
-	argv[n++] = "--by-store";
-	argv[n++] = "--lapsed";
-	argv[n++] = "10";
-	argv[n++] = "--window";
-	argv[n++] = (char *)window;
-	for (int i = 0; i < ncust; i++) {
-		argv[n++] = "--customer";
-		argv[n++] = customers[i];
-	}
-	argv[n++] = "--quiet";
-	argv[n++] = (char *)feed;
-	argv[n] = NULL;
-	struct run_result rr;
-	run_command(argv, NULL, &rr);
-	cr_assert_eq(rr.exit_code, 0, "pareto report: %s", rr.err);
-	char error[128];
-	struct tj *j = tj_parse(rr.out, strlen(rr.out), error, sizeof error);
-	cr_assert_not_null(j, "report JSON: %s", error);
-	run_result_free(&rr);
-	return j;
-}
-
-static struct tj *report_json(const char *feed, const char *window, char **customers, int ncust)
-{
-	return report_json_top(feed, window, customers, ncust, "25");
 }
 
 static void compare_with_report(struct daemon *d, const char *window, bool resp3)
 {
 	char *ids[] = { "C0000", "C0001", "C0007", "C0042", "C0100", "C0299", "NOBODY" };
 	int nids = sizeof ids / sizeof ids[0];
-	struct tj *j = report_json(d->feed, window, ids, nids);
+	struct tj *j = report_json(d->feed, window, "25", "10", ids, nids);
 	struct conn *c = conn_open(d);
 	if (resp3) {
 		conn_command(c, "HELLO 3");
@@ -652,7 +192,7 @@ Test(paretod, top_with_ties_equals_the_report)
 	struct daemon d;
 	start(&d, feed, NULL);
 	char *ids[] = { "T000", "T001", "T002", "T050", "T119" };
-	struct tj *j = report_json_top(d.feed, "all", ids, 5, "200");
+	struct tj *j = report_json(d.feed, "all", "200", "10", ids, 5);
 	for (int resp3 = 0; resp3 <= 1; resp3++) {
 		struct conn *c = conn_open(&d);
 		if (resp3) {
@@ -1202,8 +742,7 @@ Test(paretod, unix_feed_producers)
 	char feed_socket[160], source[170];
 	snprintf(feed_socket, sizeof feed_socket, "%s/feed.sock", d.dir);
 	snprintf(source, sizeof source, "unix:%s", feed_socket);
-	d.pid = spawn(&d, "--feed", source, NULL);
-	wait_listening(&d);
+	daemon_start(&d, "--feed", source, NULL);
 	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
 		sleep_ms(10);
 	int p1 = connect_unix(feed_socket), p2 = connect_unix(feed_socket);
@@ -1242,14 +781,13 @@ Test(paretod, socket_file_life_cycle)
 	memcpy(addr.sun_path, d.socket, strlen(d.socket) + 1);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
 	close(fd);
-	d.pid = spawn(&d, NULL);
-	wait_listening(&d);
+	daemon_start(&d, NULL);
 	struct stat st;
 	cr_assert_eq(stat(d.socket, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0660);
 	/* A second server refuses the live one's path. */
 	struct daemon other = d;
-	pid_t second = spawn(&other, NULL);
+	pid_t second = daemon_spawn(&other, NULL);
 	int status;
 	waitpid(second, &status, 0);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
@@ -1267,9 +805,7 @@ Test(paretod, socket_file_life_cycle)
 	waitpid(d.pid, &status, 0);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	cr_assert_neq(stat(d.socket, &st), 0);
-	char command[200];
-	snprintf(command, sizeof command, "rm -rf %s", d.dir);
-	cr_assert_eq(system(command), 0);
+	daemon_remove_dir(&d);
 }
 
 Test(paretod, config_file_and_flags)
@@ -1278,12 +814,11 @@ Test(paretod, config_file_and_flags)
 	daemon_dir(&d);
 	char conf[160], text[600];
 	snprintf(conf, sizeof conf, "%s/paretod.conf", d.dir);
-	write_text(d.feed, small_feed);
+	write_bytes(d.feed, "w", small_feed, strlen(small_feed));
 	snprintf(text, sizeof text, "# a comment\nsocket-mode = 0600\nfeed = %s\n"
 		 "tier-benefits = A=30:5\nmax-clients = 7\n", d.feed);
-	write_text(conf, text);
-	d.pid = spawn(&d, "--config", conf, "--socket-mode", "0640", NULL);
-	wait_listening(&d);
+	write_bytes(conf, "w", text, strlen(text));
+	daemon_start(&d, "--config", conf, "--socket-mode", "0640", NULL);
 	wait_feeds(&d);
 	struct stat st;
 	cr_assert_eq(stat(d.socket, &st), 0);
@@ -1327,8 +862,7 @@ Test(paretod, answers_while_ingesting_are_exact_for_their_records)
 	char feed_socket[160], source[170];
 	snprintf(feed_socket, sizeof feed_socket, "%s/feed.sock", d.dir);
 	snprintf(source, sizeof source, "unix:%s", feed_socket);
-	d.pid = spawn(&d, "--feed", source, "--rank-interval-ms", "200", NULL);
-	wait_listening(&d);
+	daemon_start(&d, "--feed", source, "--rank-interval-ms", "200", NULL);
 	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
 		sleep_ms(10);
 	int producer = connect_unix(feed_socket);

@@ -7,88 +7,25 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "support_json.h"
+#include "support_paretod.h"
 #include "support_run.h"
 
 /* ---- the daemon ----------------------------------------------------------- */
 
-struct daemon {
-	char dir[64];
-	char socket[100];
-	char log[128];
-	pid_t pid;
-};
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char *read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return strdup("");
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *p = malloc((size_t)n + 1);
-	size_t got = fread(p, 1, (size_t)n, f);
-	p[got] = 0;
-	fclose(f);
-	return p;
-}
-
-static void write_bytes(const char *path, const char *mode, const char *bytes, size_t len)
-{
-	FILE *f = fopen(path, mode);
-	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-	cr_assert_eq(fwrite(bytes, 1, len, f), len);
-	fclose(f);
-}
-
 static void append_text(const char *path, const char *text)
 {
 	write_bytes(path, "a", text, strlen(text));
-}
-
-static int connect_unix(const char *path)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-		close(fd);
-		return -1;
-	}
-	struct timeval tv = { 10, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	return fd;
 }
 
 static int connect_tcp(int port)
@@ -111,94 +48,11 @@ static void send_all(int fd, const char *p, size_t n)
 	}
 }
 
-/* A fresh directory for the daemon's socket, log and files. */
-static void daemon_dir(struct daemon *d)
-{
-	snprintf(d->dir, sizeof d->dir, "/tmp/paretod-feeds-XXXXXX");
-	cr_assert_not_null(mkdtemp(d->dir));
-	snprintf(d->socket, sizeof d->socket, "%s/p.sock", d->dir);
-	snprintf(d->log, sizeof d->log, "%s/paretod.log", d->dir);
-}
-
-/* Starts paretod on d's socket with the extra arguments. */
-static void start(struct daemon *d, const char *first, ...)
-{
-	char *argv[40];
-	int n = 0;
-	argv[n++] = PARETOD_BIN;
-	argv[n++] = "--socket";
-	argv[n++] = d->socket;
-	va_list ap;
-	va_start(ap, first);
-	for (const char *a = first; a && n < 38; a = va_arg(ap, const char *))
-		argv[n++] = (char *)a;
-	va_end(ap);
-	argv[n] = NULL;
-	d->pid = fork();
-	cr_assert_geq(d->pid, 0);
-	if (d->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 500; i++) {
-		int fd = connect_unix(d->socket);
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		int status;
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid)
-			cr_assert_fail("paretod exited (%d): %s", status, read_text(d->log));
-		sleep_ms(10);
-	}
-	cr_assert_fail("paretod did not listen on %s", d->socket);
-}
-
 /* SHUTDOWN: it must exit 0; the directory goes. */
 static void stop(struct daemon *d)
 {
-	redisContext *c = redisConnectUnix(d->socket);
-	if (c && !c->err) {
-		redisReply *r = redisCommand(c, "SHUTDOWN");
-		if (r)
-			freeReplyObject(r);
-	}
-	if (c)
-		redisFree(c);
-	int status = 0;
-	for (int i = 0; i < 500 && waitpid(d->pid, &status, WNOHANG) == 0; i++)
-		sleep_ms(10);
-	char *log = read_text(d->log);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d; log:\n%s",
-		  status, log);
-	free(log);
-	char command[200];
-	snprintf(command, sizeof command, "rm -rf %s", d->dir);
-	cr_assert_eq(system(command), 0);
-}
-
-static redisContext *client(const struct daemon *d)
-{
-	redisContext *c = redisConnectUnix(d->socket);
-	cr_assert(c && !c->err, "connect: %s", c ? c->errstr : "?");
-	struct timeval tv = { 10, 0 };
-	redisSetTimeout(c, tv);
-	return c;
-}
-
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	cr_assert_not_null(r, "%s: %s", fmt, c->errstr);
-	return r;
+	daemon_shutdown(d, redisConnectUnix(d->socket));
+	daemon_remove_dir(d);
 }
 
 /* A field:value of INFO, as a number. */
@@ -229,24 +83,6 @@ static int64_t wait_info(redisContext *c, const char *name, long long want, int 
 	return -1;
 }
 
-/* The reply's field of a RESP2 flat field/value array. */
-static const redisReply *field(const redisReply *r, const char *name)
-{
-	cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "not an array (type %d: %s)", r->type,
-		     r->type == REDIS_REPLY_ERROR ? r->str : "");
-	for (size_t i = 0; i + 1 < r->elements; i += 2)
-		if (strcmp(r->element[i]->str, name) == 0)
-			return r->element[i + 1];
-	return NULL;
-}
-
-static long long int_field(const redisReply *r, const char *name)
-{
-	const redisReply *v = field(r, name);
-	cr_assert(v && v->type == REDIS_REPLY_INTEGER, "%s is not an integer", name);
-	return v->integer;
-}
-
 /* The port a tcp: feed listens on, from its log line. */
 static int tcp_port(const struct daemon *d)
 {
@@ -273,155 +109,36 @@ static bool log_has(const struct daemon *d, const char *text)
 
 /* ---- replies compared with the report's JSON (RESP2) ---------------------- */
 
-static void compare(const redisReply *r, const struct tj *j, const char *path,
-		    const char *const *skip)
-{
-	char sub[512];
-	cr_assert_not_null(r, "%s: missing in the reply", path);
-	switch (j->type) {
-	case TJ_OBJECT:
-		cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements % 2 == 0,
-			  "%s: want a map, reply type %d", path, r->type);
-		for (size_t i = 0; i < j->count; i++) {
-			bool skipped = false;
-			for (const char *const *s = skip; s && *s; s++)
-				skipped |= strcmp(*s, j->keys[i]) == 0;
-			if (skipped)
-				continue;
-			snprintf(sub, sizeof sub, "%s.%s", path, j->keys[i]);
-			compare(field(r, j->keys[i]), j->items[i], sub, NULL);
-		}
-		break;
-	case TJ_ARRAY:
-		cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "%s: want an array", path);
-		cr_assert_eq(r->elements, j->count, "%s: %zu entries, report has %zu", path,
-			     r->elements, j->count);
-		for (size_t i = 0; i < j->count; i++) {
-			snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-			compare(r->element[i], j->items[i], sub, NULL);
-		}
-		break;
-	case TJ_STRING:
-		cr_assert(r->type == REDIS_REPLY_STRING && r->len == j->len &&
-				  memcmp(r->str, j->text, j->len) == 0,
-			  "%s: reply '%s', report '%s'", path, r->str ? r->str : "(not a string)",
-			  j->text);
-		break;
-	case TJ_NUMBER:
-		if (r->type == REDIS_REPLY_INTEGER) {
-			cr_assert(j->is_int && j->integer == r->integer, "%s: reply %lld, report %s",
-				  path, r->integer, j->text);
-		} else {
-			cr_assert_eq(r->type, REDIS_REPLY_STRING, "%s: not a number", path);
-			char text[64];
-			snprintf(text, sizeof text, "%.15g", strtod(r->str, NULL));
-			cr_assert_str_eq(text, j->text, "%s: reply %s, report %s", path, r->str, j->text);
-		}
-		break;
-	case TJ_NULL:
-		cr_assert_eq(r->type, REDIS_REPLY_NIL, "%s: want null, type %d", path, r->type);
-		break;
-	case TJ_BOOL:
-		cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == j->boolean,
-			  "%s: bool differs", path);
-		break;
-	}
-}
-
-static struct tj *report_json(const char *feed, const char *window, char **ids, int nids)
-{
-	char *argv[64];
-	int n = 0;
-	argv[n++] = PARETO_BIN;
-	argv[n++] = "report";
-	argv[n++] = "--json";
-	argv[n++] = "--top";
-	argv[n++] = "25";
-	argv[n++] = "--by-store";
-	argv[n++] = "--window";
-	argv[n++] = (char *)window;
-	for (int i = 0; i < nids; i++) {
-		argv[n++] = "--customer";
-		argv[n++] = ids[i];
-	}
-	argv[n++] = "--quiet";
-	argv[n++] = (char *)feed;
-	argv[n] = NULL;
-	struct run_result rr;
-	run_command(argv, NULL, &rr);
-	cr_assert_eq(rr.exit_code, 0, "pareto report: %s", rr.err);
-	char error[128];
-	struct tj *j = tj_parse(rr.out, strlen(rr.out), error, sizeof error);
-	cr_assert_not_null(j, "report JSON: %s", error);
-	run_result_free(&rr);
-	return j;
-}
-
 /* PARETO, TOP 25, STORES and CUSTOMER of some ids equal the report's. */
 static void compare_with_report(redisContext *c, const char *feed, const char *window)
 {
 	char *ids[] = { "C0000", "C0001", "C0007", "C0042", "C0100", "C0299", "NOBODY" };
 	int nids = sizeof ids / sizeof ids[0];
-	struct tj *j = report_json(feed, window, ids, nids);
+	struct tj *j = report_json(feed, window, "25", NULL, ids, nids);
 	static const char *const not_summary[] = { "top", "stores", "customer_detail", "lapsed",
 						   "lapsed_total", NULL };
 	char path[64];
 	snprintf(path, sizeof path, "PARETO(%s)", window);
-	redisReply *r = cmd(c, "PARETO WINDOW %s", window);
+	struct rv *r = cmd_rv(c, "PARETO WINDOW %s", window);
 	compare(r, j, path, not_summary);
-	freeReplyObject(r);
-	r = cmd(c, "TOP 25 WINDOW %s", window);
-	compare(field(r, "top"), tj_key(j, "top"), "TOP", NULL);
-	freeReplyObject(r);
-	r = cmd(c, "STORES WINDOW %s", window);
-	compare(field(r, "stores"), tj_key(j, "stores"), "STORES", NULL);
-	freeReplyObject(r);
+	rv_free(r);
+	r = cmd_rv(c, "TOP 25 WINDOW %s", window);
+	compare(rv_field(r, "top"), tj_key(j, "top"), "TOP", NULL);
+	rv_free(r);
+	r = cmd_rv(c, "STORES WINDOW %s", window);
+	compare(rv_field(r, "stores"), tj_key(j, "stores"), "STORES", NULL);
+	rv_free(r);
 	const struct tj *detail = tj_key(j, "customer_detail");
 	for (int i = 0; i < nids; i++) {
-		r = cmd(c, "CUSTOMER %s WINDOW %s", ids[i], window);
+		r = cmd_rv(c, "CUSTOMER %s WINDOW %s", ids[i], window);
 		snprintf(path, sizeof path, "CUSTOMER %s", ids[i]);
 		compare(r, tj_at(detail, (size_t)i), path, NULL);
-		freeReplyObject(r);
+		rv_free(r);
 	}
 	tj_free(j);
 }
 
-/* A random feed's data lines (seeded): skewed customers, 5 stores, refunds. */
-static char **random_lines(unsigned seed, int records, int customers)
-{
-	char **lines = malloc((size_t)records * sizeof *lines);
-	srand(seed);
-	for (int i = 0; i < records; i++) {
-		int c = rand() % customers;
-		if (rand() % 3 == 0)
-			c = c % (customers / 10 + 1);
-		int day = rand() % 700, store = 1 + rand() % 5;
-		long amount = rand() % 3 == 0 ? 1000 : 1 + rand() % 50000;
-		if (rand() % 20 == 0)
-			amount = -amount / 4;
-		long long ts = 1672531200LL + (long long)day * 86400 + rand() % 86400;
-		cr_assert_geq(asprintf(&lines[i], "%lld,C%04d,S%d,%s%ld.%02ld\n", ts, c, store,
-				       amount < 0 ? "-" : "", labs(amount) / 100, labs(amount) % 100),
-			      0);
-	}
-	return lines;
-}
-
 static const char header[] = "ts,customer_id,store_id,amount\n";
-
-/* Header and the lines i with i % step == at, as one text. */
-static char *csv_of(char **lines, int count, int at, int step, size_t *len)
-{
-	size_t cap = strlen(header) + 1;
-	for (int i = at; i < count; i += step)
-		cap += strlen(lines[i]);
-	char *text = malloc(cap);
-	size_t n = (size_t)sprintf(text, "%s", header);
-	for (int i = at; i < count; i += step)
-		n += (size_t)sprintf(text + n, "%s", lines[i]);
-	*len = n;
-	return text;
-}
 
 /* The CSV converted to binary records by `pareto convert`. */
 static char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t *len)
@@ -462,7 +179,7 @@ Test(paretod_feeds, tcp_producers_equal_the_report)
 	cr_log_info("seed %u", seed);
 	struct daemon d;
 	daemon_dir(&d);
-	start(&d, "--feed", "tcp:127.0.0.1:0", "--ingest-batch-bytes", "4K", NULL);
+	daemon_start(&d, "--feed", "tcp:127.0.0.1:0", "--ingest-batch-bytes", "4K", NULL);
 	int port = tcp_port(&d);
 	char **lines = random_lines(seed, RECORDS, CUSTOMERS);
 	char feed[160];
@@ -513,9 +230,7 @@ Test(paretod_feeds, tcp_producers_equal_the_report)
 	redisFree(c);
 	for (int p = 0; p < PRODUCERS; p++)
 		free(data[p]);
-	for (int i = 0; i < RECORDS; i++)
-		free(lines[i]);
-	free(lines);
+	free_lines(lines, RECORDS);
 	stop(&d);
 }
 
@@ -532,7 +247,7 @@ Test(paretod_feeds, producers_disconnecting_mid_record)
 	char unix_path[160], unix_source[170];
 	snprintf(unix_path, sizeof unix_path, "%s/feed.sock", d.dir);
 	snprintf(unix_source, sizeof unix_source, "unix:%s", unix_path);
-	start(&d, "--feed", "tcp:127.0.0.1:0", "--feed", unix_source, NULL);
+	daemon_start(&d, "--feed", "tcp:127.0.0.1:0", "--feed", unix_source, NULL);
 	int port = tcp_port(&d);
 	const char csv[] = "ts,customer_id,store_id,amount\n"
 			   "2024-01-01,A,S1,10.00\n2024-01-02,B,S1,20.00\n2024-01-03,CUT,S1,5";
@@ -586,7 +301,7 @@ Test(paretod_feeds, waiting_feeds_stall_nothing)
 	snprintf(path, sizeof path, "%s/quiet.csv", d.dir);
 	snprintf(source, sizeof source, "follow:%s", path);
 	write_bytes(path, "w", header, strlen(header));
-	start(&d, "--feed", "tcp:127.0.0.1:0", "--feed", source, NULL);
+	daemon_start(&d, "--feed", "tcp:127.0.0.1:0", "--feed", source, NULL);
 	int port = tcp_port(&d);
 	int silent = connect_tcp(port), stuck = connect_tcp(port);
 	const char partial[] = "ts,customer_id,store_id,amount\n2024-01-01,STUCK,S1,";
@@ -655,7 +370,7 @@ Test(paretod_feeds, followed_file_picks_up_appends)
 	snprintf(source, sizeof source, "follow:%s", path);
 	write_bytes(path, "w", header, strlen(header));
 	append_text(path, "2024-01-01,A,S1,10.00\n2024-01-02,B,S1,20.00\n");
-	start(&d, "--feed", source, NULL);
+	daemon_start(&d, "--feed", source, NULL);
 	redisContext *c = client(&d);
 	wait_info(c, "records", 2, 5000);
 	int64_t took[20];
@@ -707,7 +422,7 @@ Test(paretod_feeds, followed_file_rotation_and_truncation)
 	snprintf(source, sizeof source, "follow:%s", path);
 	write_bytes(path, "w", header, strlen(header));
 	append_text(path, "2024-01-01,A,S1,10.00\n");
-	start(&d, "--feed", source, NULL);
+	daemon_start(&d, "--feed", source, NULL);
 	redisContext *c = client(&d);
 	wait_info(c, "records", 1, 5000);
 	append_text(path, "2024-01-02,B,S1,20.00\n2024-01-03,LAST,S1,3.00");
@@ -772,7 +487,7 @@ Test(paretod_feeds, followed_binary_file)
 	snprintf(path, sizeof path, "%s/followed.prb", d.dir);
 	snprintf(source, sizeof source, "follow:%s", path);
 	write_bytes(path, "w", bin, 16 + 128);
-	start(&d, "--feed", source, NULL);
+	daemon_start(&d, "--feed", source, NULL);
 	redisContext *c = client(&d);
 	wait_info(c, "records", 1, 5000);
 	write_bytes(path, "a", bin + 16 + 128, 100);
@@ -803,7 +518,7 @@ Test(paretod_feeds, followed_file_created_later)
 	daemon_dir(&d);
 	snprintf(path, sizeof path, "%s/later.csv", d.dir);
 	snprintf(source, sizeof source, "follow:%s", path);
-	start(&d, "--feed", source, NULL);
+	daemon_start(&d, "--feed", source, NULL);
 	redisContext *c = client(&d);
 	sleep_ms(50);
 	cr_assert_eq(info(c, "records"), 0);
@@ -852,7 +567,7 @@ Test(paretod_feeds, metrics_socket_serves_prometheus_text)
 	/* From the config file, as every option. */
 	snprintf(text, sizeof text, "metrics-socket = %s\nfeed = %s\n", metrics, feed);
 	write_bytes(conf, "w", text, strlen(text));
-	start(&d, "--config", conf, NULL);
+	daemon_start(&d, "--config", conf, NULL);
 	redisContext *c = client(&d);
 	wait_info(c, "feeds_open", 0, 5000);
 	redisFree(c);
