@@ -10,7 +10,6 @@
  * sums fit in int64 because the
  * engine bounds the total absolute volume; squared sums use 128 bits.
  */
-#define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +62,55 @@ static int compare_ids(const struct pr_engine *e, uint32_t a, uint32_t b)
 	return pr_id_compare(x->id, x->len, y->id, y->len);
 }
 
-static int compare_entry_ids(const void *a, const void *b, void *engine)
+/*
+ * Runs of equal revenue are sorted by id. Comparing entries directly would
+ * fetch two ids from the engine per comparison (cache misses, n log n of
+ * them); instead each entry's id is fetched once, with its first 8 bytes
+ * as a big-endian integer that decides most comparisons alone.
+ */
+struct tie_item {
+	uint64_t prefix; /* the id's first 8 bytes, big-endian, zero-padded */
+	const struct pr_id_entry *id;
+	struct rank_entry entry;
+};
+
+static int compare_tie_items(const void *a, const void *b)
 {
-	return compare_ids(engine, ((const struct rank_entry *)a)->customer,
-			   ((const struct rank_entry *)b)->customer);
+	const struct tie_item *x = a, *y = b;
+	if (x->prefix != y->prefix)
+		return x->prefix < y->prefix ? -1 : 1;
+	/* Equal first bytes (or padding that looks like zero bytes): the
+	 * whole ids decide. */
+	return pr_id_compare(x->id->id, x->id->len, y->id->id, y->id->len);
+}
+
+static uint64_t id_prefix(const struct pr_id_entry *id)
+{
+	unsigned char bytes[8] = { 0 };
+	memcpy(bytes, id->id, id->len < 8 ? id->len : 8);
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | bytes[i];
+	return v;
+}
+
+/* How far ahead the id of a later entry is fetched while ties are sorted. */
+#define ID_AHEAD 16
+
+/* Sorts a[0..n) (equal revenues) by id; items has room for n; a[n..end)
+ * follow, for fetching ahead. */
+static void sort_tie_run(const struct pr_engine *e, struct rank_entry *a, uint64_t n,
+			 const struct rank_entry *end, struct tie_item *items)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		if (a + i + ID_AHEAD < end)
+			__builtin_prefetch(engine_customer_id(e, a[i + ID_AHEAD].customer));
+		const struct pr_id_entry *id = engine_customer_id(e, a[i].customer);
+		items[i] = (struct tie_item){ id_prefix(id), id, a[i] };
+	}
+	qsort(items, n, sizeof *items, compare_tie_items);
+	for (uint64_t i = 0; i < n; i++)
+		a[i] = items[i].entry;
 }
 
 static int sort_entries(const struct pr_engine *e, struct rank_entry *a, uint64_t n)
@@ -99,14 +143,25 @@ static int sort_entries(const struct pr_engine *e, struct rank_entry *a, uint64_
 	if (src != a)
 		memcpy(a, src, n * sizeof *a);
 	free(tmp);
-	for (uint64_t i = 0; i < n;) {
-		uint64_t j = i + 1;
-		while (j < n && a[j].revenue_minor == a[i].revenue_minor)
-			j++;
-		if (j - i > 1)
-			qsort_r(a + i, j - i, sizeof *a, compare_entry_ids, (void *)e);
-		i = j;
+	uint64_t longest = 1;
+	for (uint64_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && a[j].revenue_minor == a[i].revenue_minor; j++)
+			;
+		if (j - i > longest)
+			longest = j - i;
 	}
+	if (longest < 2)
+		return 0;
+	struct tie_item *items = malloc(longest * sizeof *items);
+	if (!items)
+		return -ENOMEM;
+	for (uint64_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && a[j].revenue_minor == a[i].revenue_minor; j++)
+			;
+		if (j - i > 1)
+			sort_tie_run(e, a + i, j - i, a + n, items);
+	}
+	free(items);
 	return 0;
 }
 

@@ -526,3 +526,41 @@ Test(ranking, bulk_load_equals_one_by_one)
 		pr_engine_destroy(bulk);
 	}
 }
+
+/* Ties are ordered by id through an 8-byte prefix first: ids equal in
+ * their first 8 bytes, ids with zero bytes against shorter ones (zero
+ * padding), and long ids must still come out in pr_id_compare order. */
+Test(ranking, tie_runs_in_exact_id_order)
+{
+	static const struct {
+		const char *bytes;
+		uint8_t len;
+	} ids[] = {
+		{ "A", 1 }, { "A\0", 2 }, { "A\0\0", 3 }, { "A\0\1", 3 }, { "AB", 2 },
+		{ "ABCDEFGH", 8 }, { "ABCDEFGH\0", 9 }, { "ABCDEFGHI", 9 }, { "ABCDEFGHH", 9 },
+		{ "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 26 }, { "ABCDEFGHIJKLMNOPQRSTUVWXYY", 26 },
+		{ "\xff", 1 }, { "\xff\xff\xff\xff\xff\xff\xff\xff\x01", 9 }, { "", 0 }, { "B", 1 },
+	};
+	size_t n = sizeof ids / sizeof ids[0];
+	struct pr_engine *e = new_engine();
+	for (size_t i = 0; i < n; i++) {
+		struct pr_record r = { .ts_ms = T0, .amount_minor = 700, .customer = ids[i].bytes,
+				       .customer_len = ids[i].len, .store = "S", .store_len = 1 };
+		cr_assert_eq(pr_engine_add(e, &r), 0);
+	}
+	struct pr_ranking *r;
+	cr_assert_eq(pr_ranking_build(e, PR_WINDOW_ALL, -1, &r, NULL), 0);
+	struct pr_ranked prev = { 0 };
+	for (uint64_t k = 1; k <= n; k++) {
+		struct pr_ranked x;
+		cr_assert_eq(pr_ranking_at(r, k, &x), 0);
+		cr_assert_eq(x.competition_rank, 1);
+		if (k > 1)
+			cr_assert_lt(pr_id_compare(prev.customer, prev.customer_len, x.customer,
+						   x.customer_len), 0, "rank %llu out of id order",
+				     (unsigned long long)k);
+		prev = x;
+	}
+	pr_ranking_destroy(r);
+	pr_engine_destroy(e);
+}
