@@ -60,7 +60,7 @@ void pr_engine_options_init(struct pr_engine_options *opt)
 	opt->lapsed_gap_factor = (struct pr_fraction){ 3, 1 };
 	opt->lapsed_min_idle_days = 30;
 	opt->threads = 1;
-	opt->keep_periods = opt->keep_stores = opt->keep_days = true;
+	opt->keep_periods = opt->keep_stores = opt->keep_days = opt->keep_changes = true;
 }
 
 int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt,
@@ -102,6 +102,8 @@ void pr_engine_destroy(struct pr_engine *e)
 		pr_stable_array_destroy(&sh->pairs);
 		pr_pair_index_destroy(&sh->pair_index);
 		pr_day_history_destroy(&sh->days);
+		free(sh->changed);
+		free(sh->changed_bits);
 	}
 	drop_lanes(e);
 	pr_id_table_destroy(&e->stores);
@@ -149,6 +151,54 @@ static struct pair_aggregate *add_pair(struct shard *sh, struct customer_aggrega
 	}
 	c->stores++;
 	return p;
+}
+
+/* Notes that customer `local` changed, once per journal epoch. Out of
+ * memory, the shard's journal is marked lost (rankings are then built
+ * whole) instead of failing the record. */
+static void note_change(struct shard *sh, uint32_t local)
+{
+	uint32_t word = local >> 6;
+	uint64_t bit = (uint64_t)1 << (local & 63);
+	if (word >= sh->changed_words) {
+		uint32_t words = sh->changed_words ? sh->changed_words * 2 : 64;
+		while (words <= word)
+			words *= 2;
+		uint64_t *bits = realloc(sh->changed_bits, words * sizeof *bits);
+		if (!bits) {
+			sh->changes_lost = true;
+			return;
+		}
+		memset(bits + sh->changed_words, 0, (words - sh->changed_words) * sizeof *bits);
+		sh->changed_bits = bits;
+		sh->changed_words = words;
+	}
+	if (sh->changed_bits[word] & bit)
+		return;
+	if (sh->changed_count == sh->changed_capacity) {
+		uint32_t cap = sh->changed_capacity ? sh->changed_capacity * 2 : 256;
+		uint32_t *list = realloc(sh->changed, cap * sizeof *list);
+		if (!list) {
+			sh->changes_lost = true;
+			return;
+		}
+		sh->changed = list;
+		sh->changed_capacity = cap;
+	}
+	sh->changed_bits[word] |= bit;
+	sh->changed[sh->changed_count++] = local;
+}
+
+void engine_changes_reset(struct pr_engine *e)
+{
+	for (uint32_t s = 0; s < PR_SHARDS; s++) {
+		struct shard *sh = &e->shards[s];
+		for (uint32_t i = 0; i < sh->changed_count; i++)
+			sh->changed_bits[sh->changed[i] >> 6] &= ~((uint64_t)1 << (sh->changed[i] & 63));
+		sh->changed_count = 0;
+		sh->changes_lost = false;
+	}
+	e->changes_epoch++;
 }
 
 /* Applies one validated record to its shard. 0 or -ENOMEM. */
@@ -203,6 +253,8 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 		if (p)
 			pr_period_sums_add(&p->sums, &sh->periods, amount_minor);
 	}
+	if (o->keep_changes)
+		note_change(sh, local);
 	c->purchases++;
 	if (ts_ms < c->first_ms)
 		c->first_ms = ts_ms;

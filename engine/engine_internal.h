@@ -59,6 +59,13 @@ struct shard {
 	struct pr_stable_array pairs; /* of struct pair_aggregate */
 	struct pr_pair_index pair_index;
 	struct pr_day_history days;
+	/* Customers changed since the journal was last reset (keep_changes):
+	 * their local indexes, each once, and a bit per local index. */
+	uint32_t *changed;
+	uint32_t changed_count, changed_capacity;
+	uint64_t *changed_bits;
+	uint32_t changed_words;
+	bool changes_lost; /* a change could not be noted (out of memory) */
 	struct pr_periods periods; /* of periods_day: a cache for ordered feeds */
 	int32_t periods_day;
 	bool periods_valid;
@@ -78,6 +85,7 @@ struct pr_engine {
 	int64_t watermark_ms;
 	bool has_watermark;
 	struct pr_periods watermark_periods;
+	uint64_t changes_epoch; /* how many times the change journal was reset */
 };
 
 static inline uint32_t shard_of_hash(uint64_t hash)
@@ -118,6 +126,16 @@ static inline uint64_t engine_customer_count(const struct pr_engine *e)
 /* 0 if the engine keeps what a ranking of `window` (of every store if
  * `stores`) needs, else -ENOTSUP. */
 int engine_can_rank(const struct pr_engine *e, enum pr_window window, bool stores);
+
+/* Whether customer `local` of shard sh changed since the journal's reset. */
+static inline bool engine_changed(const struct shard *sh, uint32_t local)
+{
+	uint32_t word = local >> 6;
+	return word < sh->changed_words && (sh->changed_bits[word] >> (local & 63) & 1);
+}
+
+/* Empties every shard's change journal and starts a new epoch. */
+void engine_changes_reset(struct pr_engine *e);
 
 /* The ref of a customer id, or PR_ID_NONE. */
 uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t len);

@@ -30,6 +30,8 @@ struct pr_ranking {
 	const struct pr_engine *engine; /* borrowed */
 	enum pr_window window;
 	int64_t store;                  /* < 0: the company */
+	uint64_t epoch;                 /* the engine's change epoch at the build */
+	struct pr_periods periods;      /* the watermark's periods at the build */
 	uint64_t n;
 	struct rank_entry *entries;     /* owned; n, best first */
 	int64_t *prefix;                /* owned; n + 1: prefix[m] = top-m revenue */
@@ -174,6 +176,8 @@ static struct pr_ranking *ranking_new(const struct pr_engine *e, enum pr_window 
 	r->engine = e;
 	r->window = window;
 	r->store = store;
+	r->epoch = e->changes_epoch;
+	r->periods = e->watermark_periods;
 	r->entries = malloc((capacity ? capacity : 1) * sizeof *r->entries);
 	r->prefix = malloc((capacity + 1) * sizeof *r->prefix);
 	if (!r->entries || !r->prefix) {
@@ -184,18 +188,26 @@ static struct pr_ranking *ranking_new(const struct pr_engine *e, enum pr_window 
 }
 
 /* Sorts the n entries already in r and computes the prefix sums. */
+static void ranking_sums(struct pr_ranking *r);
+
 static int ranking_finish(struct pr_ranking *r)
 {
 	int rc = sort_entries(r->engine, r->entries, r->n);
 	if (rc < 0)
 		return rc;
+	ranking_sums(r);
+	return 0;
+}
+
+/* Prefix sums and each entry's place in its tie run, of sorted entries. */
+static void ranking_sums(struct pr_ranking *r)
+{
 	r->prefix[0] = 0;
 	for (uint64_t i = 0; i < r->n; i++) {
 		struct rank_entry *x = &r->entries[i];
 		r->prefix[i + 1] = r->prefix[i] + x->revenue_minor;
 		x->tie = i && x[-1].revenue_minor == x->revenue_minor ? x[-1].tie + 1 : 0;
 	}
-	return 0;
 }
 
 int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
@@ -242,6 +254,111 @@ int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 				    (unsigned long long)customers);
 	}
 	*out = r;
+	return 0;
+}
+
+/* Whether entry a comes before b: revenue descending, then id. */
+static bool entry_before(const struct pr_engine *e, const struct rank_entry *a,
+			 const struct rank_entry *b)
+{
+	if (a->revenue_minor != b->revenue_minor)
+		return a->revenue_minor > b->revenue_minor;
+	return compare_ids(e, a->customer, b->customer) < 0;
+}
+
+/* The first index in old->entries[lo..n) that x does not come after. */
+static uint64_t position_of(const struct pr_ranking *old, uint64_t lo, const struct rank_entry *x)
+{
+	uint64_t hi = old->n;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (entry_before(old->engine, &old->entries[mid], x))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool entry_changed(const struct pr_engine *e, const struct rank_entry *x)
+{
+	return engine_changed(&e->shards[x->customer & (PR_SHARDS - 1)], x->customer >> PR_SHARD_BITS);
+}
+
+static int index_fill(struct pr_ranking *r, const struct pr_ranking *from);
+
+/*
+ * The refresh: the old entries of unchanged customers keep their order (in
+ * window all their revenue cannot have moved; in another window neither,
+ * while the watermark stays in the same periods), so only the changed
+ * customers are read and sorted, and each is placed by binary search.
+ */
+static int refresh(const struct pr_engine *e, const struct pr_ranking *old, uint64_t changed,
+		   struct pr_ranking **out)
+{
+	struct rank_entry *fresh = malloc((changed ? changed : 1) * sizeof *fresh);
+	struct pr_ranking *r = ranking_new(e, old->window, -1, old->n + changed);
+	if (!fresh || !r)
+		goto nomem;
+	uint64_t k = 0;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+		const struct shard *sh = &e->shards[shard];
+		for (uint32_t i = 0; i < sh->changed_count; i++) {
+			uint32_t local = sh->changed[i];
+			const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
+			int64_t revenue = pr_period_sums_in(&c->sums, old->window, &e->watermark_periods);
+			if (revenue > 0)
+				fresh[k++] = (struct rank_entry){ revenue, customer_ref(shard, local), 0 };
+		}
+	}
+	if (sort_entries(e, fresh, k) < 0)
+		goto nomem;
+	uint64_t at = 0;
+	for (uint64_t j = 0; j <= k; j++) {
+		uint64_t until = j < k ? position_of(old, at, &fresh[j]) : old->n;
+		for (; at < until; at++)
+			if (!entry_changed(e, &old->entries[at]))
+				r->entries[r->n++] = old->entries[at];
+		if (j < k)
+			r->entries[r->n++] = fresh[j];
+	}
+	free(fresh);
+	fresh = NULL;
+	ranking_sums(r);
+	/* An indexed ranking refreshes into an indexed one, its revenues
+	 * copied but for the changed customers. */
+	if (old->rank_of && index_fill(r, old) < 0)
+		goto nomem;
+	*out = r;
+	return 0;
+nomem:
+	free(fresh);
+	pr_ranking_destroy(r);
+	return -ENOMEM;
+}
+
+int pr_ranking_refresh(struct pr_engine *e, const struct pr_ranking *old, enum pr_window window,
+		       struct pr_ranking **out, struct pr_error *err)
+{
+	uint64_t changed = 0;
+	bool lost = false;
+	for (uint32_t s = 0; s < PR_SHARDS; s++) {
+		changed += e->shards[s].changed_count;
+		lost |= e->shards[s].changes_lost;
+	}
+	/* Past an eighth of the customers, sorting them all costs about as
+	 * much; the journal then starts again with the new ranking. */
+	bool can = e->opt.keep_changes && old && old->engine == e && old->store < 0 &&
+		   old->window == window && old->epoch == e->changes_epoch && !lost &&
+		   changed <= engine_customer_count(e) / 8 &&
+		   (window == PR_WINDOW_ALL ||
+		    memcmp(&old->periods, &e->watermark_periods, sizeof old->periods) == 0);
+	if (!can) {
+		engine_changes_reset(e);
+		return pr_ranking_build(e, window, -1, out, err);
+	}
+	if (refresh(e, old, changed, out) < 0)
+		return pr_error_set(err, -ENOMEM, "out of memory refreshing a ranking");
 	return 0;
 }
 
@@ -306,11 +423,15 @@ void pr_ranking_destroy(struct pr_ranking *r)
 	free(r);
 }
 
-int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
+/*
+ * Fills r's customer index: revenue_of for every customer the engine knows
+ * (copied from `from`, an indexed ranking of the same window whose
+ * customers since changed are all in the engine's journal, when given;
+ * else read), then rank_of from the entries. -ENOMEM changes nothing.
+ */
+static int index_fill(struct pr_ranking *r, const struct pr_ranking *from)
 {
 	const struct pr_engine *e = r->engine;
-	if (r->store >= 0)
-		return pr_error_set(err, -EINVAL, "only company rankings are indexed");
 	uint64_t customers = engine_customer_count(e);
 	uint64_t *start = malloc((PR_SHARDS + 1) * sizeof *start);
 	uint32_t *rank_of = calloc(customers + 1, sizeof *rank_of);
@@ -319,17 +440,32 @@ int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
 		free(start);
 		free(rank_of);
 		free(revenue_of);
-		return pr_error_set(err, -ENOMEM, "out of memory indexing %llu customers",
-				    (unsigned long long)customers);
+		return -ENOMEM;
 	}
 	uint64_t at = 0;
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		const struct pr_id_table *t = &e->shards[shard].customers;
+		const struct shard *sh = &e->shards[shard];
+		const struct pr_id_table *t = &sh->customers;
 		start[shard] = at;
-		for (uint32_t i = 0; i < t->count; i++) {
-			const struct customer_aggregate *c = pr_id_table_value(t, i);
-			revenue_of[at++] = pr_period_sums_in(&c->sums, r->window, &e->watermark_periods);
+		if (from) {
+			/* Unchanged customers kept their revenue; the changed
+			 * (new ones included) are read again. */
+			uint64_t known = from->shard_start[shard + 1] - from->shard_start[shard];
+			memcpy(revenue_of + at, from->revenue_of + from->shard_start[shard],
+			       known * sizeof *revenue_of);
+			for (uint32_t i = 0; i < sh->changed_count; i++) {
+				const struct customer_aggregate *c = pr_id_table_value(t, sh->changed[i]);
+				revenue_of[at + sh->changed[i]] =
+					pr_period_sums_in(&c->sums, r->window, &e->watermark_periods);
+			}
+		} else {
+			for (uint32_t i = 0; i < t->count; i++) {
+				const struct customer_aggregate *c = pr_id_table_value(t, i);
+				revenue_of[at + i] = pr_period_sums_in(&c->sums, r->window,
+								       &e->watermark_periods);
+			}
 		}
+		at += t->count;
 	}
 	start[PR_SHARDS] = at;
 	for (uint64_t i = 0; i < r->n; i++) {
@@ -342,6 +478,18 @@ int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
 	r->shard_start = start;
 	r->rank_of = rank_of;
 	r->revenue_of = revenue_of;
+	return 0;
+}
+
+int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
+{
+	if (r->store >= 0)
+		return pr_error_set(err, -EINVAL, "only company rankings are indexed");
+	if (r->rank_of)
+		return 0; /* a refresh of an indexed ranking comes indexed */
+	if (index_fill(r, NULL) < 0)
+		return pr_error_set(err, -ENOMEM, "out of memory indexing %llu customers",
+				    (unsigned long long)engine_customer_count(r->engine));
 	return 0;
 }
 

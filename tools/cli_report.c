@@ -570,6 +570,7 @@ int cli_report(int argc, char **argv)
 	opt.keep_periods = req.window != PR_WINDOW_ALL;
 	opt.keep_stores = req.by_store;
 	opt.keep_days = req.want_lapsed;
+	opt.keep_changes = false; /* ranked once */
 
 	struct pr_engine *engine;
 	struct pr_error err = { 0 };

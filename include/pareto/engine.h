@@ -53,6 +53,7 @@ struct pr_engine_options {
 	bool keep_periods; /* the calendar windows other than all */
 	bool keep_stores;  /* per (store, customer) sums: rankings by store */
 	bool keep_days;    /* distinct purchase days: lapsed regulars */
+	bool keep_changes; /* which customers changed: pr_ranking_refresh */
 	/* Test hook: the customer id hash (NULL: XXH3-64). */
 	uint64_t (*hash)(const void *bytes, size_t len);
 };

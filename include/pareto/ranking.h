@@ -35,6 +35,19 @@ struct pr_ranking;
 int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 		     int64_t store, struct pr_ranking **out, struct pr_error *err);
 
+/*
+ * The company ranking of `window` as of now, from `old` (a company ranking
+ * of the same window from this engine, or NULL) and the customers that
+ * changed since (keep_changes): O(N + k log N) for k changed customers
+ * instead of a build's full sort. Builds it whole when it cannot refresh
+ * (no old ranking, another window, the watermark moved to other periods,
+ * too many changes), and then starts the engine's change journal again,
+ * which makes other rankings of it build whole next time. Equal to
+ * pr_ranking_build in every entry.
+ */
+int pr_ranking_refresh(struct pr_engine *e, const struct pr_ranking *old, enum pr_window window,
+		       struct pr_ranking **out, struct pr_error *err);
+
 /* One ranking per store, built in one pass: out[store] for every store. */
 int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 			    struct pr_ranking ***out, uint32_t *count,
