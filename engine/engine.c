@@ -337,9 +337,11 @@ static const struct staged_record *staged_next(const struct staged_record *s)
  * once its customer's value has arrived. */
 static void prefetch_pair(const struct pr_engine *e, uint64_t hash, uint32_t store)
 {
+	if (!e->opt.keep_stores)
+		return;
 	const struct shard *sh = &e->shards[shard_of_hash(hash)];
 	uint32_t local = pr_id_table_guess(&sh->customers, hash);
-	if (local == PR_ID_NONE || !e->opt.keep_stores)
+	if (local == PR_ID_NONE)
 		return;
 	const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
 	for (uint32_t i = 0; i < PR_PAIR_INLINE && i < c->stores; i++) {

@@ -187,18 +187,6 @@ static struct pr_ranking *ranking_new(const struct pr_engine *e, enum pr_window 
 	return r;
 }
 
-/* Sorts the n entries already in r and computes the prefix sums. */
-static void ranking_sums(struct pr_ranking *r);
-
-static int ranking_finish(struct pr_ranking *r)
-{
-	int rc = sort_entries(r->engine, r->entries, r->n);
-	if (rc < 0)
-		return rc;
-	ranking_sums(r);
-	return 0;
-}
-
 /* Prefix sums and each entry's place in its tie run, of sorted entries. */
 static void ranking_sums(struct pr_ranking *r)
 {
@@ -208,6 +196,16 @@ static void ranking_sums(struct pr_ranking *r)
 		r->prefix[i + 1] = r->prefix[i] + x->revenue_minor;
 		x->tie = i && x[-1].revenue_minor == x->revenue_minor ? x[-1].tie + 1 : 0;
 	}
+}
+
+/* Sorts the n entries already in r and computes the prefix sums. */
+static int ranking_finish(struct pr_ranking *r)
+{
+	int rc = sort_entries(r->engine, r->entries, r->n);
+	if (rc < 0)
+		return rc;
+	ranking_sums(r);
+	return 0;
 }
 
 int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
@@ -266,13 +264,14 @@ static bool entry_before(const struct pr_engine *e, const struct rank_entry *a,
 	return compare_ids(e, a->customer, b->customer) < 0;
 }
 
-/* The first index in old->entries[lo..n) that x does not come after. */
-static uint64_t position_of(const struct pr_ranking *old, uint64_t lo, const struct rank_entry *x)
+/* The first index in r->entries[lo..n) that x does not come after: where
+ * x is, or would go. */
+static uint64_t position_of(const struct pr_ranking *r, uint64_t lo, const struct rank_entry *x)
 {
-	uint64_t hi = old->n;
+	uint64_t hi = r->n;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (entry_before(old->engine, &old->entries[mid], x))
+		if (entry_before(r->engine, &r->entries[mid], x))
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -513,20 +512,6 @@ static double ratio(int64_t part, int64_t whole)
 	return whole > 0 ? (double)((long double)part / (long double)whole) : 0.0;
 }
 
-/* Number of entries with revenue strictly greater than `revenue`. */
-static uint64_t count_above(const struct pr_ranking *r, int64_t revenue)
-{
-	uint64_t lo = 0, hi = r->n;
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (r->entries[mid].revenue_minor > revenue)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* Fills *out for a rank; the id from the engine unless out->customer is set
  * (a lookup by id: one cache miss less). */
 static void describe(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *out)
@@ -592,15 +577,7 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 	if (revenue <= 0)
 		return -ENOENT;
 	/* Rank = 1 + entries ordered before (revenue, id). */
-	uint64_t lo = count_above(r, revenue), hi = r->n;
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (r->entries[mid].revenue_minor == revenue &&
-		    compare_ids(e, r->entries[mid].customer, customer) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	uint64_t lo = position_of(r, 0, &(struct rank_entry){ revenue, customer, 0 });
 	/* On a ranking built before his revenue changed, the place found is
 	 * another's, or past the end: never describe someone else. */
 	if (lo == r->n || r->entries[lo].customer != customer)
