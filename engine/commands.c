@@ -2,18 +2,18 @@
  * commands.c - paretod's commands, the published rankings and the alerts;
  * see commands.h.
  *
- * A published ranking may be older than the engine (while feeds stream in,
- * rankings are rebuilt at most every rank_interval_ms). Figures read from
- * its entries (TOP, PARETO, RISK, ...) are exact for the records it cites.
- * Looking up one customer (RANK, CUSTOMER, SCORE) on a company ranking
- * goes through its customer index (pr_ranking_index: his rank and revenue
- * as of the build, O(1)), so the answer is exact for the records it cites
- * however old the ranking. On an older store ranking a customer whose
- * revenue changed since forces a rebuild.
- *
- * Builds are throttled while ingesting: at most once per rank_interval_ms
- * and at most one tenth of the time (a build waits 9 x its last duration),
- * so a 1M-customer ranking never takes more than ~10% from ingest.
+ * A published ranking may be older than the engine: while feeds stream
+ * in, the company rankings come from the ranker thread (ranker.h), which
+ * publishes at most every rank_interval_ms, and store rankings are rebuilt
+ * here at most that often and at most one tenth of the time (a build waits
+ * 9 x its last duration). Figures read from a ranking's entries (TOP,
+ * PARETO, RISK, ...) are exact for the records it cites. Looking up one
+ * customer (RANK, CUSTOMER, SCORE) on a company ranking goes through its
+ * customer index (his rank and revenue as of the ranking, O(1)), so the
+ * answer is exact for the records it cites however old the ranking. On an
+ * older store ranking a customer whose revenue changed since forces a
+ * rebuild. When no feed is streaming, every answer is as of the last
+ * record: a query waits for the ranker to catch up.
  *
  * This module is part of the engine library and runs on the writer's
  * thread.
@@ -262,42 +262,50 @@ static bool stale(const struct pr_server *s, uint64_t built_records, int64_t bui
 	return pr_server_now_ms() - built_ms >= wait;
 }
 
-static void published_clear(struct pr_published *p)
+/* The ranker, started at the first query that needs a company ranking. */
+static struct pr_ranker *ranker_get(struct pr_server *s)
 {
-	pr_ranking_destroy(p->ranking);
-	memset(p, 0, sizeof *p);
+	struct pr_error err = { 0 };
+	if (!s->ranker && pr_ranker_create(&s->ranker, s->engine, s->opt.rank_interval_ms, &err) < 0)
+		pr_log("ranker: %s", err.message);
+	return s->ranker;
 }
 
+/* Holds p (a reference) as the company ranking of w that answers use. */
+static void company_hold(struct pr_server *s, enum pr_window w, struct pr_published *p)
+{
+	if (!p)
+		return;
+	pr_published_release(s->company[w]);
+	s->company[w] = p;
+}
+
+/* Takes the newest published company rankings, for INFO and metrics. */
+static void company_take_all(struct pr_server *s)
+{
+	for (int w = 0; s->ranker && w < PR_WINDOW_COUNT; w++)
+		company_hold(s, (enum pr_window)w, pr_ranker_take(s->ranker, (enum pr_window)w));
+}
+
+/*
+ * The company ranking of w: the newest the ranker published; while feeds
+ * stream in that may be up to about rank_interval_ms behind, otherwise
+ * (or if forced, or if there is none yet) it is waited for until it covers
+ * every record applied. NULL if the ranker ran out of memory.
+ */
 static const struct pr_published *company_get(struct pr_server *s, enum pr_window w,
 					      bool force)
 {
-	struct pr_published *p = &s->company[w];
-	if (p->ranking && (p->records == engine_records(s) ||
-			   (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
+	struct pr_ranker *r = ranker_get(s);
+	if (!r)
+		return NULL;
+	pr_ranker_want(r, w);
+	company_hold(s, w, pr_ranker_take(r, w));
+	const struct pr_published *p = s->company[w];
+	if (p && (p->records == engine_records(s) || (!force && pr_server_ingesting(s))))
 		return p;
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
-	int64_t began = pr_server_now_ms();
-	struct pr_published fresh = { 0 };
-	struct pr_error err = { 0 };
-	/* From the published ranking and the customers changed since, when it
-	 * can: O(N + k log N) instead of a whole sort. */
-	if (pr_ranking_refresh(s->engine, p->ranking, w, &fresh.ranking, &err) < 0 ||
-	    pr_ranking_index(fresh.ranking, &err) < 0) {
-		pr_log("ranking %s: %s", pr_window_name(w), err.message);
-		published_clear(&fresh);
-		return p->ranking ? p : NULL;
-	}
-	published_clear(p);
-	*p = fresh;
-	pr_ranking_summarize(p->ranking, &p->summary);
-	p->records = st.records;
-	p->has_watermark = st.has_watermark;
-	p->watermark_ms = st.watermark_ms;
-	p->built_ms = pr_server_now_ms();
-	p->build_ms = p->built_ms - began;
-	s->ranking_builds++;
-	return p;
+	company_hold(s, w, pr_ranker_wait(r, w));
+	return s->company[w];
 }
 
 static void stores_clear(struct pr_published_stores *p)
@@ -915,18 +923,27 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		     (unsigned long long)s->protocol_errors, (unsigned long long)s->commands_total);
 	}
 	if (want_section(a, "ranking", true)) {
-		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nranking_builds:%llu\r\nalert_pushes:%llu\r\n",
-		     s->opt.rank_interval_ms, (unsigned long long)s->ranking_builds,
+		struct pr_ranker_stats rs = { 0 };
+		if (s->ranker)
+			pr_ranker_stats(s->ranker, &rs);
+		company_take_all(s);
+		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nranking_builds:%llu\r\n"
+			"ranker_batches:%llu\r\nranker_whole_builds:%llu\r\nranker_failures:%llu\r\n"
+			"ranker_last_step_ms:%lld\r\nalert_pushes:%llu\r\n",
+		     s->opt.rank_interval_ms, (unsigned long long)(s->ranking_builds + rs.steps),
+		     (unsigned long long)rs.batches, (unsigned long long)rs.whole,
+		     (unsigned long long)rs.failures, (long long)rs.last_step_ms,
 		     (unsigned long long)s->alerts.pushes);
+		/* lag_ms: from the ranker's batch being cut to its publication. */
 		for (int w = 0; w < PR_WINDOW_COUNT; w++) {
-			const struct pr_published *p = &s->company[w];
-			if (!p->ranking)
+			const struct pr_published *p = s->company[w];
+			if (!p)
 				continue;
-			addf(t, "ranking_%s:customers=%llu,records=%llu,behind=%llu,age_ms=%lld\r\n",
+			addf(t, "ranking_%s:customers=%llu,records=%llu,behind=%llu,age_ms=%lld,lag_ms=%lld\r\n",
 			     pr_window_name(w), (unsigned long long)p->summary.customers,
 			     (unsigned long long)p->records,
 			     (unsigned long long)(st.records - p->records),
-			     (long long)(now - p->built_ms));
+			     (long long)(now - p->built_ms), (long long)(p->built_ms - p->cut_ms));
 		}
 		addf(t, "\r\n");
 	}
@@ -980,16 +997,20 @@ static void metrics_text(struct pr_server *s, struct text *t)
 	metric(t, "pareto_output_limit_disconnects_total", "counter",
 	       "Clients disconnected for not reading their replies.",
 	       (double)s->output_disconnects);
-	metric(t, "pareto_ranking_builds_total", "counter", "Rankings built.",
-	       (double)s->ranking_builds);
+	struct pr_ranker_stats rs = { 0 };
+	if (s->ranker)
+		pr_ranker_stats(s->ranker, &rs);
+	company_take_all(s);
+	metric(t, "pareto_ranking_builds_total", "counter", "Rankings built or refreshed.",
+	       (double)(s->ranking_builds + rs.steps));
 	metric(t, "pareto_alert_pushes_total", "counter", "Alert events published.",
 	       (double)s->alerts.pushes);
 	addf(t, "# HELP pareto_ranking_age_seconds Age of the published company ranking.\n"
 		"# TYPE pareto_ranking_age_seconds gauge\n");
 	for (int w = 0; w < PR_WINDOW_COUNT; w++)
-		if (s->company[w].ranking)
+		if (s->company[w])
 			addf(t, "pareto_ranking_age_seconds{window=\"%s\"} %.3f\n", pr_window_name(w),
-			     (double)(now - s->company[w].built_ms) / 1000.0);
+			     (double)(now - s->company[w]->built_ms) / 1000.0);
 	metric(t, "pareto_uptime_seconds", "gauge", "Seconds since start.",
 	       (double)(now - s->started_ms) / 1000.0);
 	metric(t, "pareto_resident_memory_bytes", "gauge", "Resident set size.",
@@ -1589,7 +1610,7 @@ int pr_commands_alerts(struct pr_server *s, bool now)
 	    t - al->evaluated_ms < (int64_t)s->opt.rank_interval_ms)
 		return (int)(s->opt.rank_interval_ms - (t - al->evaluated_ms));
 	enum pr_window w = s->opt.alert_window;
-	const struct pr_published *company = company_get(s, w, true);
+	const struct pr_published *company = company_get(s, w, false);
 	const struct pr_published_stores *stores = stores_get(s, w, true, -1);
 	if (!company || !stores)
 		return -1;
@@ -1629,9 +1650,12 @@ int pr_commands_alerts(struct pr_server *s, bool now)
 void pr_commands_free(struct pr_server *s)
 {
 	for (int w = 0; w < PR_WINDOW_COUNT; w++) {
-		published_clear(&s->company[w]);
+		pr_published_release(s->company[w]);
+		s->company[w] = NULL;
 		stores_clear(&s->stores[w]);
 	}
+	pr_ranker_destroy(s->ranker);
+	s->ranker = NULL;
 	scope_free(&s->alerts.company);
 	for (uint32_t i = 0; i < s->alerts.store_count; i++)
 		scope_free(&s->alerts.stores[i]);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "id_directory.h"
 #include "pareto/ranking.h"
 
 struct rank_entry {
@@ -57,10 +58,25 @@ uint64_t pr_fraction_ceil(struct pr_fraction f, uint64_t n)
 	return (uint64_t)((x + f.den - 1) / f.den);
 }
 
-static int compare_ids(const struct pr_engine *e, uint32_t a, uint32_t b)
+/*
+ * Where a build finds customer ids: the engine's tables on the writer's
+ * thread, or a directory of their chunks on another (paretod's ranker,
+ * which must not walk the writer's growing tables).
+ */
+struct id_source {
+	const struct pr_engine *engine;
+	const struct pr_id_directory *ids; /* NULL: the engine's tables */
+};
+
+static const struct pr_id_entry *id_of(struct id_source src, uint32_t ref)
 {
-	const struct pr_id_entry *x = engine_customer_id(e, a);
-	const struct pr_id_entry *y = engine_customer_id(e, b);
+	return src.ids ? pr_id_directory_at(src.ids, ref) : engine_customer_id(src.engine, ref);
+}
+
+static int compare_ids(struct id_source src, uint32_t a, uint32_t b)
+{
+	const struct pr_id_entry *x = id_of(src, a);
+	const struct pr_id_entry *y = id_of(src, b);
 	return pr_id_compare(x->id, x->len, y->id, y->len);
 }
 
@@ -101,13 +117,13 @@ static uint64_t id_prefix(const struct pr_id_entry *id)
 
 /* Sorts a[0..n) (equal revenues) by id; items has room for n; a[n..end)
  * follow, for fetching ahead. */
-static void sort_tie_run(const struct pr_engine *e, struct rank_entry *a, uint64_t n,
+static void sort_tie_run(struct id_source src, struct rank_entry *a, uint64_t n,
 			 const struct rank_entry *end, struct tie_item *items)
 {
 	for (uint64_t i = 0; i < n; i++) {
 		if (a + i + ID_AHEAD < end)
-			__builtin_prefetch(engine_customer_id(e, a[i + ID_AHEAD].customer));
-		const struct pr_id_entry *id = engine_customer_id(e, a[i].customer);
+			__builtin_prefetch(id_of(src, a[i + ID_AHEAD].customer));
+		const struct pr_id_entry *id = id_of(src, a[i].customer);
 		items[i] = (struct tie_item){ id_prefix(id), id, a[i] };
 	}
 	qsort(items, n, sizeof *items, compare_tie_items);
@@ -115,7 +131,7 @@ static void sort_tie_run(const struct pr_engine *e, struct rank_entry *a, uint64
 		a[i] = items[i].entry;
 }
 
-static int sort_entries(const struct pr_engine *e, struct rank_entry *a, uint64_t n)
+static int sort_entries(struct id_source ids, struct rank_entry *a, uint64_t n)
 {
 	if (n < 2)
 		return 0;
@@ -161,14 +177,16 @@ static int sort_entries(const struct pr_engine *e, struct rank_entry *a, uint64_
 		for (j = i + 1; j < n && a[j].revenue_minor == a[i].revenue_minor; j++)
 			;
 		if (j - i > 1)
-			sort_tie_run(e, a + i, j - i, a + n, items);
+			sort_tie_run(ids, a + i, j - i, a + n, items);
 	}
 	free(items);
 	return 0;
 }
 
-static struct pr_ranking *ranking_new(const struct pr_engine *e, enum pr_window window,
-				      int64_t store, uint64_t capacity)
+/* A ranking with room for `capacity` entries; it reads nothing of the
+ * engine (it may be built off the writer's thread). */
+static struct pr_ranking *ranking_alloc(const struct pr_engine *e, enum pr_window window,
+					int64_t store, uint64_t capacity)
 {
 	struct pr_ranking *r = calloc(1, sizeof *r);
 	if (!r)
@@ -176,13 +194,23 @@ static struct pr_ranking *ranking_new(const struct pr_engine *e, enum pr_window 
 	r->engine = e;
 	r->window = window;
 	r->store = store;
-	r->epoch = e->changes_epoch;
-	r->periods = e->watermark_periods;
 	r->entries = malloc((capacity ? capacity : 1) * sizeof *r->entries);
 	r->prefix = malloc((capacity + 1) * sizeof *r->prefix);
 	if (!r->entries || !r->prefix) {
 		pr_ranking_destroy(r);
 		return NULL;
+	}
+	return r;
+}
+
+/* The same, as of the engine now (on the writer's thread). */
+static struct pr_ranking *ranking_new(const struct pr_engine *e, enum pr_window window,
+				      int64_t store, uint64_t capacity)
+{
+	struct pr_ranking *r = ranking_alloc(e, window, store, capacity);
+	if (r) {
+		r->epoch = e->changes_epoch;
+		r->periods = e->watermark_periods;
 	}
 	return r;
 }
@@ -201,7 +229,7 @@ static void ranking_sums(struct pr_ranking *r)
 /* Sorts the n entries already in r and computes the prefix sums. */
 static int ranking_finish(struct pr_ranking *r)
 {
-	int rc = sort_entries(r->engine, r->entries, r->n);
+	int rc = sort_entries((struct id_source){ r->engine, NULL }, r->entries, r->n);
 	if (rc < 0)
 		return rc;
 	ranking_sums(r);
@@ -256,22 +284,23 @@ int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 }
 
 /* Whether entry a comes before b: revenue descending, then id. */
-static bool entry_before(const struct pr_engine *e, const struct rank_entry *a,
+static bool entry_before(struct id_source src, const struct rank_entry *a,
 			 const struct rank_entry *b)
 {
 	if (a->revenue_minor != b->revenue_minor)
 		return a->revenue_minor > b->revenue_minor;
-	return compare_ids(e, a->customer, b->customer) < 0;
+	return compare_ids(src, a->customer, b->customer) < 0;
 }
 
 /* The first index in r->entries[lo..n) that x does not come after: where
  * x is, or would go. */
-static uint64_t position_of(const struct pr_ranking *r, uint64_t lo, const struct rank_entry *x)
+static uint64_t position_of(const struct pr_ranking *r, struct id_source src, uint64_t lo,
+			    const struct rank_entry *x)
 {
 	uint64_t hi = r->n;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (entry_before(r->engine, &r->entries[mid], x))
+		if (entry_before(src, &r->entries[mid], x))
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -279,61 +308,174 @@ static uint64_t position_of(const struct pr_ranking *r, uint64_t lo, const struc
 	return lo;
 }
 
-static bool entry_changed(const struct pr_engine *e, const struct rank_entry *x)
+/*
+ * The customer index's layout: customer (shard, local) sits at
+ * start[shard] + local, for customers[shard] customers per shard. Allocates
+ * r's index arrays (rank_of zeroed, revenue_of not) and fills start.
+ */
+static int index_alloc(struct pr_ranking *r, const uint32_t *customers)
 {
-	return engine_changed(&e->shards[x->customer & (PR_SHARDS - 1)], x->customer >> PR_SHARD_BITS);
+	uint64_t *start = malloc((PR_SHARDS + 1) * sizeof *start);
+	if (!start)
+		return -ENOMEM;
+	start[0] = 0;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++)
+		start[shard + 1] = start[shard] + customers[shard];
+	uint64_t all = start[PR_SHARDS];
+	uint32_t *rank_of = calloc(all + 1, sizeof *rank_of);
+	int64_t *revenue_of = malloc((all + 1) * sizeof *revenue_of);
+	if (!rank_of || !revenue_of) {
+		free(start);
+		free(rank_of);
+		free(revenue_of);
+		return -ENOMEM;
+	}
+	free(r->shard_start);
+	free(r->rank_of);
+	free(r->revenue_of);
+	r->shard_start = start;
+	r->rank_of = rank_of;
+	r->revenue_of = revenue_of;
+	return 0;
 }
 
-static int index_fill(struct pr_ranking *r, const struct pr_ranking *from);
+static void index_ranks(struct pr_ranking *r)
+{
+	for (uint64_t i = 0; i < r->n; i++) {
+		uint32_t ref = r->entries[i].customer;
+		r->rank_of[r->shard_start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS)] =
+			(uint32_t)(i + 1);
+	}
+}
+
+/* The index from the old ranking's index (if not whole) and the changes. */
+static int index_from_changes(struct pr_ranking *r, const struct pr_ranking *old,
+			      const struct pr_ranking_changes *ch)
+{
+	if (index_alloc(r, ch->customers) < 0)
+		return -ENOMEM;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+		uint64_t at = r->shard_start[shard], known = 0;
+		if (old) {
+			/* Unchanged customers kept their revenue. */
+			known = old->shard_start[shard + 1] - old->shard_start[shard];
+			memcpy(r->revenue_of + at, old->revenue_of + old->shard_start[shard],
+			       known * sizeof *r->revenue_of);
+		}
+		memset(r->revenue_of + at + known, 0,
+		       (r->shard_start[shard + 1] - at - known) * sizeof *r->revenue_of);
+	}
+	for (uint64_t i = 0; i < ch->count; i++) {
+		uint32_t ref = ch->refs[i];
+		r->revenue_of[r->shard_start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS)] =
+			ch->revenue[i * ch->stride];
+	}
+	index_ranks(r);
+	return 0;
+}
 
 /*
- * The refresh: the old entries of unchanged customers keep their order (in
+ * The merge: the old entries of unchanged customers keep their order (in
  * window all their revenue cannot have moved; in another window neither,
  * while the watermark stays in the same periods), so only the changed
- * customers are read and sorted, and each is placed by binary search.
+ * customers are sorted, and each is placed by binary search.
  */
-static int refresh(const struct pr_engine *e, const struct pr_ranking *old, uint64_t changed,
-		   struct pr_ranking **out)
+int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_directory *ids,
+			    const struct pr_ranking *old, const struct pr_ranking_changes *ch,
+			    struct pr_ranking **out)
 {
-	struct rank_entry *fresh = malloc((changed ? changed : 1) * sizeof *fresh);
-	struct pr_ranking *r = ranking_new(e, old->window, -1, old->n + changed);
-	if (!fresh || !r)
+	struct id_source src = { e, ids };
+	uint64_t customers = 0;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++)
+		customers += ch->customers[shard];
+	if (!ch->whole && (!old || (ch->index && !old->rank_of)))
+		return -EINVAL;
+	struct rank_entry *fresh = malloc((ch->count ? ch->count : 1) * sizeof *fresh);
+	/* Changed customers, by their place in the index layout. */
+	uint64_t *changed = ch->whole ? NULL : calloc(customers / 64 + 1, sizeof *changed);
+	uint64_t *start = malloc((PR_SHARDS + 1) * sizeof *start);
+	struct pr_ranking *r = ranking_alloc(e, ch->window, -1, (ch->whole ? 0 : old->n) + ch->count);
+	if (!fresh || (!ch->whole && !changed) || !start || !r)
 		goto nomem;
+	start[0] = 0;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++)
+		start[shard + 1] = start[shard] + ch->customers[shard];
 	uint64_t k = 0;
-	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		const struct shard *sh = &e->shards[shard];
-		for (uint32_t i = 0; i < sh->changed_count; i++) {
-			uint32_t local = sh->changed[i];
-			const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
-			int64_t revenue = pr_period_sums_in(&c->sums, old->window, &e->watermark_periods);
-			if (revenue > 0)
-				fresh[k++] = (struct rank_entry){ revenue, customer_ref(shard, local), 0 };
+	for (uint64_t i = 0; i < ch->count; i++) {
+		uint32_t ref = ch->refs[i];
+		if (changed) {
+			uint64_t at = start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS);
+			changed[at >> 6] |= (uint64_t)1 << (at & 63);
+		}
+		int64_t revenue = ch->revenue[i * ch->stride];
+		if (revenue > 0)
+			fresh[k++] = (struct rank_entry){ revenue, ref, 0 };
+	}
+	if (sort_entries(src, fresh, k) < 0)
+		goto nomem;
+	if (ch->whole) {
+		memcpy(r->entries, fresh, k * sizeof *fresh);
+		r->n = k;
+	} else {
+		uint64_t at = 0;
+		for (uint64_t j = 0; j <= k; j++) {
+			uint64_t until = j < k ? position_of(old, src, at, &fresh[j]) : old->n;
+			for (; at < until; at++) {
+				uint32_t ref = old->entries[at].customer;
+				uint64_t bit = start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS);
+				if (!(changed[bit >> 6] >> (bit & 63) & 1))
+					r->entries[r->n++] = old->entries[at];
+			}
+			if (j < k)
+				r->entries[r->n++] = fresh[j];
 		}
 	}
-	if (sort_entries(e, fresh, k) < 0)
-		goto nomem;
-	uint64_t at = 0;
-	for (uint64_t j = 0; j <= k; j++) {
-		uint64_t until = j < k ? position_of(old, at, &fresh[j]) : old->n;
-		for (; at < until; at++)
-			if (!entry_changed(e, &old->entries[at]))
-				r->entries[r->n++] = old->entries[at];
-		if (j < k)
-			r->entries[r->n++] = fresh[j];
-	}
 	free(fresh);
-	fresh = NULL;
+	free(changed);
+	free(start);
+	fresh = NULL, changed = NULL, start = NULL;
 	ranking_sums(r);
-	/* An indexed ranking refreshes into an indexed one, its revenues
-	 * copied but for the changed customers. */
-	if (old->rank_of && index_fill(r, old) < 0)
+	r->epoch = ch->epoch;
+	r->periods = ch->periods;
+	if (ch->index && index_from_changes(r, ch->whole ? NULL : old, ch) < 0)
 		goto nomem;
 	*out = r;
 	return 0;
 nomem:
 	free(fresh);
+	free(changed);
+	free(start);
 	pr_ranking_destroy(r);
 	return -ENOMEM;
+}
+
+/* The engine's journal as changes of `window`: every changed customer with
+ * his revenue in it now. */
+static int journal_changes(const struct pr_engine *e, enum pr_window window, uint64_t changed,
+			   struct pr_ranking_changes *ch, uint32_t *customers)
+{
+	uint32_t *refs = malloc((changed ? changed : 1) * sizeof *refs);
+	int64_t *revenue = malloc((changed ? changed : 1) * sizeof *revenue);
+	if (!refs || !revenue) {
+		free(refs);
+		free(revenue);
+		return -ENOMEM;
+	}
+	uint64_t k = 0;
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+		const struct shard *sh = &e->shards[shard];
+		customers[shard] = sh->customers.count;
+		for (uint32_t i = 0; i < sh->changed_count; i++) {
+			uint32_t local = sh->changed[i];
+			const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
+			refs[k] = customer_ref(shard, local);
+			revenue[k++] = pr_period_sums_in(&c->sums, window, &e->watermark_periods);
+		}
+	}
+	*ch = (struct pr_ranking_changes){ .window = window, .periods = e->watermark_periods,
+					   .epoch = e->changes_epoch, .count = k, .refs = refs,
+					   .revenue = revenue, .stride = 1, .customers = customers };
+	return 0;
 }
 
 int pr_ranking_refresh(struct pr_engine *e, const struct pr_ranking *old, enum pr_window window,
@@ -356,7 +498,17 @@ int pr_ranking_refresh(struct pr_engine *e, const struct pr_ranking *old, enum p
 		engine_changes_reset(e);
 		return pr_ranking_build(e, window, -1, out, err);
 	}
-	if (refresh(e, old, changed, out) < 0)
+	struct pr_ranking_changes ch;
+	uint32_t customers[PR_SHARDS];
+	int rc = journal_changes(e, window, changed, &ch, customers);
+	if (rc == 0) {
+		/* An indexed ranking refreshes into an indexed one. */
+		ch.index = old->rank_of != NULL;
+		rc = pr_ranking_from_changes(e, NULL, old, &ch, out);
+		free((void *)ch.refs);
+		free((void *)ch.revenue);
+	}
+	if (rc < 0)
 		return pr_error_set(err, -ENOMEM, "out of memory refreshing a ranking");
 	return 0;
 }
@@ -422,61 +574,24 @@ void pr_ranking_destroy(struct pr_ranking *r)
 	free(r);
 }
 
-/*
- * Fills r's customer index: revenue_of for every customer the engine knows
- * (copied from `from`, an indexed ranking of the same window whose
- * customers since changed are all in the engine's journal, when given;
- * else read), then rank_of from the entries. -ENOMEM changes nothing.
- */
-static int index_fill(struct pr_ranking *r, const struct pr_ranking *from)
+/* The index from the engine now (on the writer's thread). */
+static int index_from_engine(struct pr_ranking *r)
 {
 	const struct pr_engine *e = r->engine;
-	uint64_t customers = engine_customer_count(e);
-	uint64_t *start = malloc((PR_SHARDS + 1) * sizeof *start);
-	uint32_t *rank_of = calloc(customers + 1, sizeof *rank_of);
-	int64_t *revenue_of = malloc((customers + 1) * sizeof *revenue_of);
-	if (!start || !rank_of || !revenue_of) {
-		free(start);
-		free(rank_of);
-		free(revenue_of);
+	uint32_t customers[PR_SHARDS];
+	for (uint32_t shard = 0; shard < PR_SHARDS; shard++)
+		customers[shard] = e->shards[shard].customers.count;
+	if (index_alloc(r, customers) < 0)
 		return -ENOMEM;
-	}
-	uint64_t at = 0;
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		const struct shard *sh = &e->shards[shard];
-		const struct pr_id_table *t = &sh->customers;
-		start[shard] = at;
-		if (from) {
-			/* Unchanged customers kept their revenue; the changed
-			 * (new ones included) are read again. */
-			uint64_t known = from->shard_start[shard + 1] - from->shard_start[shard];
-			memcpy(revenue_of + at, from->revenue_of + from->shard_start[shard],
-			       known * sizeof *revenue_of);
-			for (uint32_t i = 0; i < sh->changed_count; i++) {
-				const struct customer_aggregate *c = pr_id_table_value(t, sh->changed[i]);
-				revenue_of[at + sh->changed[i]] =
-					pr_period_sums_in(&c->sums, r->window, &e->watermark_periods);
-			}
-		} else {
-			for (uint32_t i = 0; i < t->count; i++) {
-				const struct customer_aggregate *c = pr_id_table_value(t, i);
-				revenue_of[at + i] = pr_period_sums_in(&c->sums, r->window,
-								       &e->watermark_periods);
-			}
+		const struct pr_id_table *t = &e->shards[shard].customers;
+		int64_t *revenue_of = r->revenue_of + r->shard_start[shard];
+		for (uint32_t i = 0; i < t->count; i++) {
+			const struct customer_aggregate *c = pr_id_table_value(t, i);
+			revenue_of[i] = pr_period_sums_in(&c->sums, r->window, &e->watermark_periods);
 		}
-		at += t->count;
 	}
-	start[PR_SHARDS] = at;
-	for (uint64_t i = 0; i < r->n; i++) {
-		uint32_t ref = r->entries[i].customer;
-		rank_of[start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS)] = (uint32_t)(i + 1);
-	}
-	free(r->shard_start);
-	free(r->rank_of);
-	free(r->revenue_of);
-	r->shard_start = start;
-	r->rank_of = rank_of;
-	r->revenue_of = revenue_of;
+	index_ranks(r);
 	return 0;
 }
 
@@ -486,7 +601,7 @@ int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
 		return pr_error_set(err, -EINVAL, "only company rankings are indexed");
 	if (r->rank_of)
 		return 0; /* a refresh of an indexed ranking comes indexed */
-	if (index_fill(r, NULL) < 0)
+	if (index_from_engine(r) < 0)
 		return pr_error_set(err, -ENOMEM, "out of memory indexing %llu customers",
 				    (unsigned long long)engine_customer_count(r->engine));
 	return 0;
@@ -577,7 +692,8 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 	if (revenue <= 0)
 		return -ENOENT;
 	/* Rank = 1 + entries ordered before (revenue, id). */
-	uint64_t lo = position_of(r, 0, &(struct rank_entry){ revenue, customer, 0 });
+	uint64_t lo = position_of(r, (struct id_source){ e, NULL }, 0,
+				  &(struct rank_entry){ revenue, customer, 0 });
 	/* On a ranking built before his revenue changed, the place found is
 	 * another's, or past the end: never describe someone else. */
 	if (lo == r->n || r->entries[lo].customer != customer)

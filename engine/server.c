@@ -785,6 +785,10 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 	while (!s->stopping) {
 		pr_feeds_turn(s);
 		int due = pr_commands_alerts(s, false);
+		/* Changes for the ranker: handed over as soon as it can take them. */
+		int rank_due = s->ranker ? pr_ranker_feed(s->ranker, false) : -1;
+		if (rank_due >= 0 && (due < 0 || rank_due < due))
+			due = rank_due;
 		int64_t now = pr_server_now_ms();
 		tick(s, now);
 		int rc;

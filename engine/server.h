@@ -38,6 +38,7 @@
 #include "pareto/error.h"
 #include "pareto/feed.h"
 #include "pareto/ranking.h"
+#include "ranker.h"
 #include "resp.h"
 
 #define PR_SERVER_MAX_FEEDS 64
@@ -59,7 +60,7 @@ struct pr_server_options {
 	size_t max_request_bytes;  /* 1 MiB */
 	size_t max_output_bytes;   /* 64 MiB */
 	unsigned max_clients;      /* 10000 */
-	unsigned rank_interval_ms; /* 10: rankings rebuilt at most this often while ingesting */
+	unsigned rank_interval_ms; /* 10: rankings published at most this often while ingesting */
 	size_t ingest_batch_bytes; /* 64 KiB of feed bytes decoded per loop turn */
 	enum pr_window alert_window; /* all */
 	struct pr_tier_benefit benefits[3]; /* A, B, C */
@@ -114,17 +115,6 @@ struct pr_client {
 	const struct pr_command *last_command; /* NULL before the first */
 	int64_t created_ms, active_ms;
 	uint64_t commands;
-};
-
-/* A published ranking: the snapshot and what it reflects. */
-struct pr_published {
-	struct pr_ranking *ranking;  /* owned, indexed (pr_ranking_index); NULL: never built */
-	struct pr_summary summary;
-	uint64_t records;            /* engine records when built */
-	int64_t watermark_ms;
-	bool has_watermark;
-	int64_t built_ms;            /* monotonic */
-	int64_t build_ms;            /* how long the build took */
 };
 
 struct pr_published_stores {
@@ -196,8 +186,10 @@ struct pr_server {
 	const char **argv;
 	size_t *argv_len;
 
-	/* rankings: one company ranking and one store set per window */
-	struct pr_published company[PR_WINDOW_COUNT];
+	/* rankings: the company's come from the ranker thread (created at the
+	 * first query); company[w] holds a reference to the one answers use */
+	struct pr_ranker *ranker;
+	struct pr_published *company[PR_WINDOW_COUNT];
 	struct pr_published_stores stores[PR_WINDOW_COUNT];
 	struct pr_alerts alerts;
 

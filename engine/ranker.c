@@ -1,0 +1,398 @@
+/* ranker.c - paretod's ranker thread; see ranker.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine_internal.h"
+#include "id_directory.h"
+#include "ranker.h"
+#include "spsc_ring.h"
+
+#define WINDOW_BIT(w) (1u << (w))
+/* In the failed mask: the ranker lost track of the id chunks (out of
+ * memory growing its directory); the writer sends them all again. */
+#define FAILED_DIRECTORY (1u << 31)
+
+/* A chunk of a shard's id entries, handed over once. */
+struct chunk_grant {
+	uint32_t shard;
+	const struct pr_id_entry *chunk;
+};
+
+/*
+ * What the writer hands over: written entirely before the push, read-only
+ * for the ranker after its pop (the ring's release/acquire pair orders it),
+ * freed by the ranker.
+ */
+struct batch {
+	uint64_t records;
+	int64_t watermark_ms;
+	bool has_watermark;
+	struct pr_periods periods;
+	uint64_t epoch;
+	int64_t cut_ms;
+	uint32_t windows;           /* the windows the revenues are for, ascending */
+	bool whole;                 /* refs are every customer: build, not merge */
+	bool chunks_reset;          /* the grants start again from each shard's first */
+	uint64_t count;
+	uint32_t *refs;             /* count */
+	int64_t *revenue;           /* count x popcount(windows) */
+	struct chunk_grant *grants; /* grant_count */
+	uint32_t grant_count;
+	uint32_t customers[PR_SHARDS];
+};
+
+struct pr_ranker {
+	struct pr_engine *engine; /* the writer's; the ranker reads only its options */
+	unsigned interval_ms;
+	pthread_t thread;
+	bool started;
+	int wake_fd;              /* eventfd: the writer's pushes and stop wake the ranker */
+	struct pr_spsc_ring inbox; /* batches, writer -> ranker */
+	/*
+	 * The newest snapshot per window not yet taken. The ranker swaps a new
+	 * one in and the reader swaps NULL in, both with acq_rel exchanges: the
+	 * snapshot's contents, written before, are visible to the taker, and
+	 * each snapshot leaves the slot exactly once (taken or replaced).
+	 */
+	_Atomic(struct pr_published *) latest[PR_WINDOW_COUNT];
+	_Atomic bool stop;
+	/* Windows the ranker has no base for (set by the ranker, release; the
+	 * writer exchanges it to 0, acquire, and sends them whole). */
+	_Atomic uint32_t failed;
+	/* Counters the ranker writes and the writer reads for INFO: relaxed,
+	 * as they order nothing. On their own line, away from the writer's. */
+	alignas(64) _Atomic uint64_t steps;
+	_Atomic uint64_t failures, whole_steps;
+	_Atomic int64_t last_step_ms;
+
+	/* The writer's side. */
+	alignas(64) uint32_t wanted;   /* windows kept */
+	uint32_t sent;                 /* windows sent whole since they were wanted */
+	uint32_t sent_chunks[PR_SHARDS];
+	struct pr_periods sent_periods;
+	uint64_t sent_epoch;
+	int64_t fed_ms;
+	uint64_t batches;
+
+	/* The ranker's side. */
+	alignas(64) struct pr_id_directory ids;
+	struct pr_published *current[PR_WINDOW_COUNT]; /* the base of the next merge */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pr_published_release(struct pr_published *p)
+{
+	/* acq_rel: the last holder must see every other holder's reads done
+	 * before it frees. */
+	if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
+		pr_ranking_destroy(p->ranking);
+		free(p);
+	}
+}
+
+static void batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	free(b->refs);
+	free(b->revenue);
+	free(b->grants);
+	free(b);
+}
+
+/* ---- the ranker thread ---------------------------------------------------- */
+
+static void fail(struct pr_ranker *r, uint32_t bits)
+{
+	for (int w = 0; w < PR_WINDOW_COUNT; w++)
+		if (bits & WINDOW_BIT(w)) {
+			pr_published_release(r->current[w]);
+			r->current[w] = NULL;
+		}
+	atomic_fetch_add_explicit(&r->failures, 1, memory_order_relaxed);
+	atomic_fetch_or_explicit(&r->failed, bits, memory_order_release);
+}
+
+static void step(struct pr_ranker *r, const struct batch *b)
+{
+	int64_t began = now_ms();
+	if (b->chunks_reset)
+		for (uint32_t s = 0; s < PR_SHARDS; s++)
+			r->ids.count[s] = 0;
+	for (uint32_t i = 0; i < b->grant_count; i++)
+		if (pr_id_directory_add(&r->ids, b->grants[i].shard, b->grants[i].chunk) < 0) {
+			fail(r, b->windows | FAILED_DIRECTORY);
+			return;
+		}
+	size_t stride = (size_t)__builtin_popcount(b->windows);
+	size_t column = 0;
+	for (int w = 0; w < PR_WINDOW_COUNT; w++) {
+		if (!(b->windows & WINDOW_BIT(w)))
+			continue;
+		struct pr_published *old = r->current[w];
+		struct pr_ranking_changes ch = {
+			.window = (enum pr_window)w, .periods = b->periods, .epoch = b->epoch,
+			.whole = b->whole, .index = true, .count = b->count, .refs = b->refs,
+			.revenue = b->revenue + column++, .stride = stride, .customers = b->customers,
+		};
+		if (!b->whole && !old)
+			continue; /* failed before: waits for a whole batch */
+		struct pr_published *p = calloc(1, sizeof *p);
+		if (!p || pr_ranking_from_changes(r->engine, &r->ids, old ? old->ranking : NULL, &ch,
+						  &p->ranking) < 0) {
+			free(p);
+			fail(r, WINDOW_BIT(w));
+			continue;
+		}
+		pr_ranking_summarize(p->ranking, &p->summary);
+		p->records = b->records;
+		p->watermark_ms = b->watermark_ms;
+		p->has_watermark = b->has_watermark;
+		p->cut_ms = b->cut_ms;
+		p->built_ms = now_ms();
+		p->build_ms = p->built_ms - began;
+		atomic_init(&p->refs, 2); /* current[w] and the slot */
+		pr_published_release(old);
+		r->current[w] = p;
+		pr_published_release(atomic_exchange_explicit(&r->latest[w], p, memory_order_acq_rel));
+		atomic_fetch_add_explicit(&r->steps, 1, memory_order_relaxed);
+		if (b->whole)
+			atomic_fetch_add_explicit(&r->whole_steps, 1, memory_order_relaxed);
+	}
+	atomic_store_explicit(&r->last_step_ms, now_ms() - began, memory_order_relaxed);
+}
+
+static void *ranker_run(void *arg)
+{
+	struct pr_ranker *r = arg;
+	for (;;) {
+		struct batch *b = pr_spsc_ring_pop(&r->inbox);
+		if (b) {
+			step(r, b);
+			batch_free(b);
+			continue;
+		}
+		if (atomic_load_explicit(&r->stop, memory_order_acquire))
+			break;
+		uint64_t wakes;
+		/* Blocks until the writer pushes or stops us; an eventfd keeps
+		 * the count, so a push between the pop and the read is not lost. */
+		if (read(r->wake_fd, &wakes, sizeof wakes) < 0 && errno != EINTR)
+			break;
+	}
+	return NULL;
+}
+
+/* ---- the writer's side ---------------------------------------------------- */
+
+int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned interval_ms,
+		     struct pr_error *err)
+{
+	if (!e->opt.keep_changes)
+		return pr_error_set(err, -EINVAL, "the ranker needs an engine that keeps changes");
+	struct pr_ranker *r = calloc(1, sizeof *r);
+	if (!r)
+		return pr_error_set(err, -ENOMEM, "out of memory starting the ranker");
+	r->engine = e;
+	r->interval_ms = interval_ms;
+	r->wake_fd = eventfd(0, EFD_CLOEXEC);
+	pr_id_directory_init(&r->ids);
+	for (int w = 0; w < PR_WINDOW_COUNT; w++)
+		atomic_init(&r->latest[w], NULL);
+	atomic_init(&r->stop, false);
+	atomic_init(&r->failed, 0);
+	/* Two slots: one batch being merged, one waiting; more would only
+	 * hold changes the journal coalesces better. */
+	if (r->wake_fd < 0 || pr_spsc_ring_init(&r->inbox, 2) < 0) {
+		int rc = r->wake_fd < 0 ? -errno : -ENOMEM;
+		pr_ranker_destroy(r);
+		return pr_error_set(err, rc, "starting the ranker: %s", strerror(-rc));
+	}
+	int rc = pthread_create(&r->thread, NULL, ranker_run, r);
+	if (rc != 0) {
+		pr_ranker_destroy(r);
+		return pr_error_set(err, -rc, "starting the ranker thread: %s", strerror(rc));
+	}
+	r->started = true;
+	*out = r;
+	return 0;
+}
+
+static void wake(struct pr_ranker *r)
+{
+	uint64_t one = 1;
+	/* Fails only if the count would overflow: it is awake then. */
+	(void)!write(r->wake_fd, &one, sizeof one);
+}
+
+void pr_ranker_destroy(struct pr_ranker *r)
+{
+	if (!r)
+		return;
+	if (r->started) {
+		atomic_store_explicit(&r->stop, true, memory_order_release);
+		wake(r);
+		pthread_join(r->thread, NULL);
+	}
+	if (r->inbox.slots) {
+		struct batch *b;
+		while ((b = pr_spsc_ring_pop(&r->inbox)))
+			batch_free(b);
+		pr_spsc_ring_destroy(&r->inbox);
+	}
+	for (int w = 0; w < PR_WINDOW_COUNT; w++) {
+		pr_published_release(r->current[w]);
+		pr_published_release(atomic_load_explicit(&r->latest[w], memory_order_acquire));
+	}
+	pr_id_directory_destroy(&r->ids);
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	free(r);
+}
+
+void pr_ranker_want(struct pr_ranker *r, enum pr_window w)
+{
+	r->wanted |= WINDOW_BIT(w);
+}
+
+/* Copies a customer's revenue in every window of the mask to out. */
+static void revenues(const struct pr_engine *e, const struct customer_aggregate *c,
+		     uint32_t windows, int64_t *out)
+{
+	for (int w = 0; w < PR_WINDOW_COUNT; w++)
+		if (windows & WINDOW_BIT(w))
+			*out++ = pr_period_sums_in(&c->sums, (enum pr_window)w, &e->watermark_periods);
+}
+
+/* The batch of what changed (or, whole, of every customer), or NULL. */
+static struct batch *batch_cut(struct pr_ranker *r, bool whole, bool chunks_reset,
+			       uint64_t changed)
+{
+	const struct pr_engine *e = r->engine;
+	struct batch *b = calloc(1, sizeof *b);
+	if (!b)
+		return NULL;
+	*b = (struct batch){ .records = e->records, .watermark_ms = e->watermark_ms,
+			     .has_watermark = e->has_watermark, .periods = e->watermark_periods,
+			     .epoch = e->changes_epoch, .cut_ms = now_ms(), .windows = r->wanted,
+			     .whole = whole, .chunks_reset = chunks_reset };
+	uint64_t items = whole ? engine_customer_count(e) : changed;
+	size_t stride = (size_t)__builtin_popcount(r->wanted);
+	uint32_t grants = 0;
+	for (uint32_t s = 0; s < PR_SHARDS; s++)
+		grants += e->shards[s].customers.chunk_count - (chunks_reset ? 0 : r->sent_chunks[s]);
+	b->refs = malloc((items ? items : 1) * sizeof *b->refs);
+	b->revenue = malloc((items ? items : 1) * stride * sizeof *b->revenue);
+	b->grants = malloc((grants ? grants : 1) * sizeof *b->grants);
+	if (!b->refs || !b->revenue || !b->grants) {
+		batch_free(b);
+		return NULL;
+	}
+	for (uint32_t s = 0; s < PR_SHARDS; s++) {
+		const struct shard *sh = &e->shards[s];
+		const struct pr_id_table *t = &sh->customers;
+		b->customers[s] = t->count;
+		for (uint32_t c = chunks_reset ? 0 : r->sent_chunks[s]; c < t->chunk_count; c++)
+			b->grants[b->grant_count++] = (struct chunk_grant){ s, t->entry_chunks[c] };
+		uint32_t n = whole ? t->count : sh->changed_count;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t local = whole ? i : sh->changed[i];
+			b->refs[b->count] = customer_ref(s, local);
+			revenues(e, pr_id_table_value(t, local), r->wanted, b->revenue + b->count * stride);
+			b->count++;
+		}
+	}
+	return b;
+}
+
+int pr_ranker_feed(struct pr_ranker *r, bool now)
+{
+	struct pr_engine *e = r->engine;
+	if (!r->wanted)
+		return -1;
+	uint32_t failed = atomic_exchange_explicit(&r->failed, 0, memory_order_acquire);
+	r->sent &= ~failed;
+	bool chunks_reset = failed & FAILED_DIRECTORY;
+	uint64_t changed = 0;
+	bool lost = false;
+	for (uint32_t s = 0; s < PR_SHARDS; s++) {
+		changed += e->shards[s].changed_count;
+		lost |= e->shards[s].changes_lost;
+	}
+	/* Whole: a window not sent yet (or lost by the ranker), a journal that
+	 * missed changes or was reset by someone else, or other periods for
+	 * the calendar windows (every customer's sums there move at once). */
+	bool whole = (r->wanted & ~r->sent) || lost || e->changes_epoch != r->sent_epoch ||
+		     ((r->wanted & ~WINDOW_BIT(PR_WINDOW_ALL)) &&
+		      memcmp(&r->sent_periods, &e->watermark_periods, sizeof r->sent_periods) != 0);
+	if (!whole && !changed && !chunks_reset)
+		return -1;
+	int64_t t = now_ms();
+	if (!now && t - r->fed_ms < (int64_t)r->interval_ms)
+		return (int)(r->interval_ms - (t - r->fed_ms));
+	if (!pr_spsc_ring_empty(&r->inbox)) {
+		/* The ranker is behind: the changes keep coalescing. */
+		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
+		return 1;
+	}
+	struct batch *b = batch_cut(r, whole, chunks_reset, changed);
+	if (!b) {
+		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
+		return 1; /* out of memory: the journal keeps the changes */
+	}
+	for (uint32_t s = 0; s < PR_SHARDS; s++)
+		r->sent_chunks[s] = e->shards[s].customers.chunk_count;
+	engine_changes_reset(e);
+	r->sent_epoch = e->changes_epoch;
+	r->sent_periods = e->watermark_periods;
+	r->sent = r->wanted;
+	r->fed_ms = t;
+	r->batches++;
+	/* Cannot fail: the ring was empty and only this thread pushes. */
+	pr_spsc_ring_push(&r->inbox, b);
+	wake(r);
+	return -1;
+}
+
+struct pr_published *pr_ranker_take(struct pr_ranker *r, enum pr_window w)
+{
+	return atomic_exchange_explicit(&r->latest[w], NULL, memory_order_acq_rel);
+}
+
+struct pr_published *pr_ranker_wait(struct pr_ranker *r, enum pr_window w)
+{
+	pr_ranker_want(r, w);
+	uint64_t target = r->engine->records;
+	uint64_t failures = atomic_load_explicit(&r->failures, memory_order_relaxed);
+	for (;;) {
+		pr_ranker_feed(r, true);
+		struct pr_published *p = pr_ranker_take(r, w);
+		if (p && p->records >= target)
+			return p;
+		pr_published_release(p); /* older: a newer one is on its way */
+		if (atomic_load_explicit(&r->failures, memory_order_relaxed) != failures)
+			return NULL;
+		nanosleep(&(struct timespec){ 0, 20000 }, NULL);
+	}
+}
+
+void pr_ranker_stats(const struct pr_ranker *r, struct pr_ranker_stats *out)
+{
+	out->batches = r->batches;
+	out->steps = atomic_load_explicit(&r->steps, memory_order_relaxed);
+	out->failures = atomic_load_explicit(&r->failures, memory_order_relaxed);
+	out->whole = atomic_load_explicit(&r->whole_steps, memory_order_relaxed);
+	out->last_step_ms = atomic_load_explicit(&r->last_step_ms, memory_order_relaxed);
+}

@@ -1,0 +1,109 @@
+/*
+ * ranker.h - paretod's ranker: a thread beside ingest that keeps the
+ * company rankings up to date and publishes them for queries.
+ *
+ * Data flow. The engine's writer (paretod's server thread) notes which
+ * customers changed (the engine's change journal). pr_ranker_feed, on the
+ * writer's thread, cuts the journal into a batch: the record count and
+ * watermark it reflects, every changed customer with his revenue in each
+ * window the ranker keeps, the chunks of new customer ids. The batch goes
+ * to the ranker thread through a single-producer single-consumer ring. The
+ * ranker merges it into its rankings (O(N + k log N) for k changed of N;
+ * pr_ranking_from_changes) and publishes each as an immutable snapshot;
+ * the reader takes the newest with pr_ranker_take. So a published ranking
+ * is always exactly the engine's state after some record, the one it cites,
+ * and no answer mixes two rankings.
+ *
+ * Backpressure without loss or unbounded buffering: the writer hands over
+ * a batch only when the ranker has taken the previous one; until then the
+ * changes coalesce in the journal (a bit and an entry per customer, at most
+ * one per customer), so a ranker that falls behind publishes less often
+ * and never slows ingest or holds more than two batches.
+ *
+ * Threads and ownership:
+ *   writer's side (pr_ranker_want, pr_ranker_feed, pr_ranker_wait): the
+ *     engine, the journal, what was sent; one thread, the engine's writer.
+ *   ranker thread: its current rankings, its id directory (id_directory.h);
+ *     reads nothing of the engine but its options (written before the
+ *     thread starts, never after).
+ *   reader (pr_ranker_take, pr_published_release): any one thread at a
+ *     time; in paretod the writer's thread.
+ * A snapshot is shared by reference count: the ranker holds its latest as
+ * the base of the next merge, the reader holds what it answers from, and
+ * whichever lets go last frees it.
+ */
+#ifndef PARETO_RANKER_H
+#define PARETO_RANKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pareto/engine.h"
+#include "pareto/error.h"
+#include "pareto/ranking.h"
+
+/* A published company ranking and what it reflects. Immutable once
+ * published, but for refs. */
+struct pr_published {
+	struct pr_ranking *ranking;  /* owned; indexed (pr_ranking_index) */
+	struct pr_summary summary;
+	uint64_t records;            /* engine records it reflects */
+	int64_t watermark_ms;
+	bool has_watermark;
+	int64_t cut_ms;              /* monotonic: when the writer cut its batch */
+	int64_t built_ms;            /* monotonic: when it was published */
+	int64_t build_ms;            /* how long the ranker took for it */
+	_Atomic uint32_t refs;       /* holders; the last to release frees it */
+};
+
+/* Drops one reference (NULL is ignored). */
+void pr_published_release(struct pr_published *p);
+
+struct pr_ranker;
+
+/*
+ * Starts the ranker thread for engine e (whose change journal it then
+ * consumes: nothing else may reset it). interval_ms: the least time between
+ * two batches while changes keep coming (fewer, larger merges). 0 or a
+ * negative code with *err saying why.
+ */
+int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned interval_ms,
+		     struct pr_error *err);
+/* Stops and joins the thread, releases its snapshots. */
+void pr_ranker_destroy(struct pr_ranker *r);
+
+/* Writer: keep the ranking of window w from the next batch on. */
+void pr_ranker_want(struct pr_ranker *r, enum pr_window w);
+
+/*
+ * Writer: hands the ranker the changes since the last batch if it has
+ * taken that one and (unless now) interval_ms have passed since. Returns
+ * -1 when nothing waits to be handed over, else the milliseconds after
+ * which to call again (0: at once).
+ */
+int pr_ranker_feed(struct pr_ranker *r, bool now);
+
+/* Reader: the newest snapshot of w published since the last take, with a
+ * reference for the caller; NULL if none. */
+struct pr_published *pr_ranker_take(struct pr_ranker *r, enum pr_window w);
+
+/*
+ * Writer and reader at once (paretod's server thread): hands over
+ * everything and waits until the ranker publishes w as of every record
+ * applied so far. Returns that snapshot (a reference for the caller) or
+ * NULL if the ranker ran out of memory for it.
+ */
+struct pr_published *pr_ranker_wait(struct pr_ranker *r, enum pr_window w);
+
+struct pr_ranker_stats {
+	uint64_t batches;      /* handed over */
+	uint64_t steps;        /* rankings published */
+	uint64_t failures;     /* rankings the ranker could not build (out of memory) */
+	uint64_t whole;        /* rankings built whole rather than merged */
+	int64_t last_step_ms;  /* how long the last batch took the ranker */
+};
+
+void pr_ranker_stats(const struct pr_ranker *r, struct pr_ranker_stats *out);
+
+#endif

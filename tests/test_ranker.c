@@ -1,0 +1,162 @@
+/*
+ * test_ranker.c - what the ranker thread publishes equals a ranking built
+ * whole on the writer's thread at the record count it cites, entry for
+ * entry and customer for customer, while the writer keeps adding; windows
+ * wanted late, months crossed, long and short ids, ties.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pareto/engine.h"
+#include "pareto/ranking.h"
+#include "ranker.h"
+#include "timeparse.h"
+
+#define CUSTOMERS 3000
+
+static uint64_t next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Customer c's id: short ids inline in their entry, long ones in the arena. */
+static int customer_id(int c, char *id, size_t size)
+{
+	return c % 3 ? snprintf(id, size, "customer%d", c)
+		     : snprintf(id, size, "a-loyalty-card-with-a-long-number-%d", c);
+}
+
+static void add_records(struct pr_engine *e, uint64_t *x, int64_t *ts, int count)
+{
+	for (int i = 0; i < count; i++) {
+		uint64_t u = next(x);
+		char id[64];
+		int len = customer_id((int)(u % CUSTOMERS), id, sizeof id);
+		*ts += (int64_t)((u >> 12) % 4000000);
+		/* Few distinct amounts: many ties; some refunds. */
+		struct pr_record r = {
+			.ts_ms = *ts, .amount_minor = (int64_t)((u >> 24) % 7) * 500 - 1000,
+			.customer = id, .customer_len = (uint32_t)len, .store = "S", .store_len = 1,
+		};
+		cr_assert_eq(pr_engine_add(e, &r), 0);
+	}
+}
+
+static void assert_same(const struct pr_published *p, struct pr_engine *e, enum pr_window w,
+			const char *where)
+{
+	struct pr_engine_state st;
+	pr_engine_state(e, &st);
+	cr_assert_eq(p->records, st.records, "%s: cites %llu records of %llu", where,
+		     (unsigned long long)p->records, (unsigned long long)st.records);
+	cr_assert_eq(p->watermark_ms, st.watermark_ms, "%s: watermark", where);
+	struct pr_ranking *whole;
+	cr_assert_eq(pr_ranking_build(e, w, -1, &whole, NULL), 0);
+	cr_assert_eq(pr_ranking_index(whole, NULL), 0);
+	for (uint64_t rank = 1;; rank++) {
+		struct pr_ranked a, b;
+		int ca = pr_ranking_at(p->ranking, rank, &a), cb = pr_ranking_at(whole, rank, &b);
+		cr_assert_eq(ca, cb, "%s: rank %llu exists in one only", where, (unsigned long long)rank);
+		if (ca < 0)
+			break;
+		cr_assert(a.revenue_minor == b.revenue_minor && a.competition_rank == b.competition_rank &&
+			  a.cumulative_share == b.cumulative_share && a.customer_len == b.customer_len &&
+			  memcmp(a.customer, b.customer, a.customer_len) == 0,
+			  "%s: rank %llu differs", where, (unsigned long long)rank);
+	}
+	for (int c = 0; c <= CUSTOMERS; c++) {
+		char id[64];
+		int len = customer_id(c, id, sizeof id);
+		struct pr_ranked a = { 0 }, b = { 0 };
+		int ca = pr_ranking_find(p->ranking, id, (size_t)len, &a);
+		int cb = pr_ranking_find(whole, id, (size_t)len, &b);
+		cr_assert(ca == cb && a.revenue_minor == b.revenue_minor && (ca < 0 || a.rank == b.rank),
+			  "%s: %s: %d rank %llu revenue %lld, want %d rank %llu revenue %lld", where, id,
+			  ca, (unsigned long long)a.rank, (long long)a.revenue_minor, cb,
+			  (unsigned long long)b.rank, (long long)b.revenue_minor);
+	}
+	struct pr_summary s;
+	pr_ranking_summarize(whole, &s);
+	cr_assert(memcmp(&s, &p->summary, sizeof s) == 0, "%s: summary differs", where);
+	pr_ranking_destroy(whole);
+}
+
+Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
+{
+	int64_t t0 = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
+	for (uint64_t seed = 1; seed <= 4; seed++) {
+		struct pr_engine_options opt;
+		pr_engine_options_init(&opt);
+		struct pr_engine *e;
+		cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
+		struct pr_ranker *r;
+		cr_assert_eq(pr_ranker_create(&r, e, seed % 2 ? 0 : 1, NULL), 0);
+		uint64_t x = seed * 0x9e3779b97f4a7c15ull;
+		int64_t ts = t0;
+		/* A snapshot held across rounds must stay whole (ASan checks). */
+		struct pr_published *held = NULL;
+		for (int round = 0; round < 30; round++) {
+			/* Adds in slices, handing each over without waiting, so
+			 * that the ranker merges while the writer goes on. */
+			int slices = 1 + (int)(next(&x) % 4);
+			for (int k = 0; k < slices; k++) {
+				add_records(e, &x, &ts, round % 7 == 6 ? 4000 : 1 + (int)(next(&x) % 80));
+				pr_ranker_want(r, PR_WINDOW_ALL);
+				pr_ranker_feed(r, false);
+			}
+			enum pr_window windows[] = { PR_WINDOW_ALL, PR_WINDOW_MONTH, PR_WINDOW_PREV_QUARTER };
+			/* The calendar windows are wanted from round 5 and 12 on. */
+			int wanted = round < 5 ? 1 : round < 12 ? 2 : 3;
+			for (int i = 0; i < wanted; i++) {
+				struct pr_published *p = pr_ranker_wait(r, windows[i]);
+				cr_assert_not_null(p);
+				char where[80];
+				snprintf(where, sizeof where, "seed %llu round %d window %s",
+					 (unsigned long long)seed, round, pr_window_name(windows[i]));
+				assert_same(p, e, windows[i], where);
+				if (round % 10 == 0) {
+					pr_published_release(held);
+					held = p;
+				} else {
+					pr_published_release(p);
+				}
+			}
+			if (held)
+				cr_assert_geq(pr_ranking_customers(held->ranking), 1);
+		}
+		struct pr_ranker_stats st;
+		pr_ranker_stats(r, &st);
+		cr_assert_gt(st.steps, st.whole, "seed %llu: every step was a whole build",
+			     (unsigned long long)seed);
+		cr_assert_eq(st.failures, 0);
+		pr_ranker_destroy(r);
+		/* Outlives the ranker: the reader's reference keeps it. */
+		cr_assert_geq(pr_ranking_customers(held->ranking), 1);
+		pr_published_release(held);
+		pr_engine_destroy(e);
+	}
+}
+
+Test(ranker, waits_for_nothing_when_nothing_changed)
+{
+	struct pr_engine_options opt;
+	pr_engine_options_init(&opt);
+	struct pr_engine *e;
+	cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
+	struct pr_ranker *r;
+	cr_assert_eq(pr_ranker_create(&r, e, 10, NULL), 0);
+	/* An empty engine still gets a ranking: empty, citing 0 records. */
+	struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
+	cr_assert_not_null(p);
+	cr_assert_eq(p->records, 0);
+	cr_assert_eq(pr_ranking_customers(p->ranking), 0);
+	cr_assert_eq(pr_ranker_feed(r, true), -1, "nothing to hand over");
+	cr_assert_null(pr_ranker_take(r, PR_WINDOW_ALL), "nothing new published");
+	pr_published_release(p);
+	pr_ranker_destroy(r);
+	pr_engine_destroy(e);
+}
