@@ -129,3 +129,59 @@ int pr_recent_days_note(struct pr_day_history *h, uint32_t customer,
 	r->count += (uint32_t)fresh;
 	return 0;
 }
+
+uint64_t pr_day_history_count(const struct pr_day_history *h)
+{
+	if (h->as_set)
+		return h->set.count;
+	return h->block_count ? (uint64_t)(h->block_count - 1) * BLOCK_ENTRIES + h->used : 0;
+}
+
+void pr_day_history_each(const struct pr_day_history *h,
+			 void (*each)(void *ctx, const uint64_t *keys, size_t count), void *ctx)
+{
+	if (h->as_set) {
+		/* Runs of occupied slots; UINT64_MAX marks an empty one. */
+		const uint64_t *keys = h->set.keys;
+		for (uint64_t i = 0, start = 0; i <= h->set.mask + 1; i++) {
+			if (i == h->set.mask + 1 || keys[i] == UINT64_MAX) {
+				if (i > start)
+					each(ctx, keys + start, (size_t)(i - start));
+				start = i + 1;
+			}
+		}
+		return;
+	}
+	for (uint32_t b = 0; b < h->block_count; b++)
+		each(ctx, h->blocks[b], b + 1 == h->block_count ? h->used : BLOCK_ENTRIES);
+}
+
+int pr_day_history_restore(struct pr_day_history *h, bool as_set, const uint64_t *keys,
+			   uint64_t count)
+{
+	if (as_set) {
+		if (pr_day_set_init(&h->set, count) < 0)
+			return -ENOMEM;
+		h->as_set = true;
+		for (uint64_t i = 0; i < count; i++)
+			if (pr_day_set_insert(&h->set, (uint32_t)(keys[i] >> 32),
+					      (int32_t)(uint32_t)keys[i]) < 0)
+				goto fail;
+		return 0;
+	}
+	for (uint64_t i = 0; i < count;) {
+		if (reserve_log(h) < 0)
+			goto fail;
+		uint64_t n = BLOCK_ENTRIES - h->used;
+		if (n > count - i)
+			n = count - i;
+		memcpy(h->blocks[h->block_count - 1] + h->used, keys + i, n * sizeof *keys);
+		h->used += (uint32_t)n;
+		i += n;
+	}
+	return 0;
+fail:
+	pr_day_history_destroy(h);
+	pr_day_history_init(h);
+	return -ENOMEM;
+}

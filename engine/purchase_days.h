@@ -57,4 +57,16 @@ int pr_recent_days_start(struct pr_day_history *h, uint32_t customer,
 int pr_recent_days_note(struct pr_day_history *h, uint32_t customer,
 			struct pr_recent_days *r, int32_t day);
 
+/*
+ * For checkpoints (checkpoint.h): the history's (customer << 32 | day)
+ * keys, each once, in runs handed to each(); how many there are; and a
+ * history rebuilt from them (into an empty, initialised one), as the log or
+ * as the set. restore returns 0 or -ENOMEM (h is then emptied).
+ */
+uint64_t pr_day_history_count(const struct pr_day_history *h);
+void pr_day_history_each(const struct pr_day_history *h,
+			 void (*each)(void *ctx, const uint64_t *keys, size_t count), void *ctx);
+int pr_day_history_restore(struct pr_day_history *h, bool as_set, const uint64_t *keys,
+			   uint64_t count);
+
 #endif
