@@ -9,7 +9,7 @@
  * 9 x its last duration). Figures read from a ranking's entries (TOP,
  * PARETO, RISK, ...) are exact for the records it cites. Looking up one
  * customer (RANK, CUSTOMER, SCORE) on a company ranking goes through its
- * customer index (his rank and revenue as of the ranking, O(1)), so the
+ * customer index (his revenue as of the ranking, then O(log N)), so the
  * answer is exact for the records it cites however old the ranking. On an
  * older store ranking a customer whose revenue changed since forces a
  * rebuild. When no feed is streaming, every answer is as of the last

@@ -67,7 +67,8 @@ struct pr_ranker {
 	_Atomic uint32_t failed;
 	/* Counters the ranker writes and the writer reads for INFO: relaxed,
 	 * as they order nothing. On their own line, away from the writer's. */
-	alignas(64) _Atomic uint64_t steps;
+	alignas(64) _Atomic uint64_t done; /* batches merged: compared by pr_ranker_feed */
+	_Atomic uint64_t steps;
 	_Atomic uint64_t failures, whole_steps;
 	_Atomic int64_t last_step_ms;
 
@@ -182,6 +183,7 @@ static void *ranker_run(void *arg)
 		if (b) {
 			step(r, b);
 			batch_free(b);
+			atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
 			continue;
 		}
 		if (atomic_load_explicit(&r->stop, memory_order_acquire))
@@ -213,8 +215,9 @@ int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned inter
 		atomic_init(&r->latest[w], NULL);
 	atomic_init(&r->stop, false);
 	atomic_init(&r->failed, 0);
-	/* Two slots: one batch being merged, one waiting; more would only
-	 * hold changes the journal coalesces better. */
+	/* One batch at a time is ever in flight (pr_ranker_feed waits for the
+	 * ranker to be idle); more would only hold changes the journal
+	 * coalesces better. */
 	if (r->wake_fd < 0 || pr_spsc_ring_init(&r->inbox, 2) < 0) {
 		int rc = r->wake_fd < 0 ? -errno : -ENOMEM;
 		pr_ranker_destroy(r);
@@ -342,8 +345,11 @@ int pr_ranker_feed(struct pr_ranker *r, bool now)
 	int64_t t = now_ms();
 	if (!now && t - r->fed_ms < (int64_t)r->interval_ms)
 		return (int)(r->interval_ms - (t - r->fed_ms));
-	if (!pr_spsc_ring_empty(&r->inbox)) {
-		/* The ranker is behind: the changes keep coalescing. */
+	/* Cut only when the ranker is idle: a batch cut while it merges would
+	 * wait, and miss the records that arrive meanwhile. (Relaxed: the
+	 * count is only compared; the ring orders the batch itself.) */
+	if (atomic_load_explicit(&r->done, memory_order_relaxed) != r->batches) {
+		/* The ranker is busy: the changes keep coalescing. */
 		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
 		return 1;
 	}
@@ -360,7 +366,8 @@ int pr_ranker_feed(struct pr_ranker *r, bool now)
 	r->sent = r->wanted;
 	r->fed_ms = t;
 	r->batches++;
-	/* Cannot fail: the ring was empty and only this thread pushes. */
+	/* Cannot fail: the ranker took every batch before, and only this
+	 * thread pushes. */
 	pr_spsc_ring_push(&r->inbox, b);
 	wake(r);
 	return -1;

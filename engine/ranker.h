@@ -15,10 +15,10 @@
  * and no answer mixes two rankings.
  *
  * Backpressure without loss or unbounded buffering: the writer hands over
- * a batch only when the ranker has taken the previous one; until then the
- * changes coalesce in the journal (a bit and an entry per customer, at most
- * one per customer), so a ranker that falls behind publishes less often
- * and never slows ingest or holds more than two batches.
+ * a batch only when the ranker has finished the previous one; until then
+ * the changes coalesce in the journal (a bit and an entry per customer, at
+ * most one per customer), so a ranker that falls behind publishes less
+ * often and never slows ingest or holds more than one batch.
  *
  * Threads and ownership:
  *   writer's side (pr_ranker_want, pr_ranker_feed, pr_ranker_wait): the

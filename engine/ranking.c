@@ -6,9 +6,9 @@
  * shares the byte), then each run of equal revenues is sorted by id; each
  * entry keeps its place in its run, so the competition rank of any rank is
  * O(1). Prefix sums make every top-m figure O(1). The optional customer
- * index maps (shard, local index) to rank and revenue as of the build. All
- * sums fit in int64 because the
- * engine bounds the total absolute volume; squared sums use 128 bits.
+ * index maps (shard, local index) to revenue as of the build. All sums fit
+ * in int64 because the engine bounds the total absolute volume; squared
+ * sums use 128 bits.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -37,9 +37,11 @@ struct pr_ranking {
 	struct rank_entry *entries;     /* owned; n, best first */
 	int64_t *prefix;                /* owned; n + 1: prefix[m] = top-m revenue */
 	/* The customer index (pr_ranking_index), by shard_start[shard] + local
-	 * index for the customers the engine knew when it was built: */
+	 * index for the customers the engine knew when it was built: each one's
+	 * revenue then, from which his place is found by binary search. (Not
+	 * his rank: ranks below a change all move, so keeping them would cost
+	 * a refresh N scattered writes.) */
 	uint64_t *shard_start;          /* owned; PR_SHARDS + 1 offsets, or NULL */
-	uint32_t *rank_of;              /* owned; rank, 0 if not ranked */
 	int64_t *revenue_of;            /* owned; revenue in the window and scope */
 };
 
@@ -292,12 +294,11 @@ static bool entry_before(struct id_source src, const struct rank_entry *a,
 	return compare_ids(src, a->customer, b->customer) < 0;
 }
 
-/* The first index in r->entries[lo..n) that x does not come after: where
- * x is, or would go. */
-static uint64_t position_of(const struct pr_ranking *r, struct id_source src, uint64_t lo,
-			    const struct rank_entry *x)
+/* The first index in r->entries[lo..hi) that x does not come after (hi
+ * if none): where x is, or would go, if it is not before lo. */
+static uint64_t position_in(const struct pr_ranking *r, struct id_source src, uint64_t lo,
+			    uint64_t hi, const struct rank_entry *x)
 {
-	uint64_t hi = r->n;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
 		if (entry_before(src, &r->entries[mid], x))
@@ -308,10 +309,34 @@ static uint64_t position_of(const struct pr_ranking *r, struct id_source src, ui
 	return lo;
 }
 
+static uint64_t position_of(const struct pr_ranking *r, struct id_source src, uint64_t lo,
+			    const struct rank_entry *x)
+{
+	return position_in(r, src, lo, r->n, x);
+}
+
+/*
+ * The same, galloping from lo (steps 1, 2, 4, ... before a binary search):
+ * O(log d) comparisons for a place d entries on, all near lo in memory. A
+ * merge of k sorted changes into N entries then costs O(k log(N/k)), where
+ * a binary search over the rest each time cost k log N cache misses.
+ */
+static uint64_t position_from(const struct pr_ranking *r, struct id_source src, uint64_t lo,
+			      const struct rank_entry *x)
+{
+	uint64_t probe = lo, step = 1;
+	while (probe < r->n && entry_before(src, &r->entries[probe], x)) {
+		lo = probe + 1;
+		probe += step;
+		step *= 2;
+	}
+	return position_in(r, src, lo, probe < r->n ? probe : r->n, x);
+}
+
 /*
  * The customer index's layout: customer (shard, local) sits at
  * start[shard] + local, for customers[shard] customers per shard. Allocates
- * r's index arrays (rank_of zeroed, revenue_of not) and fills start.
+ * r's index array (not filled) and fills start.
  */
 static int index_alloc(struct pr_ranking *r, const uint32_t *customers)
 {
@@ -321,31 +346,16 @@ static int index_alloc(struct pr_ranking *r, const uint32_t *customers)
 	start[0] = 0;
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++)
 		start[shard + 1] = start[shard] + customers[shard];
-	uint64_t all = start[PR_SHARDS];
-	uint32_t *rank_of = calloc(all + 1, sizeof *rank_of);
-	int64_t *revenue_of = malloc((all + 1) * sizeof *revenue_of);
-	if (!rank_of || !revenue_of) {
+	int64_t *revenue_of = malloc((start[PR_SHARDS] + 1) * sizeof *revenue_of);
+	if (!revenue_of) {
 		free(start);
-		free(rank_of);
-		free(revenue_of);
 		return -ENOMEM;
 	}
 	free(r->shard_start);
-	free(r->rank_of);
 	free(r->revenue_of);
 	r->shard_start = start;
-	r->rank_of = rank_of;
 	r->revenue_of = revenue_of;
 	return 0;
-}
-
-static void index_ranks(struct pr_ranking *r)
-{
-	for (uint64_t i = 0; i < r->n; i++) {
-		uint32_t ref = r->entries[i].customer;
-		r->rank_of[r->shard_start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS)] =
-			(uint32_t)(i + 1);
-	}
 }
 
 /* The index from the old ranking's index (if not whole) and the changes. */
@@ -370,7 +380,6 @@ static int index_from_changes(struct pr_ranking *r, const struct pr_ranking *old
 		r->revenue_of[r->shard_start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS)] =
 			ch->revenue[i * ch->stride];
 	}
-	index_ranks(r);
 	return 0;
 }
 
@@ -378,7 +387,8 @@ static int index_from_changes(struct pr_ranking *r, const struct pr_ranking *old
  * The merge: the old entries of unchanged customers keep their order (in
  * window all their revenue cannot have moved; in another window neither,
  * while the watermark stays in the same periods), so only the changed
- * customers are sorted, and each is placed by binary search.
+ * customers are sorted, and each is placed by a galloping search from the
+ * place of the one before.
  */
 int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_directory *ids,
 			    const struct pr_ranking *old, const struct pr_ranking_changes *ch,
@@ -388,7 +398,7 @@ int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_direct
 	uint64_t customers = 0;
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++)
 		customers += ch->customers[shard];
-	if (!ch->whole && (!old || (ch->index && !old->rank_of)))
+	if (!ch->whole && (!old || (ch->index && !old->revenue_of)))
 		return -EINVAL;
 	struct rank_entry *fresh = malloc((ch->count ? ch->count : 1) * sizeof *fresh);
 	/* Changed customers, by their place in the index layout. */
@@ -419,7 +429,7 @@ int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_direct
 	} else {
 		uint64_t at = 0;
 		for (uint64_t j = 0; j <= k; j++) {
-			uint64_t until = j < k ? position_of(old, src, at, &fresh[j]) : old->n;
+			uint64_t until = j < k ? position_from(old, src, at, &fresh[j]) : old->n;
 			for (; at < until; at++) {
 				uint32_t ref = old->entries[at].customer;
 				uint64_t bit = start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS);
@@ -503,7 +513,7 @@ int pr_ranking_refresh(struct pr_engine *e, const struct pr_ranking *old, enum p
 	int rc = journal_changes(e, window, changed, &ch, customers);
 	if (rc == 0) {
 		/* An indexed ranking refreshes into an indexed one. */
-		ch.index = old->rank_of != NULL;
+		ch.index = old->revenue_of != NULL;
 		rc = pr_ranking_from_changes(e, NULL, old, &ch, out);
 		free((void *)ch.refs);
 		free((void *)ch.revenue);
@@ -569,7 +579,6 @@ void pr_ranking_destroy(struct pr_ranking *r)
 	free(r->entries);
 	free(r->prefix);
 	free(r->shard_start);
-	free(r->rank_of);
 	free(r->revenue_of);
 	free(r);
 }
@@ -591,7 +600,6 @@ static int index_from_engine(struct pr_ranking *r)
 			revenue_of[i] = pr_period_sums_in(&c->sums, r->window, &e->watermark_periods);
 		}
 	}
-	index_ranks(r);
 	return 0;
 }
 
@@ -599,7 +607,7 @@ int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
 {
 	if (r->store >= 0)
 		return pr_error_set(err, -EINVAL, "only company rankings are indexed");
-	if (r->rank_of)
+	if (r->revenue_of)
 		return 0; /* a refresh of an indexed ranking comes indexed */
 	if (index_from_engine(r) < 0)
 		return pr_error_set(err, -ENOMEM, "out of memory indexing %llu customers",
@@ -668,26 +676,24 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 	uint32_t customer = engine_find_customer(e, id, len);
 	if (customer == PR_ID_NONE)
 		return -ENOENT;
-	if (r->rank_of) {
+	int64_t revenue;
+	if (r->revenue_of) {
+		/* His revenue as of the ranking, whatever he did since. */
 		uint32_t shard = customer & (PR_SHARDS - 1), local = customer >> PR_SHARD_BITS;
 		if (local >= r->shard_start[shard + 1] - r->shard_start[shard])
 			return -ENOENT; /* first seen after the ranking was built */
-		uint64_t at = r->shard_start[shard] + local;
-		if (r->rank_of[at] == 0) {
-			out->revenue_minor = r->revenue_of[at];
-			return -ENOENT;
+		revenue = r->revenue_of[r->shard_start[shard] + local];
+	} else {
+		const struct pr_period_sums *sums = &engine_customer(e, customer)->sums;
+		if (r->store >= 0) {
+			const struct pair_aggregate *pair =
+				engine_find_pair(e, customer, (uint32_t)r->store);
+			if (!pair)
+				return -ENOENT;
+			sums = &pair->sums;
 		}
-		describe(r, r->rank_of[at], out);
-		return 0;
+		revenue = pr_period_sums_in(sums, r->window, &e->watermark_periods);
 	}
-	const struct pr_period_sums *sums = &engine_customer(e, customer)->sums;
-	if (r->store >= 0) {
-		const struct pair_aggregate *pair = engine_find_pair(e, customer, (uint32_t)r->store);
-		if (!pair)
-			return -ENOENT;
-		sums = &pair->sums;
-	}
-	int64_t revenue = pr_period_sums_in(sums, r->window, &e->watermark_periods);
 	out->revenue_minor = revenue;
 	if (revenue <= 0)
 		return -ENOENT;

@@ -5,7 +5,7 @@
  * company or one store): the customers with revenue > 0 in that window and
  * scope, ordered by revenue descending and then by id in byte order (so
  * ranks are a total order), with prefix sums of revenue. It answers rank of
- * a customer in O(log N) (O(1) once indexed), customer at a rank with his
+ * a customer in O(log N), customer at a rank with his
  * competition rank and top-m revenue in O(1).
  * Building is O(N) plus a radix sort of the revenues. It borrows the
  * engine's ids: destroy it before the engine, and rebuild after adds.
@@ -83,11 +83,11 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		    struct pr_ranked *out);
 
 /*
- * Indexes a company ranking by customer: pr_ranking_find then costs one id
- * lookup and answers as of the build (each customer's revenue and rank
- * then), however far the engine has moved on since; a customer first seen
- * after the build is not found. Costs 12 bytes per customer the engine
- * knows and one pass over them. -EINVAL for a store ranking, -ENOMEM.
+ * Indexes a company ranking by customer: pr_ranking_find then answers as
+ * of the build (each customer's revenue and rank then), however far the
+ * engine has moved on since; a customer first seen after the build is not
+ * found. Costs 8 bytes per customer the engine knows and one pass over
+ * them. -EINVAL for a store ranking, -ENOMEM.
  */
 int pr_ranking_index(struct pr_ranking *r, struct pr_error *err);
 
