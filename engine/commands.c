@@ -31,6 +31,7 @@
 
 #include "commands.h"
 #include "engine_internal.h" /* the record count, see engine_records */
+#include "persistence.h"
 #include "server.h"
 #include "timeparse.h"
 
@@ -947,6 +948,11 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		}
 		addf(t, "\r\n");
 	}
+	if (want_section(a, "persistence", true)) {
+		char text[2048];
+		pr_persist_info(s, text, sizeof text);
+		addf(t, "%s", text);
+	}
 }
 
 static void metric(struct text *t, const char *name, const char *type, const char *help,
@@ -1015,6 +1021,9 @@ static void metrics_text(struct pr_server *s, struct text *t)
 	       (double)(now - s->started_ms) / 1000.0);
 	metric(t, "pareto_resident_memory_bytes", "gauge", "Resident set size.",
 	       (double)resident_bytes());
+	char persistence[2048];
+	if (pr_persist_metrics(s, persistence, sizeof persistence))
+		addf(t, "%s", persistence);
 }
 
 char *pr_commands_metrics(struct pr_server *s, size_t *len)
@@ -1685,8 +1694,9 @@ static void cmd_quit(struct pr_server *s, struct pr_client *c, const args_t *a)
 
 static void cmd_shutdown(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
-	(void)a;
 	pr_log("client %llu: SHUTDOWN", (unsigned long long)c->id);
+	if (a->argc > 1 && arg_is(a, 1, "NOSAVE"))
+		pr_persist_skip_final(s); /* else the checkpoint at stop, as Redis' SAVE */
 	pr_server_stop(s);
 	/* Like Redis: no reply; the connection closes when the server does. */
 }
@@ -1729,7 +1739,7 @@ static const struct pr_command commands[] = {
 	  "Describes the commands." },
 	{ "CONFIG", -2, 0, cmd_config, "GET pattern...|RESETSTAT",
 	  "Reads configuration values (save and appendonly for Redis tools)." },
-	{ "INFO", -1, 0, cmd_info, "[server|ingest|memory|clients|ranking|metrics]",
+	{ "INFO", -1, 0, cmd_info, "[server|ingest|memory|clients|ranking|persistence|metrics]",
 	  "Server state as field:value lines; 'metrics' in Prometheus text format." },
 	{ "CUSTOMER", -2, PR_CMD_FAST, cmd_customer, "id [WINDOW w]",
 	  "Revenue, purchases, first/last purchase, rank, percentile, tier, share and lapsed flag of a customer." },
@@ -1756,8 +1766,10 @@ static const struct pr_command commands[] = {
 	  "Back to RESP2, no subscriptions, no name." },
 	{ "QUIT", -1, PR_CMD_PUBSUB | PR_CMD_FAST, cmd_quit, "", "Closes the connection." },
 	{ "SELECT", 2, PR_CMD_FAST, cmd_select, "0", "Database 0 is the only one." },
+	{ "SAVE", 1, PR_CMD_ADMIN, pr_persist_command_save, "",
+	  "Writes a checkpoint (--checkpoint) now; +OK once it is in place." },
 	{ "SHUTDOWN", -1, PR_CMD_ADMIN, cmd_shutdown, "[NOSAVE|SAVE]",
-	  "Stops the server and removes its socket." },
+	  "Stops the server after a checkpoint (none with NOSAVE) and removes its socket." },
 	{ "HELP", 1, 0, cmd_help, "", "This list." },
 };
 

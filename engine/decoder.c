@@ -65,6 +65,7 @@ struct pr_decoder {
 	enum scan_state skip_state;     /* of the bytes skipped so far */
 	uint64_t line;                  /* physical lines consumed */
 	uint64_t offset;                /* feed bytes consumed (at record starts) */
+	uint64_t header_end;            /* offset after the header; 0 before it */
 	struct field *fields;           /* owned; header_columns + 1 */
 	size_t fields_cap;
 	char *unquoted;                 /* scratch for fields with doubled quotes */
@@ -289,6 +290,7 @@ static int parse_header(struct pr_decoder *d, const char *p, size_t len, struct 
 	if (ensure_fields(d, d->header_columns + 1) < 0)
 		return pr_error_set(err, -ENOMEM, "%s: out of memory", d->source);
 	d->header_done = true;
+	d->header_end = d->offset;
 	return 0;
 }
 
@@ -710,7 +712,7 @@ static int bin_push(struct pr_decoder *d, const unsigned char *p, size_t n, stru
 					    d->source, scale, d->opt.scale);
 		d->bin_header_done = true;
 		d->bin_carry_len = 0;
-		d->offset = PR_BIN_HEADER_BYTES;
+		d->offset = d->header_end = PR_BIN_HEADER_BYTES;
 	}
 	int rc = 0;
 	if (d->bin_carry_len) {
@@ -867,6 +869,11 @@ void pr_decoder_position(const struct pr_decoder *d, uint64_t *line, uint64_t *o
 {
 	*line = d->line;
 	*offset = d->offset;
+}
+
+uint64_t pr_decoder_header_end(const struct pr_decoder *d)
+{
+	return d->header_end;
 }
 
 bool pr_decoder_idle(const struct pr_decoder *d)

@@ -58,6 +58,14 @@ void pr_decoder_seek(struct pr_decoder *d, uint64_t line, uint64_t offset);
 /* Physical lines and bytes of the complete records decoded so far. */
 void pr_decoder_position(const struct pr_decoder *d, uint64_t *line, uint64_t *offset);
 
+/*
+ * Where the header ended: the bytes before it (blank lines, a byte order
+ * mark and the header line, or the 16-byte binary header) are what a
+ * decoder must be given before pr_decoder_seek to resume the feed later
+ * (paretod's checkpoints). 0 until the header is complete.
+ */
+uint64_t pr_decoder_header_end(const struct pr_decoder *d);
+
 /* True if nothing is pending: no partial record, no line being skipped.
  * A part that ends on a record boundary leaves its decoder idle. */
 bool pr_decoder_idle(const struct pr_decoder *d);

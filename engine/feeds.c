@@ -30,9 +30,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "decoder.h"
 #include "feeds.h"
 #include "pareto/record.h"
+#include "persistence.h"
 
 enum feed_kind { FEED_FILE, FEED_FOLLOW, FEED_LISTENER, FEED_PRODUCER };
 
@@ -85,6 +88,12 @@ struct pr_feed {
 	bool header_done;           /* captured (header_len 0: too long to keep) */
 	bool matching;              /* after a truncation: is the header written again? */
 	size_t match;               /* ... its bytes seen so far */
+
+	/* checkpoints: the position last taken (an ended file keeps the one
+	 * it ended at) */
+	struct pr_feed_position position;
+	bool has_position;
+	char *position_header;      /* owned: position.header */
 };
 
 struct pr_feed_watch {
@@ -233,6 +242,146 @@ static void arm_feed_read(struct pr_server *s, struct pr_feed *f)
 	f->waiting = false;
 }
 
+/* ---- positions for checkpoints -------------------------------------------- */
+
+#define POSITION_HASH_BYTES 4096
+
+/* XXH3 of the file's bytes [from, to) (at most 4 KiB); 0 if unreadable. */
+static uint64_t hash_range(int fd, uint64_t from, uint64_t to)
+{
+	char buf[POSITION_HASH_BYTES];
+	size_t n = (size_t)(to - from), got = 0;
+	while (got < n) {
+		ssize_t k = pread(fd, buf + got, n - got, (off_t)(from + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return 0;
+		got += (size_t)k;
+	}
+	return XXH3_64bits(buf, n);
+}
+
+static void position_hashes(int fd, uint64_t offset, uint64_t *head, uint64_t *tail)
+{
+	uint64_t span = offset < POSITION_HASH_BYTES ? offset : POSITION_HASH_BYTES;
+	*head = hash_range(fd, 0, span);
+	*tail = hash_range(fd, offset - span, offset);
+}
+
+/*
+ * Takes the feed's position from its decoder: where its last complete
+ * record ended, and the header bytes before the first (the followed file's
+ * kept header, which may be one replayed after a truncation, or the file's
+ * own bytes). A decoder still before the end of its header has none to
+ * give: the file is then read again from that point, header first.
+ */
+static void position_take(struct pr_feed *f)
+{
+	f->has_position = false;
+	if (!f->decoder || f->fd < 0 || !f->seekable)
+		return;
+	uint64_t header_end = pr_decoder_header_end(f->decoder), line, offset;
+	pr_decoder_position(f->decoder, &line, &offset);
+	/* Bytes decoded but not yet part of a record are read again. */
+	uint64_t pushed = f->offset - (f->len - f->pos);
+	f->position.pending_bytes = pushed > offset ? pushed - offset : 0;
+	if (header_end > UINT32_MAX)
+		return;
+	char *header = realloc(f->position_header, header_end + 1);
+	if (!header)
+		return;
+	f->position_header = header;
+	if (header_end == 0) {
+		/* Before the header: nothing but blank lines was decoded. */
+	} else if (f->kind == FEED_FOLLOW && f->header_done && f->header_len == header_end) {
+		memcpy(header, f->header, header_end);
+	} else {
+		for (size_t got = 0; got < header_end;) {
+			ssize_t k = pread(f->fd, header + got, header_end - got, (off_t)got);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				return;
+			got += (size_t)k;
+		}
+	}
+	f->position.source = f->name;
+	f->position.header = header;
+	f->position.header_len = (uint32_t)header_end;
+	f->position.offset = offset;
+	f->position.line = line;
+	f->position.dev = (uint64_t)f->dev;
+	f->position.ino = (uint64_t)f->ino;
+	position_hashes(f->fd, offset, &f->position.head_hash, &f->position.tail_hash);
+	f->has_position = true;
+}
+
+size_t pr_feeds_positions(struct pr_server *s, struct pr_feed_position *out, size_t max)
+{
+	size_t n = 0;
+	for (struct pr_feed *f = s->feeds; f; f = f->next) {
+		if (f->kind != FEED_FILE && f->kind != FEED_FOLLOW)
+			continue;
+		if (!f->ended)
+			position_take(f);
+		if (!f->has_position)
+			continue;
+		if (n < max)
+			out[n] = f->position;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * A file the checkpoint read: if it is the same file, its decoder is given
+ * the header and goes on at the position, and reading starts there;
+ * otherwise it is read from its start, and the log says why.
+ */
+static void position_resume(struct pr_server *s, struct pr_feed *f, const struct stat *st)
+{
+	const struct pr_feed_position *p = pr_persist_position(s, f->name);
+	if (!p)
+		return;
+	uint64_t head, tail;
+	const char *why = NULL;
+	if ((uint64_t)st->st_dev != p->dev || (uint64_t)st->st_ino != p->ino)
+		why = "another file: its device or inode differs";
+	else if ((uint64_t)st->st_size < p->offset)
+		why = "shorter than the position";
+	else if (position_hashes(f->fd, p->offset, &head, &tail), head != p->head_hash ||
+		 tail != p->tail_hash)
+		why = "its bytes before the position differ";
+	if (why) {
+		pr_log("%s: not the file the checkpoint read (%s): reading it from its start",
+		       f->name, why);
+		return;
+	}
+	struct pr_error err = { 0 };
+	if (pr_decoder_push(f->decoder, p->header, p->header_len, &err) < 0) {
+		pr_log("%s: the checkpoint's header: %s; reading the file from its start", f->name,
+		       err.message);
+		pr_decoder_destroy(f->decoder);
+		f->decoder = NULL;
+		if (decoder_new(s, f, &err) < 0) {
+			pr_log("%s", err.message);
+			f->dead = true;
+		}
+		return;
+	}
+	pr_decoder_seek(f->decoder, p->line, p->offset);
+	f->offset = p->offset;
+	if (f->kind == FEED_FOLLOW && p->header_len <= FOLLOW_HEADER_MAX) {
+		memcpy(f->header, p->header, p->header_len);
+		f->header_len = p->header_len;
+		f->header_done = true;
+	}
+	pr_log("%s: resuming at byte %llu (line %llu) where the checkpoint stopped; %lld bytes "
+	       "to read", f->name, (unsigned long long)p->offset, (unsigned long long)p->line,
+	       (long long)((uint64_t)st->st_size - p->offset));
+}
+
 /* ---- life of a feed ------------------------------------------------------- */
 
 static void feed_unlink(struct pr_server *s, struct pr_feed *f)
@@ -255,6 +404,7 @@ static void feed_free(struct pr_feed *f)
 	free(f->socket_path);
 	free(f->follow_path);
 	free(f->header);
+	free(f->position_header);
 	free(f);
 }
 
@@ -275,6 +425,8 @@ static void feed_end(struct pr_server *s, struct pr_feed *f, bool failed)
 				pr_log("%s: %s", f->name, err.message);
 			}
 		}
+		if (f->seekable && !failed)
+			position_take(f); /* a file read again after a restart goes on from here */
 		const struct pr_feed_stats *st = pr_decoder_stats(f->decoder);
 		double secs = (double)(pr_server_now_ms() - f->opened_ms) / 1000.0;
 		pr_log("%s: %s: %llu records, %llu rejected, %llu bytes in %.3f s", f->name,
@@ -360,11 +512,15 @@ static int open_file(struct pr_server *s, const char *source, struct pr_error *e
 	}
 	f->fd = fd;
 	f->seekable = S_ISREG(st.st_mode) && strcmp(source, "-") != 0;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
 	s->feeds_open++;
 	if (f->seekable)
 		pr_log("%s: opened (%lld bytes)", source, (long long)st.st_size);
 	else
 		pr_log("%s: opened (a stream)", source);
+	if (f->seekable)
+		position_resume(s, f, &st);
 	return 0;
 }
 
@@ -699,6 +855,7 @@ static int open_follow(struct pr_server *s, const char *source, const char *path
 	}
 	follow_install(f, fd, &st);
 	pr_log("%s: following (%lld bytes now%s)", source, (long long)st.st_size, how);
+	position_resume(s, f, &st);
 	return 0;
 }
 

@@ -57,6 +57,31 @@ void pr_feeds_turn(struct pr_server *s);
 /* Frees every feed (after the ring is gone) and removes socket files. */
 void pr_feeds_destroy(struct pr_server *s);
 
+/*
+ * Checkpoints (persistence.h). A file or followed file stands at its
+ * decoder's position: the bytes up to the end of the last complete record
+ * (what the engine holds), with the header the decoder was given. A restart
+ * whose --feed names the same file (same device and inode, at least that
+ * long, the same 4 KiB at its start and before the position) resumes it
+ * there: no record is read twice or skipped. Standard input and producer
+ * sockets have no position: producers resend.
+ */
+struct pr_feed_position {
+	const char *source;       /* the --feed SOURCE as given */
+	const char *header;       /* the bytes a resuming decoder is given first */
+	uint32_t header_len;
+	uint64_t offset, line;    /* after the last complete record */
+	uint64_t dev, ino;        /* the file */
+	uint64_t head_hash, tail_hash; /* XXH3 of its 4 KiB at 0 and before offset */
+	uint64_t pending_bytes;   /* decoded past offset (an unfinished record):
+	                           * read again after a restart */
+};
+
+/* Fills out[0..max) with the positions of the feeds that have one and
+ * returns how many there are; pointers hold until the next feed turn.
+ * The engine must have no queued records (pr_server_drain). */
+size_t pr_feeds_positions(struct pr_server *s, struct pr_feed_position *out, size_t max);
+
 /* Shared with INGEST (server.c). */
 void pr_feed_describe_reject(const char *source, const struct pr_reject *r);
 

@@ -30,7 +30,7 @@ static const char usage[] =
 	"Ingests purchase feeds and answers Pareto queries while they stream in, over\n"
 	"a Unix socket in the Redis protocol (redis-cli -s PATH, any Redis client):\n"
 	"PARETO, RANK, TOP, CUSTOMER, RISK, KEYCLIENTS, STORES, LAPSED, SCORE, INGEST,\n"
-	"SUBSCRIBE alerts, INFO, HELP.\n"
+	"SUBSCRIBE alerts, SAVE, INFO, HELP.\n"
 	"\n"
 	"Server options:\n"
 	"  --socket PATH            Unix socket to listen on (default\n"
@@ -46,6 +46,12 @@ static const char usage[] =
 	"  --metrics-socket PATH    Unix socket serving the Prometheus metrics over\n"
 	"                           HTTP (GET /metrics), e.g. for\n"
 	"                           curl --unix-socket PATH http://localhost/metrics\n"
+	"  --checkpoint PATH        keep the state and each file feed's position in\n"
+	"                           PATH: read at start (files resume where it\n"
+	"                           stopped), written on SAVE, every interval and at\n"
+	"                           stop (SIGTERM, SIGINT, SHUTDOWN)\n"
+	"  --checkpoint-interval S  seconds between checkpoints while anything\n"
+	"                           changes (default 60; 0: only SAVE and at stop)\n"
 	"  --config FILE            key = value lines with these option names;\n"
 	"                           command-line options win\n"
 	"  --max-request-bytes N    largest request (default 1M)\n"
@@ -85,6 +91,8 @@ enum {
 	OPT_FEED,
 	OPT_CONFIG,
 	OPT_METRICS_SOCKET,
+	OPT_CHECKPOINT,
+	OPT_CHECKPOINT_INTERVAL,
 	OPT_MAX_REQUEST,
 	OPT_MAX_OUTPUT,
 	OPT_MAX_CLIENTS,
@@ -104,6 +112,8 @@ static const struct option options[] = {
 	{ "feed", required_argument, NULL, OPT_FEED },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "metrics-socket", required_argument, NULL, OPT_METRICS_SOCKET },
+	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
+	{ "checkpoint-interval", required_argument, NULL, OPT_CHECKPOINT_INTERVAL },
 	{ "max-request-bytes", required_argument, NULL, OPT_MAX_REQUEST },
 	{ "max-output-bytes", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
@@ -249,6 +259,16 @@ static int apply(struct settings *st, int id, const char *name, const char *valu
 		return 0; /* read before everything else */
 	case OPT_METRICS_SOCKET:
 		o->metrics_socket_path = value;
+		return 0;
+	case OPT_CHECKPOINT:
+		if (!*value)
+			return bad(st, name, "a file path", value);
+		o->checkpoint_path = value;
+		return 0;
+	case OPT_CHECKPOINT_INTERVAL:
+		if (!parse_size(value, 31u * 24 * 3600, &v))
+			return bad(st, name, "seconds (0: only SAVE and at stop)", value);
+		o->checkpoint_interval_s = (unsigned)v;
 		return 0;
 	case OPT_MAX_REQUEST:
 		if (!parse_size(value, 1u << 30, &v) || v < 1024)

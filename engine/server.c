@@ -35,6 +35,7 @@
 #include "commands.h"
 #include "feeds.h"
 #include "metrics_socket.h"
+#include "persistence.h"
 #include "server.h"
 #include "timeparse.h"
 
@@ -105,6 +106,7 @@ void pr_server_options_init(struct pr_server_options *o)
 	o->benefits[1] = (struct pr_tier_benefit){ 1000, 0 };
 	o->benefits[2] = (struct pr_tier_benefit){ 500, 0 };
 	o->show_errors = 10;
+	o->checkpoint_interval_s = 60;
 }
 
 /* ---- systemd notification ------------------------------------------------- */
@@ -659,6 +661,9 @@ int pr_server_create(struct pr_server **out, const struct pr_server_options *opt
 	}
 	if ((rc = pr_engine_create(&s->engine, &opt->engine, err)) < 0)
 		goto fail;
+	/* The checkpoint before the feeds: they resume at its positions. */
+	if ((rc = pr_persist_open(s, err)) < 0)
+		goto fail;
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -791,6 +796,7 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 			due = rank_due;
 		int64_t now = pr_server_now_ms();
 		tick(s, now);
+		pr_persist_tick(s, now);
 		int rc;
 		if (s->ready) {
 			rc = io_uring_submit(&s->ring);
@@ -819,12 +825,14 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 		io_uring_cq_advance(&s->ring, seen);
 	}
 	notify("STOPPING=1");
+	/* Before the socket is removed (pr_server_destroy). */
+	int final = pr_persist_final(s, err);
 	struct pr_engine_state st;
 	pr_engine_state(s->engine, &st);
 	pr_log("stopped: %llu records, %llu customers, %llu commands served",
 	       (unsigned long long)st.records, (unsigned long long)st.customers,
 	       (unsigned long long)s->commands_total);
-	return 0;
+	return final;
 }
 
 void pr_server_destroy(struct pr_server *s)
@@ -853,6 +861,7 @@ void pr_server_destroy(struct pr_server *s)
 	}
 	pr_feeds_destroy(s);
 	pr_metrics_socket_destroy(s);
+	pr_persist_destroy(s);
 	pr_commands_free(s);
 	pr_engine_destroy(s->engine);
 	free(s->argv);

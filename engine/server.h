@@ -67,6 +67,8 @@ struct pr_server_options {
 	unsigned show_errors;      /* bad lines described on stderr per feed: 10 */
 	const char *config_path;   /* for INFO; may be NULL */
 	const char *metrics_socket_path; /* Prometheus over HTTP; NULL: none; borrowed */
+	const char *checkpoint_path; /* NULL: no checkpoints; borrowed (persistence.h) */
+	unsigned checkpoint_interval_s; /* 60; 0: only SAVE and the one at stop */
 	bool quiet;                /* no per-line reject details */
 };
 
@@ -151,6 +153,7 @@ struct pr_alerts {
 struct pr_feed;
 struct pr_feed_watch;
 struct pr_metrics_socket;
+struct pr_persistence;
 
 struct pr_server {
 	struct pr_server_options opt;
@@ -176,6 +179,7 @@ struct pr_server {
 	int64_t last_feed_ms;      /* when feed bytes were last decoded */
 	struct pr_feed_watch *feed_watch; /* inotify for followed files; owned by feeds.c */
 	struct pr_metrics_socket *metrics; /* --metrics-socket; owned by metrics_socket.c */
+	struct pr_persistence *persist; /* checkpoints; owned by persistence.c */
 
 	/* INGEST through the socket */
 	char ingest_header[256];

@@ -1,0 +1,460 @@
+/* persistence.c - paretod's checkpoints; see persistence.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "persistence.h"
+#include "timeparse.h"
+
+#define BLOB_VERSION 1
+
+struct pr_persistence {
+	int64_t next_ms;            /* monotonic: the next periodic checkpoint */
+	bool skip_final;            /* SHUTDOWN NOSAVE */
+	/* the last checkpoint written */
+	uint64_t saves, failures;
+	bool attempted, last_ok;
+	int64_t last_wall_ms;       /* of the last success */
+	int64_t last_us, last_sync_us;
+	uint64_t last_bytes;
+	char last_error[sizeof ((struct pr_error *)0)->message];
+	uint64_t saved_records, saved_lines, saved_bytes; /* what it reflected */
+	/* the checkpoint read at start */
+	bool loaded;
+	int64_t load_us;
+	uint64_t load_bytes, loaded_records;
+	char *blob;                 /* owned: positions point into it */
+	struct pr_feed_position *positions; /* owned */
+	bool *used;                 /* owned: a feed took the position */
+	size_t position_count;
+	bool unused_told;
+};
+
+/* ---- the blob: scale, counters, positions ---------------------------------- */
+
+struct out {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void put(struct out *o, const void *bytes, size_t n)
+{
+	if (o->failed)
+		return;
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap : 1024;
+		while (cap < o->len + n)
+			cap *= 2;
+		char *bigger = realloc(o->p, cap);
+		if (!bigger) {
+			o->failed = true;
+			return;
+		}
+		o->p = bigger;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, bytes, n);
+	o->len += n;
+}
+
+static void put_u32(struct out *o, uint32_t v)
+{
+	put(o, &v, sizeof v);
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+	put(o, &v, sizeof v);
+}
+
+struct in {
+	const char *p, *end;
+	bool bad;
+};
+
+static const char *take(struct in *in, size_t n)
+{
+	if (in->bad || n > (size_t)(in->end - in->p)) {
+		in->bad = true;
+		return NULL;
+	}
+	const char *at = in->p;
+	in->p += n;
+	return at;
+}
+
+static uint32_t take_u32(struct in *in)
+{
+	uint32_t v = 0;
+	const char *p = take(in, sizeof v);
+	if (p)
+		memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static uint64_t take_u64(struct in *in)
+{
+	uint64_t v = 0;
+	const char *p = take(in, sizeof v);
+	if (p)
+		memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static void put_stats(struct out *o, const struct pr_feed_stats *st)
+{
+	put_u32(o, PR_REJECT_REASON_COUNT);
+	put_u64(o, st->bytes);
+	put_u64(o, st->lines);
+	put_u64(o, st->records);
+	put_u64(o, st->rejected);
+	put_u64(o, st->rounded);
+	for (int r = 0; r < PR_REJECT_REASON_COUNT; r++)
+		put_u64(o, st->by_reason[r]);
+}
+
+static void take_stats(struct in *in, struct pr_feed_stats *st)
+{
+	uint32_t reasons = take_u32(in);
+	if (reasons != PR_REJECT_REASON_COUNT) {
+		in->bad = true; /* reasons are only ever added with a new BLOB_VERSION */
+		return;
+	}
+	memset(st, 0, sizeof *st);
+	st->bytes = take_u64(in);
+	st->lines = take_u64(in);
+	st->records = take_u64(in);
+	st->rejected = take_u64(in);
+	st->rounded = take_u64(in);
+	for (int r = 0; r < PR_REJECT_REASON_COUNT; r++)
+		st->by_reason[r] = take_u64(in);
+}
+
+/* ---- life ----------------------------------------------------------------- */
+
+static int decode_blob(struct pr_server *s, struct pr_persistence *p, size_t len,
+		       struct pr_error *err)
+{
+	const char *path = s->opt.checkpoint_path;
+	struct in in = { p->blob, p->blob + len, false };
+	uint32_t version = take_u32(&in);
+	uint32_t scale = take_u32(&in);
+	if (!in.bad && version != BLOB_VERSION)
+		return pr_error_set(err, -EINVAL, "%s: the daemon's part is of version %u, this "
+				    "build reads %u", path, version, BLOB_VERSION);
+	if (!in.bad && scale != s->opt.feed.scale)
+		return pr_error_set(err, -EINVAL, "%s: written with --scale %u, and this start has "
+				    "--scale %u: amounts in minor units would not add up", path,
+				    scale, s->opt.feed.scale);
+	struct pr_feed_stats stats;
+	take_stats(&in, &stats);
+	uint64_t truncated = take_u64(&in);
+	uint32_t n = take_u32(&in);
+	if (!in.bad && n > len / 16)
+		in.bad = true;
+	if (!in.bad && n) {
+		p->positions = calloc(n, sizeof *p->positions);
+		p->used = calloc(n, sizeof *p->used);
+		if (!p->positions || !p->used)
+			return pr_error_set(err, -ENOMEM, "%s: out of memory", path);
+	}
+	for (uint32_t i = 0; i < n && !in.bad; i++) {
+		struct pr_feed_position *fp = &p->positions[i];
+		uint32_t source_len = take_u32(&in);
+		fp->source = take(&in, source_len);
+		if (!in.bad && (source_len == 0 || fp->source[source_len - 1] != 0))
+			in.bad = true; /* stored with its NUL */
+		fp->header_len = take_u32(&in);
+		fp->header = take(&in, fp->header_len);
+		fp->offset = take_u64(&in);
+		fp->line = take_u64(&in);
+		fp->dev = take_u64(&in);
+		fp->ino = take_u64(&in);
+		fp->head_hash = take_u64(&in);
+		fp->tail_hash = take_u64(&in);
+	}
+	if (in.bad || in.p != in.end)
+		return pr_error_set(err, -EINVAL, "%s: corrupt checkpoint: the daemon's part "
+				    "(counters and feed positions) does not parse", path);
+	p->position_count = n;
+	s->stats = stats;
+	s->truncated_disconnects = truncated;
+	return 0;
+}
+
+int pr_persist_open(struct pr_server *s, struct pr_error *err)
+{
+	const char *path = s->opt.checkpoint_path;
+	if (!path)
+		return 0;
+	struct pr_persistence *p = calloc(1, sizeof *p);
+	if (!p)
+		return pr_error_set(err, -ENOMEM, "out of memory");
+	s->persist = p;
+	p->next_ms = pr_server_now_ms() + (int64_t)s->opt.checkpoint_interval_s * 1000;
+	struct pr_engine *e;
+	void *blob;
+	size_t len;
+	struct pr_checkpoint_stats st;
+	int rc = pr_checkpoint_read(path, &s->opt.engine, &e, &blob, &len, &st, err);
+	if (rc == -ENOENT) {
+		pr_log("checkpoint %s: none yet; starting empty", path);
+		return 0;
+	}
+	if (rc < 0) {
+		char why[sizeof err->message];
+		snprintf(why, sizeof why, "%s", err->message);
+		return pr_error_set(err, rc, "%s (move it away to start without it)", why);
+	}
+	p->blob = blob;
+	if ((rc = decode_blob(s, p, len, err)) < 0) {
+		pr_engine_destroy(e);
+		return rc;
+	}
+	pr_engine_destroy(s->engine);
+	s->engine = e;
+	struct pr_engine_state es;
+	pr_engine_state(e, &es);
+	p->loaded = true;
+	p->load_us = st.write_us;
+	p->load_bytes = st.bytes;
+	p->loaded_records = es.records;
+	p->saved_records = es.records;
+	p->saved_lines = s->stats.lines;
+	p->saved_bytes = s->stats.bytes;
+	char when[32];
+	pr_time_format(st.written_ms, when);
+	pr_log("checkpoint %s: loaded %llu records, %llu customers, %zu feed positions "
+	       "(%llu bytes written %s) in %.1f ms", path, (unsigned long long)es.records,
+	       (unsigned long long)es.customers, p->position_count,
+	       (unsigned long long)st.bytes, when, (double)st.write_us / 1000.0);
+	for (size_t i = 0; i < s->opt.feed_count; i++) {
+		const char *f = s->opt.feeds[i];
+		if (strcmp(f, "-") == 0 || strncmp(f, "unix:", 5) == 0 || strncmp(f, "tcp:", 4) == 0)
+			pr_log("%s: a stream has no position to resume: what it sends now is added to "
+			       "the checkpoint's totals (producers resend what came after it)", f);
+	}
+	return 0;
+}
+
+const struct pr_feed_position *pr_persist_position(struct pr_server *s, const char *source)
+{
+	struct pr_persistence *p = s->persist;
+	for (size_t i = 0; p && i < p->position_count; i++) {
+		if (!p->used[i] && strcmp(p->positions[i].source, source) == 0) {
+			p->used[i] = true;
+			return &p->positions[i];
+		}
+	}
+	return NULL;
+}
+
+int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
+{
+	struct pr_persistence *p = s->persist;
+	const char *path = s->opt.checkpoint_path;
+	if (!p || !path)
+		return pr_error_set(err, -ENOENT, "no checkpoint file: start paretod with "
+				    "--checkpoint PATH");
+	pr_server_drain(s);
+	struct pr_feed_position positions[PR_SERVER_MAX_FEEDS];
+	size_t n = pr_feeds_positions(s, positions, PR_SERVER_MAX_FEEDS);
+	if (n > PR_SERVER_MAX_FEEDS)
+		n = PR_SERVER_MAX_FEEDS; /* cannot happen: one position per --feed */
+	/* The counters as of the positions: bytes decoded past them are read
+	 * again after a restart, and counted then. */
+	struct pr_feed_stats stats;
+	pr_server_stats(s, &stats);
+	for (size_t i = 0; i < n; i++)
+		stats.bytes -= positions[i].pending_bytes < stats.bytes ? positions[i].pending_bytes
+									: stats.bytes;
+	struct out o = { 0 };
+	put_u32(&o, BLOB_VERSION);
+	put_u32(&o, s->opt.feed.scale);
+	put_stats(&o, &stats);
+	put_u64(&o, s->truncated_disconnects);
+	put_u32(&o, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct pr_feed_position *fp = &positions[i];
+		put_u32(&o, (uint32_t)strlen(fp->source) + 1);
+		put(&o, fp->source, strlen(fp->source) + 1);
+		put_u32(&o, fp->header_len);
+		put(&o, fp->header, fp->header_len);
+		put_u64(&o, fp->offset);
+		put_u64(&o, fp->line);
+		put_u64(&o, fp->dev);
+		put_u64(&o, fp->ino);
+		put_u64(&o, fp->head_hash);
+		put_u64(&o, fp->tail_hash);
+	}
+	p->attempted = true;
+	p->next_ms = pr_server_now_ms() + (int64_t)s->opt.checkpoint_interval_s * 1000;
+	int rc;
+	struct pr_checkpoint_stats st = { 0 };
+	if (o.failed)
+		rc = pr_error_set(err, -ENOMEM, "%s: out of memory", path);
+	else
+		rc = pr_checkpoint_write(s->engine, path, o.p, o.len, &st, err);
+	free(o.p);
+	if (rc < 0) {
+		p->failures++;
+		p->last_ok = false;
+		snprintf(p->last_error, sizeof p->last_error, "%s", err->message);
+		pr_log("checkpoint (%s) failed: %s", why, err->message);
+		return rc;
+	}
+	struct pr_engine_state es;
+	pr_engine_state(s->engine, &es);
+	p->saves++;
+	p->last_ok = true;
+	p->last_error[0] = 0;
+	p->last_wall_ms = st.written_ms;
+	p->last_us = st.write_us;
+	p->last_sync_us = st.sync_us;
+	p->last_bytes = st.bytes;
+	p->saved_records = es.records;
+	p->saved_lines = stats.lines;
+	p->saved_bytes = stats.bytes;
+	pr_log("checkpoint (%s): %s: %llu records, %llu customers, %zu feed positions, %llu bytes "
+	       "in %.1f ms (fsync %.1f ms)", why, path, (unsigned long long)es.records,
+	       (unsigned long long)es.customers, n, (unsigned long long)st.bytes,
+	       (double)st.write_us / 1000.0, (double)st.sync_us / 1000.0);
+	return 0;
+}
+
+/* Anything to write: records applied, or feed lines or bytes read. */
+static bool changed(struct pr_server *s)
+{
+	const struct pr_persistence *p = s->persist;
+	struct pr_engine_state es;
+	pr_engine_state(s->engine, &es);
+	struct pr_feed_stats fs;
+	pr_server_stats(s, &fs);
+	return es.records != p->saved_records || fs.lines != p->saved_lines ||
+	       fs.bytes != p->saved_bytes;
+}
+
+void pr_persist_tick(struct pr_server *s, int64_t now_ms)
+{
+	struct pr_persistence *p = s->persist;
+	if (!p)
+		return;
+	if (!p->unused_told) {
+		p->unused_told = true; /* every feed is open by the first turn */
+		for (size_t i = 0; i < p->position_count; i++)
+			if (!p->used[i])
+				pr_log("checkpoint: %s had a position, but is not a --feed now: "
+				       "dropped at the next checkpoint", p->positions[i].source);
+	}
+	if (!s->opt.checkpoint_interval_s || now_ms < p->next_ms)
+		return;
+	if (!changed(s)) {
+		p->next_ms = now_ms + (int64_t)s->opt.checkpoint_interval_s * 1000;
+		return;
+	}
+	struct pr_error err = { 0 };
+	pr_persist_save(s, "periodic", &err);
+}
+
+int pr_persist_final(struct pr_server *s, struct pr_error *err)
+{
+	if (!s->persist || s->persist->skip_final)
+		return 0;
+	return pr_persist_save(s, "at stop", err);
+}
+
+void pr_persist_skip_final(struct pr_server *s)
+{
+	if (s->persist)
+		s->persist->skip_final = true;
+}
+
+void pr_persist_command_save(struct pr_server *s, struct pr_client *c,
+			     const struct pr_resp_command *cmd)
+{
+	(void)cmd;
+	struct pr_error err = { 0 };
+	pr_log("client %llu: SAVE", (unsigned long long)c->id);
+	if (pr_persist_save(s, "SAVE", &err) < 0)
+		pr_resp_error(&c->out, "ERR %s", err.message);
+	else
+		pr_resp_simple(&c->out, "OK");
+}
+
+size_t pr_persist_info(const struct pr_server *s, char *out, size_t size)
+{
+	const struct pr_persistence *p = s->persist;
+	int n;
+	if (!p) {
+		n = snprintf(out, size, "# Persistence\r\ncheckpoint_path:\r\n\r\n");
+	} else {
+		struct pr_engine_state es;
+		pr_engine_state(s->engine, &es);
+		n = snprintf(out, size,
+			     "# Persistence\r\ncheckpoint_path:%s\r\ncheckpoint_interval_s:%u\r\n"
+			     "checkpoint_loaded:%d\r\ncheckpoint_loaded_records:%llu\r\n"
+			     "checkpoint_load_ms:%.1f\r\ncheckpoint_load_bytes:%llu\r\n"
+			     "checkpoints_saved:%llu\r\ncheckpoint_failures:%llu\r\n"
+			     "last_checkpoint_status:%s\r\nlast_checkpoint_time:%lld\r\n"
+			     "last_checkpoint_ms:%.1f\r\nlast_checkpoint_fsync_ms:%.1f\r\n"
+			     "last_checkpoint_bytes:%llu\r\nrecords_since_last_checkpoint:%llu\r\n"
+			     "last_checkpoint_error:%s\r\n\r\n",
+			     s->opt.checkpoint_path, s->opt.checkpoint_interval_s, p->loaded ? 1 : 0,
+			     (unsigned long long)p->loaded_records, (double)p->load_us / 1000.0,
+			     (unsigned long long)p->load_bytes, (unsigned long long)p->saves,
+			     (unsigned long long)p->failures,
+			     !p->attempted ? "none" : p->last_ok ? "ok" : "err",
+			     (long long)(p->last_wall_ms / 1000), (double)p->last_us / 1000.0,
+			     (double)p->last_sync_us / 1000.0, (unsigned long long)p->last_bytes,
+			     (unsigned long long)(es.records - p->saved_records), p->last_error);
+	}
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+size_t pr_persist_metrics(const struct pr_server *s, char *out, size_t size)
+{
+	const struct pr_persistence *p = s->persist;
+	if (!p || !size) {
+		if (size)
+			*out = 0;
+		return 0;
+	}
+	int n = snprintf(out, size,
+			 "# HELP pareto_checkpoints_total Checkpoints written.\n"
+			 "# TYPE pareto_checkpoints_total counter\npareto_checkpoints_total %llu\n"
+			 "# HELP pareto_checkpoint_failures_total Checkpoints that could not be written.\n"
+			 "# TYPE pareto_checkpoint_failures_total counter\n"
+			 "pareto_checkpoint_failures_total %llu\n"
+			 "# HELP pareto_checkpoint_last_success_timestamp_seconds When the last "
+			 "checkpoint was written, seconds since 1970 UTC (0: never).\n"
+			 "# TYPE pareto_checkpoint_last_success_timestamp_seconds gauge\n"
+			 "pareto_checkpoint_last_success_timestamp_seconds %.3f\n"
+			 "# HELP pareto_checkpoint_last_duration_seconds How long the last checkpoint "
+			 "blocked the server, fsync included.\n"
+			 "# TYPE pareto_checkpoint_last_duration_seconds gauge\n"
+			 "pareto_checkpoint_last_duration_seconds %.6f\n"
+			 "# HELP pareto_checkpoint_last_size_bytes Size of the last checkpoint.\n"
+			 "# TYPE pareto_checkpoint_last_size_bytes gauge\n"
+			 "pareto_checkpoint_last_size_bytes %llu\n",
+			 (unsigned long long)p->saves, (unsigned long long)p->failures,
+			 (double)p->last_wall_ms / 1000.0, (double)p->last_us / 1e6,
+			 (unsigned long long)p->last_bytes);
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+void pr_persist_destroy(struct pr_server *s)
+{
+	struct pr_persistence *p = s->persist;
+	if (!p)
+		return;
+	free(p->blob);
+	free(p->positions);
+	free(p->used);
+	free(p);
+	s->persist = NULL;
+}

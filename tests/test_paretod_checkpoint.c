@@ -1,0 +1,363 @@
+/* test_paretod_checkpoint.c - paretod's checkpoints end to end: a file feed
+ * stopped (SHUTDOWN, SIGTERM) and resumed with more lines appended counts
+ * every record once, as `pareto report --json` over the whole file; a
+ * followed file stopped inside a line; SAVE and INFO persistence; a file
+ * replaced while the daemon was down is read from its start; a corrupt
+ * checkpoint or another --scale stops the start, naming the file. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support_json.h"
+#include "support_paretod.h"
+
+#define RECORDS 6000
+#define CUSTOMERS 900
+
+/* A field:value of INFO, as a number. */
+static long long info_number(redisContext *c, const char *name)
+{
+	redisReply *r = cmd(c, "INFO everything");
+	cr_assert_eq(r->type, REDIS_REPLY_STRING);
+	char key[96];
+	snprintf(key, sizeof key, "\n%s:", name);
+	const char *p = strstr(r->str, key);
+	cr_assert_not_null(p, "INFO lacks %s", name);
+	long long v = atoll(p + strlen(key));
+	freeReplyObject(r);
+	return v;
+}
+
+/* Waits (at most 10 s) until INFO's records reaches want. */
+static void wait_records(redisContext *c, long long want)
+{
+	long long v = -1;
+	for (int64_t t0 = now_ms(); now_ms() - t0 < 10000; sleep_ms(2))
+		if ((v = info_number(c, "records")) == want)
+			return;
+	cr_assert_fail("records is %lld after 10 s, expected %lld", v, want);
+}
+
+static bool log_has(const struct daemon *d, const char *text)
+{
+	char *log = read_text(d->log);
+	bool has = strstr(log, text) != NULL;
+	free(log);
+	return has;
+}
+
+static void checkpoint_path(const struct daemon *d, char *out, size_t size)
+{
+	snprintf(out, size, "%s/state.ckpt", d->dir);
+}
+
+/* PARETO, TOP 25, STORES, LAPSED and CUSTOMER of some ids equal the
+ * report's over `feed`, and INFO's counters its records and rejects. */
+static void compare_with_report(redisContext *c, const char *feed)
+{
+	char *ids[] = { "C0000", "C0001", "C0007", "C0042", "C0100", "C0299", "NOBODY" };
+	int nids = sizeof ids / sizeof ids[0];
+	struct tj *j = report_json(feed, "all", "25", "10", ids, nids);
+	static const char *const not_summary[] = { "top", "stores", "customer_detail", "lapsed",
+						   "lapsed_total", NULL };
+	struct rv *r = cmd_rv(c, "PARETO");
+	compare(r, j, "PARETO", not_summary);
+	rv_free(r);
+	r = cmd_rv(c, "TOP 25");
+	compare(rv_field(r, "top"), tj_key(j, "top"), "TOP", NULL);
+	rv_free(r);
+	r = cmd_rv(c, "STORES");
+	compare(rv_field(r, "stores"), tj_key(j, "stores"), "STORES", NULL);
+	rv_free(r);
+	r = cmd_rv(c, "LAPSED 10");
+	compare(rv_field(r, "lapsed"), tj_key(j, "lapsed"), "LAPSED", NULL);
+	rv_free(r);
+	const struct tj *detail = tj_key(j, "customer_detail");
+	for (int i = 0; i < nids; i++) {
+		char path[64];
+		r = cmd_rv(c, "CUSTOMER %s", ids[i]);
+		snprintf(path, sizeof path, "CUSTOMER %s", ids[i]);
+		compare(r, tj_at(detail, (size_t)i), path, NULL);
+		rv_free(r);
+	}
+	cr_assert_eq(info_number(c, "records"), (long long)tj_key(j, "records")->integer);
+	cr_assert_eq(info_number(c, "rejected"), (long long)tj_key(j, "rejected")->integer);
+	tj_free(j);
+}
+
+/* The feed's lines: a header, random records, and a few bad lines. */
+static char *feed_text(unsigned seed, size_t *len)
+{
+	char **lines = random_lines(seed, RECORDS, CUSTOMERS);
+	/* Bad lines counted as rejects, before and after where the files are cut. */
+	free(lines[100]);
+	lines[100] = strdup("not,a,valid,line,at,all\n");
+	free(lines[RECORDS - 100]);
+	lines[RECORDS - 100] = strdup("2024-01-01,C0001,S1,twelve\n");
+	char *text = csv_of(lines, RECORDS, 0, 1, len);
+	free_lines(lines, RECORDS);
+	return text;
+}
+
+/* Where the text's line `n` (0: the header) starts. */
+static size_t line_start(const char *text, int n)
+{
+	const char *p = text;
+	for (int i = 0; i < n; i++)
+		p = strchr(p, '\n') + 1;
+	return (size_t)(p - text);
+}
+
+static void start(struct daemon *d, const char *feed, const char *ckpt, const char *interval)
+{
+	daemon_start(d, "--feed", feed, "--checkpoint", ckpt, "--checkpoint-interval", interval,
+		     "--quiet", NULL);
+}
+
+/* The daemon stopped by a signal must exit 0. */
+static void stop_with(struct daemon *d, int signo)
+{
+	cr_assert_eq(kill(d->pid, signo), 0);
+	int status = 0;
+	for (int i = 0; i < 500 && waitpid(d->pid, &status, WNOHANG) == 0; i++)
+		sleep_ms(10);
+	char *log = read_text(d->log);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d; log:\n%s",
+		  status, log);
+	free(log);
+}
+
+/*
+ * A file in three parts: the daemon reads the first, stops (stop_signal 0:
+ * SHUTDOWN), the second is appended and it starts again, and so on; at the
+ * end its answers are the report's over the whole file.
+ */
+static void resume_file(int stop_signal, unsigned seed)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	size_t len;
+	char *text = feed_text(seed, &len);
+	size_t cut[] = { line_start(text, 2000), line_start(text, 4500), len };
+	int records_at[] = { 1999 - 1, 4499 - 1, RECORDS - 2 }; /* one bad line before 2000, one after 4500 */
+	size_t written = 0;
+	for (int part = 0; part < 3; part++) {
+		write_bytes(d.feed, part ? "a" : "w", text + written, cut[part] - written);
+		written = cut[part];
+		start(&d, d.feed, ckpt, "60");
+		redisContext *c = client(&d);
+		wait_records(c, records_at[part]);
+		cr_assert_eq(info_number(c, "feed_bytes"), (long long)written);
+		if (part == 2)
+			compare_with_report(c, d.feed);
+		if (stop_signal) {
+			redisFree(c);
+			stop_with(&d, stop_signal);
+		} else {
+			daemon_shutdown(&d, c);
+		}
+		struct stat st;
+		cr_assert_eq(stat(ckpt, &st), 0, "no checkpoint after part %d", part);
+		if (part)
+			cr_assert(log_has(&d, "resuming at byte"), "part %d did not resume", part);
+	}
+	cr_assert(!log_has(&d, "reading it from its start"));
+	free(text);
+	daemon_remove_dir(&d);
+}
+
+Test(paretod_checkpoint, shutdown_and_resume_with_lines_appended)
+{
+	resume_file(0, 11);
+}
+
+Test(paretod_checkpoint, sigterm_writes_the_final_checkpoint)
+{
+	resume_file(SIGTERM, 12);
+}
+
+/* A followed file stopped inside a line: the restart reads that line whole. */
+Test(paretod_checkpoint, followed_file_stopped_inside_a_line)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160], source[200];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	snprintf(source, sizeof source, "follow:%s", d.feed);
+	size_t len;
+	char *text = feed_text(13, &len);
+	size_t half = line_start(text, 3000) + 9; /* 9 bytes into a record */
+	write_bytes(d.feed, "w", text, half);
+	start(&d, source, ckpt, "60");
+	redisContext *c = client(&d);
+	wait_records(c, 2998); /* the bad line 100 is not a record */
+	stop_with(&d, SIGINT);
+	redisFree(c);
+	write_bytes(d.feed, "a", text + half, len - half);
+	start(&d, source, ckpt, "60");
+	c = client(&d);
+	wait_records(c, RECORDS - 2);
+	compare_with_report(c, d.feed);
+	cr_assert_eq(info_number(c, "feed_bytes"), (long long)len);
+	daemon_shutdown(&d, c);
+	free(text);
+	daemon_remove_dir(&d);
+}
+
+/* SAVE replies +OK with the file in place; INFO persistence tells of it;
+ * the periodic checkpoint runs while records change; NOSAVE writes none. */
+Test(paretod_checkpoint, save_info_interval_and_nosave)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	size_t len;
+	char *text = feed_text(14, &len);
+	write_bytes(d.feed, "w", text, len);
+	start(&d, d.feed, ckpt, "1");
+	redisContext *c = client(&d);
+	wait_records(c, RECORDS - 2);
+	redisReply *r = cmd(c, "SAVE");
+	cr_assert(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0, "SAVE: %s", r->str);
+	freeReplyObject(r);
+	struct stat st;
+	cr_assert_eq(stat(ckpt, &st), 0);
+	cr_assert_geq(info_number(c, "checkpoints_saved"), 1);
+	cr_assert_eq(info_number(c, "last_checkpoint_bytes"), (long long)st.st_size);
+	cr_assert_eq(info_number(c, "records_since_last_checkpoint"), 0);
+	r = cmd(c, "INFO persistence");
+	cr_assert_not_null(strstr(r->str, "last_checkpoint_status:ok"), "%s", r->str);
+	cr_assert_not_null(strstr(r->str, ckpt), "%s", r->str);
+	freeReplyObject(r);
+	r = cmd(c, "INFO metrics");
+	cr_assert_not_null(strstr(r->str, "\npareto_checkpoints_total "), "%s", r->str);
+	cr_assert_not_null(strstr(r->str, "\npareto_checkpoint_last_duration_seconds "));
+	freeReplyObject(r);
+	/* New records through INGEST: the interval (1 s) writes them. */
+	long long saved = info_number(c, "checkpoints_saved");
+	r = cmd(c, "INGEST 2024-05-01,C0001,S1,10.00");
+	freeReplyObject(r);
+	for (int64_t t0 = now_ms(); info_number(c, "checkpoints_saved") == saved; sleep_ms(20))
+		cr_assert_lt(now_ms() - t0, 5000, "no periodic checkpoint");
+	cr_assert_eq(info_number(c, "records_since_last_checkpoint"), 0);
+	/* Nothing changed: no more checkpoints. */
+	saved = info_number(c, "checkpoints_saved");
+	sleep_ms(2200);
+	cr_assert_eq(info_number(c, "checkpoints_saved"), saved);
+	/* More records, then SHUTDOWN NOSAVE: the file keeps the earlier state. */
+	r = cmd(c, "INGEST 2024-05-02,C0002,S1,10.00");
+	freeReplyObject(r);
+	r = redisCommand(c, "SHUTDOWN NOSAVE");
+	if (r)
+		freeReplyObject(r);
+	daemon_shutdown(&d, c);
+	start(&d, d.feed, ckpt, "0");
+	c = client(&d);
+	cr_assert_eq(info_number(c, "records"), RECORDS - 2 + 1);
+	cr_assert_eq(info_number(c, "checkpoint_loaded"), 1);
+	daemon_shutdown(&d, c);
+	free(text);
+	daemon_remove_dir(&d);
+}
+
+Test(paretod_checkpoint, save_without_a_checkpoint_path)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	daemon_start(&d, NULL);
+	redisContext *c = client(&d);
+	redisReply *r = cmd(c, "SAVE");
+	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+	cr_assert_not_null(strstr(r->str, "--checkpoint"), "%s", r->str);
+	freeReplyObject(r);
+	daemon_shutdown(&d, c);
+	daemon_remove_dir(&d);
+}
+
+/* A file replaced while the daemon was down is not resumed: it is read
+ * from its start, and its records add to the checkpoint's. */
+Test(paretod_checkpoint, replaced_file_read_from_its_start)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	size_t len;
+	char *text = feed_text(15, &len);
+	size_t cut = line_start(text, 3000);
+	write_bytes(d.feed, "w", text, cut);
+	start(&d, d.feed, ckpt, "60");
+	redisContext *c = client(&d);
+	wait_records(c, 2998);
+	daemon_shutdown(&d, c);
+	/* Another file under the name: the header and the rest of the lines. */
+	unlink(d.feed);
+	write_bytes(d.feed, "w", text, line_start(text, 1));
+	write_bytes(d.feed, "a", text + cut, len - cut);
+	start(&d, d.feed, ckpt, "60");
+	c = client(&d);
+	wait_records(c, RECORDS - 2);
+	cr_assert(log_has(&d, "not the file the checkpoint read"));
+	daemon_shutdown(&d, c);
+	free(text);
+	daemon_remove_dir(&d);
+}
+
+/* paretod must refuse to start (exit 1) with the file and the reason in the log. */
+static void assert_start_refused(struct daemon *d, const char *ckpt, const char *scale,
+				 const char *why)
+{
+	pid_t pid = daemon_spawn(d, "--checkpoint", ckpt, "--scale", scale, NULL);
+	int status = 0;
+	for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		sleep_ms(10);
+	char *log = read_text(d->log);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d: %s", status, log);
+	cr_assert_not_null(strstr(log, ckpt), "%s", log);
+	cr_assert_not_null(strstr(log, why), "expected '%s' in:\n%s", why, log);
+	free(log);
+	struct stat st;
+	cr_assert_neq(stat(d->socket, &st), 0, "the socket was left behind");
+}
+
+Test(paretod_checkpoint, corrupt_checkpoint_or_other_scale_refused)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	size_t len;
+	char *text = feed_text(16, &len);
+	write_bytes(d.feed, "w", text, len);
+	start(&d, d.feed, ckpt, "60");
+	redisContext *c = client(&d);
+	wait_records(c, RECORDS - 2);
+	daemon_shutdown(&d, c);
+	assert_start_refused(&d, ckpt, "3", "--scale 2");
+	char *bytes = read_text(ckpt);
+	struct stat st;
+	cr_assert_eq(stat(ckpt, &st), 0);
+	size_t size = (size_t)st.st_size;
+	bytes = realloc(bytes, size);
+	FILE *f = fopen(ckpt, "rb");
+	cr_assert_eq(fread(bytes, 1, size, f), size);
+	fclose(f);
+	bytes[size / 2] ^= 4;
+	write_bytes(ckpt, "w", bytes, size);
+	assert_start_refused(&d, ckpt, "2", "checksum");
+	write_bytes(ckpt, "w", bytes, size / 3);
+	assert_start_refused(&d, ckpt, "2", "truncated");
+	free(bytes);
+	free(text);
+	daemon_remove_dir(&d);
+}
