@@ -11,17 +11,10 @@
 #include "pareto/engine.h"
 #include "pareto/ranking.h"
 #include "ranker.h"
+#include "support_ranking.h"
 #include "timeparse.h"
 
 #define CUSTOMERS 3000
-
-static uint64_t next(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
 
 /* Customer c's id: short ids inline in their entry, long ones in the arena. */
 static int customer_id(int c, char *id, size_t size)
@@ -33,7 +26,7 @@ static int customer_id(int c, char *id, size_t size)
 static void add_records(struct pr_engine *e, uint64_t *x, int64_t *ts, int count)
 {
 	for (int i = 0; i < count; i++) {
-		uint64_t u = next(x);
+		uint64_t u = support_next(x);
 		char id[64];
 		int len = customer_id((int)(u % CUSTOMERS), id, sizeof id);
 		*ts += (int64_t)((u >> 12) % 4000000);
@@ -57,17 +50,7 @@ static void assert_same(const struct pr_published *p, struct pr_engine *e, enum 
 	struct pr_ranking *whole;
 	cr_assert_eq(pr_ranking_build(e, w, -1, &whole, NULL), 0);
 	cr_assert_eq(pr_ranking_index(whole, NULL), 0);
-	for (uint64_t rank = 1;; rank++) {
-		struct pr_ranked a, b;
-		int ca = pr_ranking_at(p->ranking, rank, &a), cb = pr_ranking_at(whole, rank, &b);
-		cr_assert_eq(ca, cb, "%s: rank %llu exists in one only", where, (unsigned long long)rank);
-		if (ca < 0)
-			break;
-		cr_assert(a.revenue_minor == b.revenue_minor && a.competition_rank == b.competition_rank &&
-			  a.cumulative_share == b.cumulative_share && a.customer_len == b.customer_len &&
-			  memcmp(a.customer, b.customer, a.customer_len) == 0,
-			  "%s: rank %llu differs", where, (unsigned long long)rank);
-	}
+	support_assert_same_entries(p->ranking, whole, where);
 	for (int c = 0; c <= CUSTOMERS; c++) {
 		char id[64];
 		int len = customer_id(c, id, sizeof id);
@@ -102,9 +85,9 @@ Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
 		for (int round = 0; round < 30; round++) {
 			/* Adds in slices, handing each over without waiting, so
 			 * that the ranker merges while the writer goes on. */
-			int slices = 1 + (int)(next(&x) % 4);
+			int slices = 1 + (int)(support_next(&x) % 4);
 			for (int k = 0; k < slices; k++) {
-				add_records(e, &x, &ts, round % 7 == 6 ? 4000 : 1 + (int)(next(&x) % 80));
+				add_records(e, &x, &ts, round % 7 == 6 ? 4000 : 1 + (int)(support_next(&x) % 80));
 				pr_ranker_want(r, PR_WINDOW_ALL);
 				pr_ranker_feed(r, false);
 			}

@@ -6,30 +6,8 @@
 
 #include "pareto/engine.h"
 #include "pareto/ranking.h"
+#include "support_ranking.h"
 #include "timeparse.h"
-
-static uint64_t next(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
-
-static void assert_equal(struct pr_ranking *a, struct pr_ranking *b, const char *where)
-{
-	for (uint64_t rank = 1;; rank++) {
-		struct pr_ranked x, y;
-		int ca = pr_ranking_at(a, rank, &x), cb = pr_ranking_at(b, rank, &y);
-		cr_assert_eq(ca, cb, "%s: rank %llu exists in one only", where, (unsigned long long)rank);
-		if (ca < 0)
-			return;
-		cr_assert(x.revenue_minor == y.revenue_minor && x.competition_rank == y.competition_rank &&
-			  x.cumulative_share == y.cumulative_share && x.customer_len == y.customer_len &&
-			  memcmp(x.customer, y.customer, x.customer_len) == 0,
-			  "%s: rank %llu differs", where, (unsigned long long)rank);
-	}
-}
 
 Test(ranking_refresh, equals_a_whole_build_round_after_round)
 {
@@ -46,9 +24,9 @@ Test(ranking_refresh, equals_a_whole_build_round_after_round)
 		for (int round = 0; round < 40; round++) {
 			/* Few records per round (a refresh), sometimes many (a
 			 * rebuild); the clock sometimes crosses into a new month. */
-			int records = round % 9 == 8 ? 3000 : 1 + (int)(next(&x) % 60);
+			int records = round % 9 == 8 ? 3000 : 1 + (int)(support_next(&x) % 60);
 			for (int i = 0; i < records; i++) {
-				uint64_t u = next(&x);
+				uint64_t u = support_next(&x);
 				char id[24];
 				/* Ids equal in their first 8 bytes, and many equal amounts: ties. */
 				int len = snprintf(id, sizeof id, "customer%llu", (unsigned long long)(u % 2000));
@@ -68,7 +46,7 @@ Test(ranking_refresh, equals_a_whole_build_round_after_round)
 			cr_assert_eq(pr_ranking_index(whole, NULL), 0);
 			char where[64];
 			snprintf(where, sizeof where, "seed %llu round %d", (unsigned long long)seed, round);
-			assert_equal(refreshed, whole, where);
+			support_assert_same_entries(refreshed, whole, where);
 			for (int c = 0; c < 2001; c++) {
 				char id[24];
 				int len = snprintf(id, sizeof id, "customer%d", c);
