@@ -14,37 +14,21 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "staged.h"
 #include "timeparse.h"
 
 /* Event times must lie in years 0..9999 so that days and periods fit. */
 #define TS_MIN_MS (-62167219200000LL) /* 0000-01-01T00:00:00Z */
 #define TS_MAX_MS (253402300799999LL) /* 9999-12-31T23:59:59.999Z */
 
-/* Staged bytes past which a bulk load applies what it holds. */
-#define STAGED_LIMIT_BYTES ((size_t)1 << 27)
-
-/* A record waiting in a staging buffer; the id follows, padded to 8. */
-struct staged_record {
-	int64_t ts_ms;
-	int64_t amount_minor;
-	uint32_t store;
-	uint32_t customer_len;
-};
-
 /* Bytes of records pr_engine_enqueue holds before it applies them: enough
  * for the look-ahead to pay, little enough to stay in L1 and L2. */
 #define QUEUE_BYTES ((size_t)32 << 10)
 
-static size_t staged_size(uint32_t customer_len)
+/* Staged bytes past which a one-lane bulk load applies what it holds. */
+static size_t staged_limit(const struct pr_engine *e)
 {
-	return sizeof(struct staged_record) + ((customer_len + 7u) & ~(size_t)7u);
-}
-
-static void stage_at(unsigned char *dst, const struct pr_record *r, uint32_t store)
-{
-	struct staged_record *s = (struct staged_record *)dst;
-	*s = (struct staged_record){ r->ts_ms, r->amount_minor, store, r->customer_len };
-	memcpy(s + 1, r->customer, r->customer_len);
+	return e->opt.memory_limit_bytes ? e->opt.memory_limit_bytes : PR_BULK_MEMORY_DEFAULT;
 }
 
 void pr_engine_options_init(struct pr_engine_options *opt)
@@ -305,7 +289,7 @@ static struct lane *lane_create(void)
 static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, uint32_t store)
 {
 	uint32_t shard = shard_of_hash(hash);
-	size_t bytes = staged_size(r->customer_len);
+	size_t bytes = pr_staged_size(r->customer_len);
 	if (l->staged_bytes[shard] + bytes > l->staged_capacity[shard]) {
 		size_t cap = l->staged_capacity[shard] ? l->staged_capacity[shard] * 2 : 1 << 14;
 		unsigned char *bigger = realloc(l->staged[shard], cap);
@@ -316,15 +300,15 @@ static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, 
 	}
 	/* The hash picked the shard; applying recomputes it from the id (cheaper
 	 * than 8 more bytes per record to write, keep and read back). */
-	stage_at(l->staged[shard] + l->staged_bytes[shard], r, store);
+	pr_staged_write(l->staged[shard] + l->staged_bytes[shard], r, store);
 	l->staged_bytes[shard] += bytes;
 	l->staged_total += bytes;
 	return 0;
 }
 
-static const struct staged_record *staged_next(const struct staged_record *s)
+static const struct pr_staged_record *staged_next(const struct pr_staged_record *s)
 {
-	return (const void *)((const unsigned char *)s + staged_size(s->customer_len));
+	return (const void *)((const unsigned char *)s + pr_staged_size(s->customer_len));
 }
 
 /* Records in flight in apply_staged: each is hashed and its slot fetched
@@ -365,8 +349,8 @@ static int apply_staged(struct pr_engine *e, const unsigned char **at, const uns
 			const uint32_t *store_map)
 {
 	const struct pr_id_table *hasher = &e->shards[0].customers;
-	const struct staged_record *next = (const void *)*at;
-	struct { const struct staged_record *s; uint64_t hash; } ring[RING];
+	const struct pr_staged_record *next = (const void *)*at;
+	struct { const struct pr_staged_record *s; uint64_t hash; } ring[RING];
 	unsigned head = 0, tail = 0; /* ring[head..tail) await applying */
 	for (;;) {
 		for (; tail - head < RING && (const unsigned char *)next < end;
@@ -383,11 +367,11 @@ static int apply_staged(struct pr_engine *e, const unsigned char **at, const uns
 			pr_id_table_prefetch_value(&e->shards[shard_of_hash(hash)].customers, hash);
 		}
 		if (tail - head > AHEAD / 2) {
-			const struct staged_record *p = ring[(head + AHEAD / 2) % RING].s;
+			const struct pr_staged_record *p = ring[(head + AHEAD / 2) % RING].s;
 			prefetch_pair(e, ring[(head + AHEAD / 2) % RING].hash,
 				      store_map ? store_map[p->store] : p->store);
 		}
-		const struct staged_record *s = ring[head % RING].s;
+		const struct pr_staged_record *s = ring[head % RING].s;
 		int rc = apply(e, ring[head % RING].hash, (const char *)(s + 1), s->customer_len,
 			       store_map ? store_map[s->store] : s->store, s->ts_ms, s->amount_minor);
 		if (rc < 0) {
@@ -610,7 +594,7 @@ int pr_engine_add(struct pr_engine *e, const struct pr_record *r)
 		/* One lane merges on its own past the staging limit; its records
 		 * are in input order, so the result is unchanged. */
 		int rc;
-		if (e->lanes[0]->staged_total >= STAGED_LIMIT_BYTES && (rc = flush_lanes(e)) < 0)
+		if (e->lanes[0]->staged_total >= staged_limit(e) && (rc = flush_lanes(e)) < 0)
 			return rc;
 		return pr_engine_lane_add(e, 0, r);
 	}
@@ -630,7 +614,7 @@ int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r)
 {
 	if (e->bulk)
 		return pr_engine_add(e, r);
-	size_t bytes = staged_size(r->customer_len);
+	size_t bytes = pr_staged_size(r->customer_len);
 	if (e->queue_bytes + bytes > QUEUE_BYTES) {
 		int rc = pr_engine_drain(e);
 		if (rc < 0)
@@ -640,7 +624,7 @@ int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r)
 	int rc = accept_record(e, r, &store);
 	if (rc < 0)
 		return rc;
-	stage_at(e->queue + e->queue_bytes, r, store);
+	pr_staged_write(e->queue + e->queue_bytes, r, store);
 	e->queue_bytes += bytes;
 	return 0;
 }
@@ -654,7 +638,7 @@ int pr_engine_drain(struct pr_engine *e)
 		if (rc == 0)
 			break;
 		/* Out of memory for this record: it is dropped, and so uncounted. */
-		const struct staged_record *s = (const void *)at;
+		const struct pr_staged_record *s = (const void *)at;
 		unaccept(e, s->amount_minor);
 		at = (const unsigned char *)staged_next(s);
 		result = rc;
@@ -784,4 +768,48 @@ int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 	*count = n < limit ? n : limit;
 	*out = list;
 	return 0;
+}
+
+/* ---- loads decoded on several threads (staged.h) ------------------------- */
+
+uint32_t pr_engine_shard_of(const struct pr_engine *e, const char *id, size_t len)
+{
+	return shard_of_hash(pr_id_hash(&e->shards[0].customers, id, len));
+}
+
+bool pr_engine_time_ok(int64_t ts_ms)
+{
+	return ts_ms >= TS_MIN_MS && ts_ms <= TS_MAX_MS;
+}
+
+uint64_t pr_engine_volume(const struct pr_engine *e)
+{
+	return e->volume_minor;
+}
+
+int pr_engine_apply_staged(struct pr_engine *e, const unsigned char *begin,
+			   const unsigned char *end)
+{
+	return apply_staged(e, &begin, end, NULL);
+}
+
+int pr_engine_merge_counts(struct pr_engine *e, uint64_t records, uint64_t volume_minor,
+			   bool has_latest, int64_t latest_ms)
+{
+	if (volume_minor > (uint64_t)INT64_MAX - e->volume_minor)
+		return -ERANGE;
+	e->volume_minor += volume_minor;
+	e->records += records;
+	if (has_latest && (!e->has_watermark || latest_ms > e->watermark_ms)) {
+		e->watermark_ms = latest_ms;
+		e->has_watermark = true;
+		pr_periods_of(latest_ms, &e->watermark_periods);
+	}
+	return 0;
+}
+
+uint32_t pr_engine_store_intern(struct pr_engine *e, const char *id, size_t len)
+{
+	bool created;
+	return pr_id_table_upsert(&e->stores, id, len, pr_id_hash(&e->stores, id, len), &created);
 }

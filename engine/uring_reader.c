@@ -345,61 +345,63 @@ static void close_source(struct reader *r)
 }
 
 /*
- * Reads [start, end) of a positional source, or a whole stream. A range of a
- * stream is -ESPIPE; from_current starts a positional source where its
- * descriptor stands (stdin) instead of at `start`.
+ * Opens `path` ("-": stdin) and sets up r's ring and buffers. A stream with
+ * `range` is -ESPIPE; from_current moves *start to where a positional
+ * descriptor stands (stdin). Returns 0 or a negative code with *err set,
+ * r then holding nothing.
  */
-static int read_any(const char *path, uint64_t start, uint64_t end, bool range,
-		    bool from_current, const struct pr_reader_options *opt,
-		    pr_reader_consume_fn consume, void *ctx, struct pr_error *err)
+static int reader_open(struct reader *r, const char *path, uint64_t *start, bool range,
+		       bool from_current, const struct pr_reader_options *opt, bool *positional,
+		       struct pr_error *err)
 {
 	bool is_stdin = strcmp(path, "-") == 0;
-	struct reader r = { .fd = -1, .end = end, .name = is_stdin ? "standard input" : path };
-	r.block_bytes = opt && opt->block_bytes ? opt->block_bytes : BLOCK_DEFAULT;
-	r.depth = opt && opt->depth ? opt->depth : DEPTH_DEFAULT;
-	if (r.block_bytes > BLOCK_MAX)
+	r->fd = -1;
+	r->name = is_stdin ? "standard input" : path;
+	r->block_bytes = opt && opt->block_bytes ? opt->block_bytes : BLOCK_DEFAULT;
+	r->depth = opt && opt->depth ? opt->depth : DEPTH_DEFAULT;
+	if (r->block_bytes > BLOCK_MAX)
 		return pr_error_set(err, -EINVAL, "%s: block of %zu bytes is above the %u-byte limit",
-				    r.name, r.block_bytes, BLOCK_MAX);
-	if (r.depth > DEPTH_MAX)
-		r.depth = DEPTH_MAX;
+				    r->name, r->block_bytes, BLOCK_MAX);
+	if (r->depth > DEPTH_MAX)
+		r->depth = DEPTH_MAX;
 
 	if (is_stdin) {
-		r.fd = STDIN_FILENO;
+		r->fd = STDIN_FILENO;
 	} else {
-		r.fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (r.fd < 0)
+		r->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (r->fd < 0)
 			return pr_error_set(err, -errno, "%s: %s", path, strerror(errno));
-		r.own_fd = true;
+		r->own_fd = true;
 	}
 	struct stat st;
-	int rc = fstat(r.fd, &st) < 0 ? -errno : 0;
-	bool positional = rc == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+	int rc = fstat(r->fd, &st) < 0 ? -errno : 0;
+	*positional = rc == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
 	if (rc < 0)
-		rc = fail(&r, err, "", rc);
+		rc = fail(r, err, "", rc);
 	else if (S_ISDIR(st.st_mode))
-		rc = fail(&r, err, "", -EISDIR);
-	else if (!positional && range)
-		rc = fail(&r, err, "a byte range of a stream: ", -ESPIPE);
-	else if (positional && from_current) {
+		rc = fail(r, err, "", -EISDIR);
+	else if (!*positional && range)
+		rc = fail(r, err, "a byte range of a stream: ", -ESPIPE);
+	else if (*positional && from_current) {
 		/* `prog - < file` after something else read part of it:
 		 * go on from where the descriptor stands, as cat does. */
-		off_t at = lseek(r.fd, 0, SEEK_CUR);
+		off_t at = lseek(r->fd, 0, SEEK_CUR);
 		if (at < 0)
-			rc = fail(&r, err, "", -errno);
+			rc = fail(r, err, "", -errno);
 		else
-			start = (uint64_t)at;
+			*start = (uint64_t)at;
 	}
 	if (rc < 0) {
-		close_source(&r);
+		close_source(r);
 		return rc;
 	}
-	if (!positional)
-		r.depth = 1;
+	if (!*positional)
+		r->depth = 1;
 
 	/* depth + 1 entries: the reads and one cancel when stopping early. */
-	rc = io_uring_queue_init(r.depth + 1, &r.ring, 0);
+	rc = io_uring_queue_init(r->depth + 1, &r->ring, 0);
 	if (rc < 0) {
-		close_source(&r);
+		close_source(r);
 		/* Recent kernels charge the ring itself to RLIMIT_MEMLOCK
 		 * (without CAP_IPC_LOCK): ENOMEM is then a limit to raise. */
 		return pr_error_set(err, rc, "io_uring unavailable: %s (%s)", strerror(-rc),
@@ -409,22 +411,47 @@ static int read_any(const char *path, uint64_t start, uint64_t end, bool range,
 	}
 	/* Page-aligned blocks: the kernel copies whole pages, and registration
 	 * pins pages, so blocks should not share them. */
-	size_t stride = (r.block_bytes + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
-	if (posix_memalign((void **)&r.memory, PAGE_BYTES, stride * r.depth) != 0) {
-		io_uring_queue_exit(&r.ring);
-		close_source(&r);
+	size_t stride = (r->block_bytes + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
+	if (posix_memalign((void **)&r->memory, PAGE_BYTES, stride * r->depth) != 0) {
+		io_uring_queue_exit(&r->ring);
+		close_source(r);
 		return pr_error_set(err, -ENOMEM, "%s: no memory for %u read buffers of %zu bytes",
-				    r.name, r.depth, r.block_bytes);
+				    r->name, r->depth, r->block_bytes);
 	}
 	struct iovec iov[DEPTH_MAX];
-	for (unsigned i = 0; i < r.depth; i++) {
-		r.blocks[i].bytes = r.memory + i * stride;
-		iov[i] = (struct iovec){ r.blocks[i].bytes, r.block_bytes };
+	for (unsigned i = 0; i < r->depth; i++) {
+		r->blocks[i].bytes = r->memory + i * stride;
+		iov[i] = (struct iovec){ r->blocks[i].bytes, r->block_bytes };
 	}
 	/* Registered buffers spare the kernel a page walk per read; without
 	 * CAP_IPC_LOCK they count against RLIMIT_MEMLOCK, which may refuse. */
-	r.fixed = positional && io_uring_register_buffers(&r.ring, iov, r.depth) == 0;
+	r->fixed = *positional && io_uring_register_buffers(&r->ring, iov, r->depth) == 0;
+	return 0;
+}
 
+static void reader_close(struct reader *r, bool drained)
+{
+	if (drained)
+		free(r->memory);
+	/* else the kernel may still write into it: leaking is the safe choice */
+	io_uring_queue_exit(&r->ring); /* also unregisters the buffers */
+	close_source(r);
+}
+
+/*
+ * Reads [start, end) of a positional source, or a whole stream. A range of a
+ * stream is -ESPIPE; from_current starts a positional source where its
+ * descriptor stands (stdin) instead of at `start`.
+ */
+static int read_any(const char *path, uint64_t start, uint64_t end, bool range,
+		    bool from_current, const struct pr_reader_options *opt,
+		    pr_reader_consume_fn consume, void *ctx, struct pr_error *err)
+{
+	struct reader r = { .fd = -1, .end = end };
+	bool positional;
+	int rc = reader_open(&r, path, &start, range, from_current, opt, &positional, err);
+	if (rc < 0)
+		return rc;
 	if (positional) {
 		rc = read_positional(&r, start, consume, ctx, err);
 		/* Leave stdin positioned after what was consumed, as cat does. */
@@ -433,12 +460,50 @@ static int read_any(const char *path, uint64_t start, uint64_t end, bool range,
 	} else {
 		rc = read_stream(&r, consume, ctx, err);
 	}
-	if (drain(&r))
-		free(r.memory);
-	/* else the kernel may still write into it: leaking is the safe choice */
-	io_uring_queue_exit(&r.ring); /* also unregisters the buffers */
-	close_source(&r);
+	reader_close(&r, drain(&r));
 	return rc;
+}
+
+struct pr_range_reader {
+	struct reader r;
+	bool broken; /* a drain failed: the buffers may still be written */
+};
+
+int pr_range_reader_open(struct pr_range_reader **out, const char *path,
+			 const struct pr_reader_options *opt, struct pr_error *err)
+{
+	struct pr_range_reader *rr = calloc(1, sizeof *rr);
+	if (!rr)
+		return pr_error_set(err, -ENOMEM, "%s: out of memory", path);
+	uint64_t start = 0;
+	bool positional;
+	int rc = reader_open(&rr->r, path, &start, true, false, opt, &positional, err);
+	if (rc < 0) {
+		free(rr);
+		return rc;
+	}
+	*out = rr;
+	return 0;
+}
+
+int pr_range_reader_read(struct pr_range_reader *rr, uint64_t offset, uint64_t length,
+			 pr_reader_consume_fn consume, void *ctx, struct pr_error *err)
+{
+	if (rr->broken)
+		return pr_error_set(err, -EIO, "%s: read: reader unusable", rr->r.name);
+	rr->r.end = length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
+	rr->r.head = 0;
+	int rc = read_positional(&rr->r, offset, consume, ctx, err);
+	rr->broken = !drain(&rr->r);
+	return rc;
+}
+
+void pr_range_reader_close(struct pr_range_reader *rr)
+{
+	if (!rr)
+		return;
+	reader_close(&rr->r, !rr->broken);
+	free(rr);
 }
 
 int pr_read_file(const char *path, const struct pr_reader_options *opt,

@@ -42,4 +42,17 @@ int pr_read_range(const char *path, uint64_t offset, uint64_t length,
 		  const struct pr_reader_options *opt, pr_reader_consume_fn consume, void *ctx,
 		  struct pr_error *err);
 
+/*
+ * Many byte ranges of one regular file through one ring and one set of
+ * buffers (parallel ingest reads its chunks, a few MiB each, one after
+ * another). open: the file, its ring and buffers, or a negative code with
+ * *err set (a stream: -ESPIPE). read: as pr_read_range. One thread at a time.
+ */
+struct pr_range_reader;
+int pr_range_reader_open(struct pr_range_reader **out, const char *path,
+			 const struct pr_reader_options *opt, struct pr_error *err);
+int pr_range_reader_read(struct pr_range_reader *rr, uint64_t offset, uint64_t length,
+			 pr_reader_consume_fn consume, void *ctx, struct pr_error *err);
+void pr_range_reader_close(struct pr_range_reader *rr);
+
 #endif

@@ -25,6 +25,7 @@ enum {
 	OPT_LAPSED,
 	OPT_JSON,
 	OPT_THREADS,
+	OPT_MEMORY_LIMIT,
 	OPT_HELP,
 };
 
@@ -58,6 +59,8 @@ static const char report_usage[] =
 	"  --customers N       expected customers, to size tables (default 65536)\n"
 	"  --threads N         threads decoding and applying a large file (default:\n"
 	"                      the cores online, at most 64)\n"
+	"  --memory-limit B    bytes a load may hold staged and between threads,\n"
+	"                      besides the aggregates (default 128M; K, M, G)\n"
 	"  -h, --help          this help\n"
 	"\n" CLI_FEED_HELP
 	"\n"
@@ -105,6 +108,31 @@ static int parse_count(const char *name, const char *arg, uint64_t *out)
 	return 0;
 }
 
+/* A byte count with an optional K, M or G (powers of 1024), at least 64K. */
+static int parse_bytes(const char *name, const char *arg, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	unsigned shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == arg || *end || arg[0] == '-' || v > (UINT64_MAX >> 30) ||
+	    (v << shift) < (64u << 10)) {
+		fprintf(stderr, "pareto report: %s: expected bytes of at least 64K "
+				"(a count with K, M or G), not '%s'\n", name, arg);
+		return EXIT_USAGE;
+	}
+	*out = v << shift;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct report_request *req,
 		      struct cli_feed *feed, struct pr_engine_options *opt)
 {
@@ -118,6 +146,7 @@ static int parse_args(int argc, char **argv, struct report_request *req,
 		{ "json", no_argument, NULL, OPT_JSON },
 		PR_ENGINE_LONG_OPTIONS,
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
@@ -164,6 +193,10 @@ static int parse_args(int argc, char **argv, struct report_request *req,
 				rc = EXIT_USAGE;
 			}
 			opt->threads = (unsigned)v;
+			break;
+		case OPT_MEMORY_LIMIT:
+			rc = parse_bytes("--memory-limit", optarg, &v);
+			opt->memory_limit_bytes = (size_t)v;
 			break;
 		case 'h':
 		case OPT_HELP:

@@ -44,6 +44,9 @@ struct pr_engine_options {
 	struct pr_fraction lapsed_gap_factor; /* idle > factor x mean gap: 3/1 */
 	uint32_t lapsed_min_idle_days;  /* and idle >= 30 days */
 	unsigned threads;               /* threads applying a bulk load's shards */
+	/* Bytes a bulk load may hold staged and in flight between threads
+	 * (not the aggregates themselves); 0: 128 MiB. */
+	size_t memory_limit_bytes;
 	/*
 	 * What to keep beyond each customer's all-time revenue, purchases and
 	 * first and last times (default: everything). A one-shot report that

@@ -36,13 +36,16 @@ int pr_ingest_file(struct pr_engine *e, const char *path,
 		   void *ctx, struct pr_feed_stats *stats, struct pr_error *err);
 
 /*
- * pr_ingest_file on `threads` threads: a regular file is split (CSV at line
- * ends, binary records on record boundaries) into one part per thread, each
- * read through its own io_uring and decoded into its own staging lane, then
- * merged in file order; rejects are reported in file order with their exact
- * line numbers once all parts are done. The result equals pr_ingest_file's. Falls back to it for streams,
- * small files, or when a split landed inside a quoted field.
- * The engine must not be in bulk mode.
+ * pr_ingest_file on `threads` threads: a regular file is cut (CSV at line
+ * ends, binary records on record boundaries) into chunks of a few MiB that
+ * the threads decode, each through its own io_uring, and hand record by
+ * record to the thread that owns the record's shard, which applies them as
+ * they come. Memory stays within the engine's memory_limit_bytes (besides
+ * the aggregates). Rejects are reported in file order with their exact line
+ * numbers. The result equals pr_ingest_file's byte for byte; where it
+ * could not be decided in parallel (a cut inside a quoted field, the volume
+ * bound), the rest of the file is read on this thread. Reads small files
+ * and streams on this thread. The engine must not be in bulk mode.
  */
 int pr_ingest_file_parallel(struct pr_engine *e, const char *path,
 			    const struct pr_feed_options *opt, unsigned threads,

@@ -1,0 +1,83 @@
+/*
+ * staged.h - records staged for a bulk load, and the engine's entry points
+ * for loads decoded on several threads (engine.c implements them; the
+ * parallel file ingest, ingest_parallel.c, uses them).
+ *
+ * A staged record is a validated record packed for a later apply: fixed
+ * fields, then the customer id padded to 8 bytes. Bulk loads write them
+ * sequentially (per shard) and apply them with the engine's look-ahead.
+ * The store is a number whose meaning the stager and applier agree on (the
+ * engine's dense store index when applied).
+ */
+#ifndef PARETO_STAGED_H
+#define PARETO_STAGED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pareto/engine.h"
+
+/* Why customer_len comes first: a carrier (the record ring) needs a first
+ * word that is never zero, and keeps tags in its upper bits. */
+struct pr_staged_record {
+	uint32_t customer_len; /* bytes of the id; only the low PR_STAGED_LEN_BITS count */
+	uint32_t store;
+	int64_t ts_ms;
+	int64_t amount_minor;
+	/* the id follows, padded to a multiple of 8 */
+};
+
+#define PR_STAGED_LEN_BITS 16
+#define PR_STAGED_LEN_MASK ((1u << PR_STAGED_LEN_BITS) - 1)
+
+static inline size_t pr_staged_size(uint32_t customer_len)
+{
+	return sizeof(struct pr_staged_record) + ((customer_len + 7u) & ~(size_t)7u);
+}
+
+static inline void pr_staged_write(unsigned char *dst, const struct pr_record *r, uint32_t store)
+{
+	struct pr_staged_record *s = (struct pr_staged_record *)dst;
+	*s = (struct pr_staged_record){ r->customer_len, store, r->ts_ms, r->amount_minor };
+	memcpy(s + 1, r->customer, r->customer_len);
+}
+
+/* Default bytes a bulk load may stage (and, on several threads, hold in
+ * its rings): the memory limit when pr_engine_options leaves it 0. */
+#define PR_BULK_MEMORY_DEFAULT ((size_t)128 << 20)
+
+/* The shard (0..PR_SHARDS-1) a customer id belongs to. Any thread. */
+uint32_t pr_engine_shard_of(const struct pr_engine *e, const char *id, size_t len);
+
+/* Whether an event time is one the engine takes (years 0..9999). */
+bool pr_engine_time_ok(int64_t ts_ms);
+
+/* The total absolute volume of the records applied so far. */
+uint64_t pr_engine_volume(const struct pr_engine *e);
+
+/*
+ * Applies staged records [begin, end) in order, with the look-ahead of a
+ * bulk load. Their store numbers are the engine's. The counters (records,
+ * volume, watermark) are not touched: pr_engine_merge_counts does that.
+ * Threads may apply at once if no two touch the same shard. 0, or -ENOMEM
+ * with the records before the failing one applied.
+ */
+int pr_engine_apply_staged(struct pr_engine *e, const unsigned char *begin,
+			   const unsigned char *end);
+
+/*
+ * Counts `records` records of total absolute volume `volume_minor` and
+ * latest time `latest_ms` (if has_latest) as applied. -ERANGE, changing
+ * nothing, if the volume bound would be passed. Not concurrent with
+ * anything that reads the counters.
+ */
+int pr_engine_merge_counts(struct pr_engine *e, uint64_t records, uint64_t volume_minor,
+			   bool has_latest, int64_t latest_ms);
+
+/* The engine's dense index of a store id, added if new; PR_ID_NONE (out
+ * of memory). Same thread rules as pr_engine_merge_counts. */
+uint32_t pr_engine_store_intern(struct pr_engine *e, const char *id, size_t len);
+
+#endif
