@@ -47,6 +47,59 @@ static uint64_t layout_signature(void)
 	       (uint64_t)sizeof(struct pr_period_sums) << 16 | sizeof(struct pr_recent_days);
 }
 
+/*
+ * Pairs and purchase days are most of the state (at 1M customers, 1.8M
+ * pairs of 72 bytes and 9M days of 8) and mostly small numbers: they are
+ * written as LEB128 varints (signed ones zigzagged), about a third of their
+ * size, so that the write and the read move less. Customers stay raw: their
+ * fields are half of them wide (times, day maps).
+ */
+static inline unsigned char *put_varint(unsigned char *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (unsigned char)v;
+	return p;
+}
+
+static inline uint64_t zigzag(int64_t v)
+{
+	return (uint64_t)v << 1 ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t unzigzag(uint64_t v)
+{
+	return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+/* A varint in [*p, end); false (p unchanged) if it runs past end or 64 bits. */
+static inline bool get_varint(const unsigned char **p, const unsigned char *end, uint64_t *out)
+{
+	const unsigned char *at = *p;
+	if (at < end && *at < 0x80) { /* most: one byte */
+		*out = *at;
+		*p = at + 1;
+		return true;
+	}
+	uint64_t v = 0;
+	for (unsigned shift = 0; at < end && shift < 64; shift += 7) {
+		unsigned char b = *at++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*p = at;
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The most bytes one pair or one day takes encoded. */
+#define PAIR_MAX_BYTES (10 * 10)
+#define DAY_MAX_BYTES (2 * 10)
+
 struct header {
 	char magic[8];
 	uint32_t version;
@@ -85,7 +138,27 @@ struct writer {
 	uint64_t payload; /* bytes handed to the kernel */
 	XXH3_state_t *hash;
 	int error;        /* the first write's errno */
+	unsigned char *scratch; /* a section encoded before its length is written; owned */
+	size_t scratch_len, scratch_cap;
 };
+
+/* Room for n more bytes in the scratch buffer; false when out of memory. */
+static bool scratch_room(struct writer *w, size_t n)
+{
+	if (w->scratch_len + n <= w->scratch_cap)
+		return true;
+	size_t cap = w->scratch_cap ? w->scratch_cap : 1 << 16;
+	while (cap < w->scratch_len + n)
+		cap *= 2;
+	unsigned char *bigger = realloc(w->scratch, cap);
+	if (!bigger) {
+		w->error = ENOMEM;
+		return false;
+	}
+	w->scratch = bigger;
+	w->scratch_cap = cap;
+	return true;
+}
 
 static void write_all(struct writer *w, const void *p, size_t n)
 {
@@ -169,9 +242,63 @@ static void w_id_table(struct writer *w, const struct pr_id_table *t)
 	w_pad(w);
 }
 
+/* The scratch buffer as a section's bytes: their count, them, padding. */
+static void w_scratch(struct writer *w)
+{
+	w_u64(w, w->scratch_len);
+	w_bytes(w, w->scratch, w->scratch_len);
+	w_pad(w);
+	w->scratch_len = 0;
+}
+
+static unsigned char *put_sums(unsigned char *p, const struct pr_period_sums *sums)
+{
+	p = put_varint(p, zigzag(sums->all_minor));
+	for (int g = 0; g < PR_GRAN_COUNT; g++)
+		p = put_varint(p, zigzag(sums->current_minor[g]));
+	for (int g = 0; g < PR_GRAN_COUNT; g++)
+		p = put_varint(p, zigzag(sums->previous_minor[g]));
+	return put_varint(p, zigzag(sums->month));
+}
+
+/* A shard's pairs: customer (its local index), store, sums. */
+static void w_pairs(struct writer *w, const struct shard *sh)
+{
+	w_u64(w, sh->pairs.count);
+	for (uint32_t i = 0; i < sh->pairs.count; i++) {
+		const struct pair_aggregate *pa = pr_stable_array_at(&sh->pairs, i);
+		if (!scratch_room(w, PAIR_MAX_BYTES))
+			return;
+		unsigned char *p = w->scratch + w->scratch_len;
+		p = put_varint(p, pa->customer >> PR_SHARD_BITS);
+		p = put_varint(p, pa->store);
+		p = put_sums(p, &pa->sums);
+		w->scratch_len = (size_t)(p - w->scratch);
+	}
+	w_scratch(w);
+}
+
+/* Days: the customer, and the day as a difference from the one before (the
+ * log is in arrival order, so mostly 0 or 1). */
+struct day_encoder {
+	struct writer *w;
+	int64_t day;
+};
+
 static void w_day_keys(void *ctx, const uint64_t *keys, size_t count)
 {
-	w_bytes(ctx, keys, count * sizeof *keys);
+	struct day_encoder *d = ctx;
+	struct writer *w = d->w;
+	if (!scratch_room(w, count * DAY_MAX_BYTES))
+		return;
+	unsigned char *p = w->scratch + w->scratch_len;
+	for (size_t i = 0; i < count; i++) {
+		int64_t day = (int32_t)(uint32_t)keys[i];
+		p = put_varint(p, keys[i] >> 32);
+		p = put_varint(p, zigzag(day - d->day));
+		d->day = day;
+	}
+	w->scratch_len = (size_t)(p - w->scratch);
 }
 
 static void w_engine(struct writer *w, const struct pr_engine *e, const void *blob,
@@ -211,19 +338,13 @@ static void w_engine(struct writer *w, const struct pr_engine *e, const void *bl
 		w_u32(w, TAG_SHARD);
 		w_u32(w, s);
 		w_id_table(w, &sh->customers);
-		w_u64(w, sh->pairs.count);
-		w_u32(w, sh->pairs.value_bytes);
-		w_u32(w, 0);
-		const uint32_t chunk = 1u << PR_STABLE_CHUNK_SHIFT;
-		for (uint32_t at = 0; at < sh->pairs.count; at += chunk) {
-			uint32_t n = sh->pairs.count - at < chunk ? sh->pairs.count - at : chunk;
-			w_bytes(w, pr_stable_array_at(&sh->pairs, at), (size_t)n * sh->pairs.value_bytes);
-		}
-		w_pad(w);
+		w_pairs(w, sh);
 		w_u32(w, sh->days.as_set);
 		w_u32(w, 0);
 		w_u64(w, pr_day_history_count(&sh->days));
-		pr_day_history_each(&sh->days, w_day_keys, w);
+		struct day_encoder d = { w, 0 };
+		pr_day_history_each(&sh->days, w_day_keys, &d);
+		w_scratch(w);
 	}
 	w_u32(w, TAG_END);
 	w_u32(w, 0);
@@ -331,6 +452,7 @@ out:
 	unlink(tmp);
 out_done:
 	free(w.buf);
+	free(w.scratch);
 	XXH3_freeState(w.hash);
 	return rc;
 }
@@ -486,45 +608,55 @@ static void r_id_table(struct reader *r, struct pr_id_table *t, uint32_t value_b
 static void r_pairs(struct reader *r, struct pr_engine *e, uint32_t s)
 {
 	struct shard *sh = &e->shards[s];
-	uint64_t n = r_u64(r, "pairs");
-	uint32_t vb = r_u32(r, "pairs");
-	r_u32(r, "pairs");
-	if (r->rc)
-		return;
-	if (vb != sizeof(struct pair_aggregate))
-		FAIL("shard %u: pairs of %u bytes, expected %zu", s, vb,
-				     sizeof(struct pair_aggregate));
-	if (n && !e->opt.keep_stores)
-		FAIL("shard %u: pairs in an engine that keeps no stores", s);
-	if (n >= PR_STABLE_NONE)
-		FAIL("shard %u: too many pairs", s);
-	const unsigned char *values = r_bytes(r, n * vb, "pairs");
+	uint64_t n = r_u64(r, "pairs"), bytes = r_u64(r, "pairs");
+	const unsigned char *p = r_bytes(r, bytes, "pairs"), *end = p + bytes;
 	r_pad(r);
 	if (r->rc)
 		return;
+	if (n && !e->opt.keep_stores)
+		FAIL("shard %u: pairs in an engine that keeps no stores", s);
+	if (n > bytes) /* each takes a byte at least */
+		FAIL("shard %u: %llu pairs in %llu bytes", s, (unsigned long long)n,
+		     (unsigned long long)bytes);
 	for (uint64_t i = 0; i < n; i++) {
-		if (pr_stable_array_push(&sh->pairs) == PR_STABLE_NONE) {
+		uint32_t at = pr_stable_array_push(&sh->pairs);
+		if (at == PR_STABLE_NONE) {
 			r->rc = pr_error_set(r->err, -ENOMEM, "%s: out of memory loading pairs", r->path);
 			return;
 		}
+		struct pair_aggregate *pa = pr_stable_array_at(&sh->pairs, at);
+		uint64_t v[10];
+		for (int k = 0; k < 10; k++)
+			if (!get_varint(&p, end, &v[k]))
+				FAIL("shard %u: pair %llu is cut short", s, (unsigned long long)i);
+		int64_t month = unzigzag(v[9]);
+		if (v[0] >= PR_SHARD_LOCAL_MAX || v[1] > UINT32_MAX || month < INT32_MIN ||
+		    month > INT32_MAX)
+			FAIL("shard %u: pair %llu is out of range", s, (unsigned long long)i);
+		pa->customer = customer_ref(s, (uint32_t)v[0]);
+		pa->store = (uint32_t)v[1];
+		pa->sums.all_minor = unzigzag(v[2]);
+		for (int g = 0; g < PR_GRAN_COUNT; g++) {
+			pa->sums.current_minor[g] = unzigzag(v[3 + g]);
+			pa->sums.previous_minor[g] = unzigzag(v[6 + g]);
+		}
+		pa->sums.month = (int32_t)month;
 	}
-	const uint32_t chunk = 1u << PR_STABLE_CHUNK_SHIFT;
-	for (uint64_t at = 0; at < n; at += chunk) {
-		uint64_t k = n - at < chunk ? n - at : chunk;
-		memcpy(pr_stable_array_at(&sh->pairs, (uint32_t)at), values + at * vb, k * vb);
-	}
+	if (p != end)
+		FAIL("shard %u: %llu bytes after the pairs", s, (unsigned long long)(end - p));
 	/* Every customer's inline pairs name pairs of its own. */
 	uint32_t customers = sh->customers.count, stores = e->stores.count;
-	uint64_t named = 0;
+	uint64_t named = 0, indexed = 0;
 	for (uint32_t local = 0; local < customers; local++) {
 		const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
 		named += c->stores;
+		indexed += c->stores > PR_PAIR_INLINE ? c->stores - PR_PAIR_INLINE : 0;
 		for (uint32_t i = 0; i < PR_PAIR_INLINE && i < c->stores; i++) {
-			const struct pair_aggregate *p;
+			const struct pair_aggregate *pa;
 			if (c->pair_at[i] >= n ||
-			    (p = pr_stable_array_at(&sh->pairs, c->pair_at[i]))->customer !=
+			    (pa = pr_stable_array_at(&sh->pairs, c->pair_at[i]))->customer !=
 				    customer_ref(s, local) ||
-			    p->store != c->pair_store[i])
+			    pa->store != c->pair_store[i])
 				FAIL("shard %u: customer %u names a pair not its own",
 						     s, local);
 		}
@@ -533,26 +665,28 @@ static void r_pairs(struct reader *r, struct pr_engine *e, uint32_t s)
 		FAIL("shard %u: customers name %llu pairs, the shard has %llu", s,
 				     (unsigned long long)named, (unsigned long long)n);
 	/* The rest are found through the pair index. */
+	if (indexed && pr_pair_index_reserve(&sh->pair_index, indexed) < 0) {
+		r->rc = pr_error_set(r->err, -ENOMEM, "%s: out of memory loading pairs", r->path);
+		return;
+	}
 	for (uint32_t at = 0; at < n; at++) {
-		const struct pair_aggregate *p = pr_stable_array_at(&sh->pairs, at);
-		uint32_t local = p->customer >> PR_SHARD_BITS;
-		if ((p->customer & (PR_SHARDS - 1)) != s || local >= customers || p->store >= stores)
-			FAIL("shard %u: pair %u names customer %u or store %u, "
-					     "which are not there", s, at, p->customer, p->store);
+		const struct pair_aggregate *pa = pr_stable_array_at(&sh->pairs, at);
+		uint32_t local = pa->customer >> PR_SHARD_BITS;
+		if (local >= customers || pa->store >= stores)
+			FAIL("shard %u: pair %u names customer %u or store %u, which are not there",
+			     s, at, local, pa->store);
 		const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
 		bool inline_pair = false;
 		for (uint32_t i = 0; i < PR_PAIR_INLINE && i < c->stores; i++)
 			inline_pair |= c->pair_at[i] == at;
 		if (inline_pair)
 			continue;
-		uint64_t key = pr_pair_index_key(p->store, local);
+		uint64_t key = pr_pair_index_key(pa->store, local);
 		if (pr_pair_index_find(&sh->pair_index, key) != PR_PAIR_INDEX_NONE)
 			FAIL("shard %u: customer %u has two pairs for store %u", s,
-					     local, p->store);
-		if (pr_pair_index_reserve(&sh->pair_index, 1) < 0) {
-			r->rc = pr_error_set(r->err, -ENOMEM, "%s: out of memory loading pairs", r->path);
-			return;
-		}
+					     local, pa->store);
+		if (sh->pair_index.count == indexed)
+			FAIL("shard %u: more pairs than its customers name", s);
 		pr_pair_index_insert(&sh->pair_index, key, at);
 	}
 }
@@ -562,24 +696,44 @@ static void r_days(struct reader *r, struct pr_engine *e, uint32_t s)
 	struct shard *sh = &e->shards[s];
 	uint32_t as_set = r_u32(r, "days");
 	r_u32(r, "days");
-	uint64_t n = r_u64(r, "days");
-	if (n > (uint64_t)(r->end - r->p) / 8)
-		FAIL("shard %u: days run past the end of the payload", s);
-	const unsigned char *keys = r_bytes(r, n * 8, "days");
+	uint64_t n = r_u64(r, "days"), bytes = r_u64(r, "days");
+	const unsigned char *p = r_bytes(r, bytes, "days"), *end = p + bytes;
+	r_pad(r);
 	if (r->rc)
 		return;
 	if (as_set > 1 || (n && !e->opt.keep_days))
 		FAIL("shard %u: purchase days the engine does not keep", s);
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t key;
-		memcpy(&key, keys + i * 8, 8);
-		if ((key >> 32) >= sh->customers.count)
-			FAIL("shard %u: a purchase day of customer %llu, who is "
-					     "not there", s, (unsigned long long)(key >> 32));
-	}
-	if (pr_day_history_restore(&sh->days, as_set, (const uint64_t *)(const void *)keys, n) < 0)
+	if (n > bytes / 2) /* each takes two bytes at least */
+		FAIL("shard %u: %llu days in %llu bytes", s, (unsigned long long)n,
+		     (unsigned long long)bytes);
+	uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
+	if (!keys) {
 		r->rc = pr_error_set(r->err, -ENOMEM, "%s: out of memory loading purchase days",
 				     r->path);
+		return;
+	}
+	int64_t day = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t customer, delta;
+		if (!get_varint(&p, end, &customer) || !get_varint(&p, end, &delta)) {
+			corrupt(r, "shard %u: purchase day %llu is cut short", s, (unsigned long long)i);
+			break;
+		}
+		day += unzigzag(delta);
+		if (customer >= sh->customers.count || day < INT32_MIN || day > INT32_MAX) {
+			corrupt(r, "shard %u: a purchase day of customer %llu, who is not there", s,
+				(unsigned long long)customer);
+			break;
+		}
+		keys[i] = customer << 32 | (uint32_t)(int32_t)day;
+	}
+	if (!r->rc && p != end)
+		corrupt(r, "shard %u: %llu bytes after the purchase days", s,
+			(unsigned long long)(end - p));
+	if (!r->rc && pr_day_history_restore(&sh->days, as_set, keys, n) < 0)
+		r->rc = pr_error_set(r->err, -ENOMEM, "%s: out of memory loading purchase days",
+				     r->path);
+	free(keys);
 }
 
 /* Checks the header, the size and the checksum: nothing is built before. */

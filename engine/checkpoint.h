@@ -24,7 +24,11 @@
  *     "STOR" the store table: count, hashes, id lengths, id bytes;
  *     "SHRD" x 256: the shard's customers (count, hashes, id lengths, id
  *       bytes, then struct customer_aggregate raw, 128 bytes each), its
- *       pairs (struct pair_aggregate raw) and its days (log or set keys).
+ *       pairs (count, byte length, then per pair LEB128 varints: customer,
+ *       store, the seven sums and the month zigzagged; about 25 bytes
+ *       instead of 72) and its days (log or set; count, byte length, per
+ *       day the customer and the difference from the day before, about 3
+ *       bytes instead of 8).
  *   "END!" closes the payload.
  *
  * Writing: PATH.tmp is written in large sequential writes (the aggregates
