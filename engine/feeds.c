@@ -372,9 +372,12 @@ static void position_resume(struct pr_server *s, struct pr_feed *f, const struct
 	}
 	pr_decoder_seek(f->decoder, p->line, p->offset);
 	f->offset = p->offset;
-	if (f->kind == FEED_FOLLOW && p->header_len <= FOLLOW_HEADER_MAX) {
-		memcpy(f->header, p->header, p->header_len);
-		f->header_len = p->header_len;
+	if (f->kind == FEED_FOLLOW && p->header_len) {
+		/* The header a truncation compares with; too long: not kept. */
+		bool fits = p->header_len <= FOLLOW_HEADER_MAX;
+		if (fits)
+			memcpy(f->header, p->header, p->header_len);
+		f->header_len = fits ? p->header_len : 0;
 		f->header_done = true;
 	}
 	pr_log("%s: resuming at byte %llu (line %llu) where the checkpoint stopped; %lld bytes "

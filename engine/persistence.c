@@ -1,10 +1,12 @@
 /* persistence.c - paretod's checkpoints; see persistence.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "persistence.h"
@@ -203,6 +205,18 @@ int pr_persist_open(struct pr_server *s, struct pr_error *err)
 	struct pr_checkpoint_stats st;
 	int rc = pr_checkpoint_read(path, &s->opt.engine, &e, &blob, &len, &st, err);
 	if (rc == -ENOENT) {
+		/* Saves write PATH.tmp beside it: find out now if they cannot. */
+		char *copy = strdup(path);
+		const char *dir = copy ? dirname(copy) : ".";
+		int ok = access(dir, W_OK | X_OK);
+		int why = errno;
+		if (ok < 0) {
+			rc = pr_error_set(err, -why, "%s: cannot write checkpoints in %s: %s", path, dir,
+					  strerror(why));
+			free(copy);
+			return rc;
+		}
+		free(copy);
 		pr_log("checkpoint %s: none yet; starting empty", path);
 		return 0;
 	}

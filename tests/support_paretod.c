@@ -186,6 +186,27 @@ long long int_field(const redisReply *r, const char *name)
 	return v->integer;
 }
 
+long long info_number(redisContext *c, const char *name)
+{
+	redisReply *r = cmd(c, "INFO everything");
+	cr_assert_eq(r->type, REDIS_REPLY_STRING);
+	char key[96];
+	snprintf(key, sizeof key, "\n%s:", name);
+	const char *p = strstr(r->str, key);
+	cr_assert_not_null(p, "INFO lacks %s", name);
+	long long v = atoll(p + strlen(key));
+	freeReplyObject(r);
+	return v;
+}
+
+bool log_has(const struct daemon *d, const char *text)
+{
+	char *log = read_text(d->log);
+	bool has = strstr(log, text) != NULL;
+	free(log);
+	return has;
+}
+
 /* ---- a RESP2/RESP3 reader ------------------------------------------------- */
 
 static int conn_byte(struct conn *c)

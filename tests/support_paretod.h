@@ -17,6 +17,7 @@
 #define PARETO_SUPPORT_PARETOD_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -74,6 +75,12 @@ redisReply *cmd(redisContext *c, const char *fmt, ...);
 const redisReply *field(const redisReply *r, const char *name);
 /* A field that must be an integer. */
 long long int_field(const redisReply *r, const char *name);
+
+/* A field:value line of INFO (every section), as a number; absent fails. */
+long long info_number(redisContext *c, const char *name);
+
+/* Whether the daemon's log holds text. */
+bool log_has(const struct daemon *d, const char *text);
 
 /* ---- a RESP2/RESP3 reader ------------------------------------------------- */
 

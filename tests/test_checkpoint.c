@@ -14,17 +14,11 @@
 #include "checkpoint.h"
 #include "pareto/engine.h"
 #include "pareto/ranking.h"
+#include "support_ranking.h"
 #include "timeparse.h"
 
 #define CUSTOMER_IDS 3000
 
-static uint64_t next(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
 
 /* Customer k's id: short ones inline in the table entry, long ones (over
  * 12 bytes) in its arena. */
@@ -56,7 +50,7 @@ static void feed(struct pr_engine **es, int n, uint64_t seed, int count, int64_t
 {
 	uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
 	for (int i = 0; i < count; i++) {
-		uint64_t u = next(&x);
+		uint64_t u = support_next(&x);
 		char customer[64], store[8];
 		unsigned k = (unsigned)(u % 10 == 0 ? u % 30 : u % CUSTOMER_IDS);
 		int len = customer_id(k, customer, sizeof customer);
@@ -80,17 +74,7 @@ static void assert_same_ranking(const struct pr_ranking *ra, const struct pr_ran
 {
 	cr_assert_eq(pr_ranking_customers(ra), pr_ranking_customers(rb), "%s", what);
 	cr_assert_eq(pr_ranking_revenue(ra), pr_ranking_revenue(rb), "%s", what);
-	for (uint64_t rank = 1;; rank++) {
-		struct pr_ranked x, y;
-		int ca = pr_ranking_at(ra, rank, &x), cb = pr_ranking_at(rb, rank, &y);
-		cr_assert_eq(ca, cb, "%s rank %llu", what, (unsigned long long)rank);
-		if (ca < 0)
-			break;
-		cr_assert(x.revenue_minor == y.revenue_minor && x.customer_len == y.customer_len &&
-			  x.competition_rank == y.competition_rank && x.tier == y.tier &&
-			  memcmp(x.customer, y.customer, x.customer_len) == 0,
-			  "%s rank %llu", what, (unsigned long long)rank);
-	}
+	support_assert_same_entries(ra, rb, what);
 	struct pr_summary sa, sb;
 	pr_ranking_summarize(ra, &sa);
 	pr_ranking_summarize(rb, &sb);

@@ -21,20 +21,6 @@
 #define RECORDS 6000
 #define CUSTOMERS 900
 
-/* A field:value of INFO, as a number. */
-static long long info_number(redisContext *c, const char *name)
-{
-	redisReply *r = cmd(c, "INFO everything");
-	cr_assert_eq(r->type, REDIS_REPLY_STRING);
-	char key[96];
-	snprintf(key, sizeof key, "\n%s:", name);
-	const char *p = strstr(r->str, key);
-	cr_assert_not_null(p, "INFO lacks %s", name);
-	long long v = atoll(p + strlen(key));
-	freeReplyObject(r);
-	return v;
-}
-
 /* Waits (at most 10 s) until INFO's records reaches want. */
 static void wait_records(redisContext *c, long long want)
 {
@@ -43,14 +29,6 @@ static void wait_records(redisContext *c, long long want)
 		if ((v = info_number(c, "records")) == want)
 			return;
 	cr_assert_fail("records is %lld after 10 s, expected %lld", v, want);
-}
-
-static bool log_has(const struct daemon *d, const char *text)
-{
-	char *log = read_text(d->log);
-	bool has = strstr(log, text) != NULL;
-	free(log);
-	return has;
 }
 
 static void checkpoint_path(const struct daemon *d, char *out, size_t size)
@@ -119,6 +97,21 @@ static void start(struct daemon *d, const char *feed, const char *ckpt, const ch
 {
 	daemon_start(d, "--feed", feed, "--checkpoint", ckpt, "--checkpoint-interval", interval,
 		     "--quiet", NULL);
+}
+
+/* A daemon in a fresh directory (checkpoint ckpt there) that has read the
+ * whole feed of `seed` (its text in *text, *len bytes): a client on it. */
+static redisContext *start_fed(struct daemon *d, char *ckpt, size_t size, unsigned seed,
+			       const char *interval, char **text, size_t *len)
+{
+	daemon_dir(d);
+	checkpoint_path(d, ckpt, size);
+	*text = feed_text(seed, len);
+	write_bytes(d->feed, "w", *text, *len);
+	start(d, d->feed, ckpt, interval);
+	redisContext *c = client(d);
+	wait_records(c, RECORDS - 2);
+	return c;
 }
 
 /* The daemon stopped by a signal must exit 0. */
@@ -218,15 +211,9 @@ Test(paretod_checkpoint, followed_file_stopped_inside_a_line)
 Test(paretod_checkpoint, save_info_interval_and_nosave)
 {
 	struct daemon d;
-	daemon_dir(&d);
-	char ckpt[160];
-	checkpoint_path(&d, ckpt, sizeof ckpt);
+	char ckpt[160], *text;
 	size_t len;
-	char *text = feed_text(14, &len);
-	write_bytes(d.feed, "w", text, len);
-	start(&d, d.feed, ckpt, "1");
-	redisContext *c = client(&d);
-	wait_records(c, RECORDS - 2);
+	redisContext *c = start_fed(&d, ckpt, sizeof ckpt, 14, "1", &text, &len);
 	redisReply *r = cmd(c, "SAVE");
 	cr_assert(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0, "SAVE: %s", r->str);
 	freeReplyObject(r);
@@ -333,22 +320,14 @@ static void assert_start_refused(struct daemon *d, const char *ckpt, const char 
 Test(paretod_checkpoint, corrupt_checkpoint_or_other_scale_refused)
 {
 	struct daemon d;
-	daemon_dir(&d);
-	char ckpt[160];
-	checkpoint_path(&d, ckpt, sizeof ckpt);
+	char ckpt[160], *text;
 	size_t len;
-	char *text = feed_text(16, &len);
-	write_bytes(d.feed, "w", text, len);
-	start(&d, d.feed, ckpt, "60");
-	redisContext *c = client(&d);
-	wait_records(c, RECORDS - 2);
-	daemon_shutdown(&d, c);
+	daemon_shutdown(&d, start_fed(&d, ckpt, sizeof ckpt, 16, "60", &text, &len));
 	assert_start_refused(&d, ckpt, "3", "--scale 2");
-	char *bytes = read_text(ckpt);
 	struct stat st;
 	cr_assert_eq(stat(ckpt, &st), 0);
 	size_t size = (size_t)st.st_size;
-	bytes = realloc(bytes, size);
+	char *bytes = malloc(size);
 	FILE *f = fopen(ckpt, "rb");
 	cr_assert_eq(fread(bytes, 1, size, f), size);
 	fclose(f);
@@ -359,5 +338,16 @@ Test(paretod_checkpoint, corrupt_checkpoint_or_other_scale_refused)
 	assert_start_refused(&d, ckpt, "2", "truncated");
 	free(bytes);
 	free(text);
+	daemon_remove_dir(&d);
+}
+
+/* A checkpoint path whose directory cannot be written stops the start. */
+Test(paretod_checkpoint, unwritable_checkpoint_directory_refused)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160];
+	snprintf(ckpt, sizeof ckpt, "%s/missing/state.ckpt", d.dir);
+	assert_start_refused(&d, ckpt, "2", "cannot write checkpoints in");
 	daemon_remove_dir(&d);
 }

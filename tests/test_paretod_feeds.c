@@ -55,27 +55,13 @@ static void stop(struct daemon *d)
 	daemon_remove_dir(d);
 }
 
-/* A field:value of INFO, as a number. */
-static long long info(redisContext *c, const char *name)
-{
-	redisReply *r = cmd(c, "INFO");
-	cr_assert_eq(r->type, REDIS_REPLY_STRING);
-	char key[96];
-	snprintf(key, sizeof key, "\n%s:", name);
-	const char *p = strstr(r->str, key);
-	cr_assert_not_null(p, "INFO lacks %s", name);
-	long long v = atoll(p + strlen(key));
-	freeReplyObject(r);
-	return v;
-}
-
 /* Waits (at most ms) until INFO's field reaches want; returns the time it took. */
 static int64_t wait_info(redisContext *c, const char *name, long long want, int ms)
 {
 	int64_t t0 = now_ms();
 	long long v = -1;
 	while (now_ms() - t0 <= ms) {
-		if ((v = info(c, name)) == want)
+		if ((v = info_number(c, name)) == want)
 			return now_ms() - t0;
 		sleep_ms(1);
 	}
@@ -97,14 +83,6 @@ static int tcp_port(const struct daemon *d)
 	}
 	cr_assert_fail("no tcp listener in the log");
 	return 0;
-}
-
-static bool log_has(const struct daemon *d, const char *text)
-{
-	char *log = read_text(d->log);
-	bool has = strstr(log, text) != NULL;
-	free(log);
-	return has;
 }
 
 /* ---- replies compared with the report's JSON (RESP2) ---------------------- */
@@ -219,9 +197,9 @@ Test(paretod_feeds, tcp_producers_equal_the_report)
 	redisContext *c = client(&d);
 	wait_info(c, "records", RECORDS, 10000);
 	wait_info(c, "feeds_open", 0, 10000);
-	cr_assert_eq(info(c, "rejected"), 0);
-	cr_assert_eq(info(c, "truncated_disconnects"), 0);
-	cr_assert_eq(info(c, "producers"), 0, "disconnected producers are dropped");
+	cr_assert_eq(info_number(c, "rejected"), 0);
+	cr_assert_eq(info_number(c, "truncated_disconnects"), 0);
+	cr_assert_eq(info_number(c, "producers"), 0, "disconnected producers are dropped");
 	const char *windows[] = { "all", "quarter", "prev-year" };
 	for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++)
 		compare_with_report(c, feed, windows[i]);
@@ -266,10 +244,10 @@ Test(paretod_feeds, producers_disconnecting_mid_record)
 	close(p1);
 	close(p2);
 	wait_info(c, "feeds_open", 0, 5000);
-	cr_assert_eq(info(c, "records"), 4);
-	cr_assert_eq(info(c, "rejected"), 2);
-	cr_assert_eq(info(c, "rejected_truncated"), 2);
-	cr_assert_eq(info(c, "truncated_disconnects"), 2);
+	cr_assert_eq(info_number(c, "records"), 4);
+	cr_assert_eq(info_number(c, "rejected"), 2);
+	cr_assert_eq(info_number(c, "rejected_truncated"), 2);
+	cr_assert_eq(info_number(c, "truncated_disconnects"), 2);
 	redisReply *r = cmd(c, "PARETO");
 	cr_assert_eq(int_field(r, "revenue_minor"), 1000 + 2000 + 100 + 200);
 	cr_assert_eq(int_field(r, "records"), 4);
@@ -328,12 +306,12 @@ Test(paretod_feeds, waiting_feeds_stall_nothing)
 	wait_info(c, "records", CHUNKS * PER_CHUNK, 10000);
 	cr_log_info("slowest PING while a producer streamed: %lld ms", (long long)slowest);
 	cr_assert_lt(slowest, 500);
-	cr_assert_eq(info(c, "feeds_open"), 3, "the silent, the stuck and the followed feed");
-	cr_assert_eq(info(c, "rejected"), 0);
+	cr_assert_eq(info_number(c, "feeds_open"), 3, "the silent, the stuck and the followed feed");
+	cr_assert_eq(info_number(c, "rejected"), 0);
 	close(silent);
 	close(stuck);
 	wait_info(c, "feeds_open", 1, 5000);
-	cr_assert_eq(info(c, "rejected_truncated"), 1, "the stuck producer's line");
+	cr_assert_eq(info_number(c, "rejected_truncated"), 1, "the stuck producer's line");
 	redisFree(c);
 	stop(&d);
 }
@@ -394,14 +372,14 @@ Test(paretod_feeds, followed_file_picks_up_appends)
 	/* An unfinished line waits: neither a record nor a reject. */
 	append_text(path, "2024-01-04,C,S1,7");
 	sleep_ms(100);
-	cr_assert_eq(info(c, "records"), 22);
-	cr_assert_eq(info(c, "rejected"), 0);
+	cr_assert_eq(info_number(c, "records"), 22);
+	cr_assert_eq(info_number(c, "rejected"), 0);
 	append_text(path, "0.00\n");
 	wait_info(c, "records", 23, 1000);
 	redisReply *r = cmd(c, "CUSTOMER C");
 	cr_assert_eq(int_field(r, "revenue_minor"), 7000, "the line was decoded before its end");
 	freeReplyObject(r);
-	cr_assert_eq(info(c, "feeds_open"), 1, "a followed file stays open");
+	cr_assert_eq(info_number(c, "feeds_open"), 1, "a followed file stays open");
 	redisFree(c);
 	stop(&d);
 }
@@ -449,7 +427,7 @@ Test(paretod_feeds, followed_file_rotation_and_truncation)
 	sleep_ms(100);
 	append_text(path, "customer_id,amount,ts\nT2,2.00,2024-01-06\n");
 	wait_info(c, "records", 6, 2000);
-	cr_assert_eq(info(c, "rejected"), 0);
+	cr_assert_eq(info_number(c, "rejected"), 0);
 	r = cmd(c, "CUSTOMER T1");
 	cr_assert_eq(int_field(r, "revenue_minor"), 100);
 	freeReplyObject(r);
@@ -463,7 +441,7 @@ Test(paretod_feeds, followed_file_rotation_and_truncation)
 	sleep_ms(100);
 	append_text(path, "T4,4.00,2024-01-07\n");
 	wait_info(c, "records", 7, 2000);
-	cr_assert_eq(info(c, "rejected_truncated"), 1);
+	cr_assert_eq(info_number(c, "rejected_truncated"), 1);
 	cr_assert(log_has(&d, "truncated to 0 bytes"));
 	redisFree(c);
 	stop(&d);
@@ -492,8 +470,8 @@ Test(paretod_feeds, followed_binary_file)
 	wait_info(c, "records", 1, 5000);
 	write_bytes(path, "a", bin + 16 + 128, 100);
 	sleep_ms(100);
-	cr_assert_eq(info(c, "records"), 1);
-	cr_assert_eq(info(c, "rejected"), 0);
+	cr_assert_eq(info_number(c, "records"), 1);
+	cr_assert_eq(info_number(c, "rejected"), 0);
 	write_bytes(path, "a", bin + 16 + 128 + 100, 28);
 	wait_info(c, "records", 2, 1000);
 	/* Truncated, then records only: the old header applies. */
@@ -501,7 +479,7 @@ Test(paretod_feeds, followed_binary_file)
 	sleep_ms(100);
 	write_bytes(path, "a", bin + 16 + 2 * 128, 128);
 	wait_info(c, "records", 3, 2000);
-	cr_assert_eq(info(c, "rejected"), 0);
+	cr_assert_eq(info_number(c, "rejected"), 0);
 	redisReply *r = cmd(c, "PARETO");
 	cr_assert_eq(int_field(r, "revenue_minor"), 700);
 	freeReplyObject(r);
@@ -521,7 +499,7 @@ Test(paretod_feeds, followed_file_created_later)
 	daemon_start(&d, "--feed", source, NULL);
 	redisContext *c = client(&d);
 	sleep_ms(50);
-	cr_assert_eq(info(c, "records"), 0);
+	cr_assert_eq(info_number(c, "records"), 0);
 	write_bytes(path, "w", header, strlen(header));
 	append_text(path, "2024-01-01,A,S1,10.00\n");
 	wait_info(c, "records", 1, 2000);
