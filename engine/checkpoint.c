@@ -187,6 +187,8 @@ static void w_flush(struct writer *w)
 
 static void w_bytes(struct writer *w, const void *p, size_t n)
 {
+	if (!n)
+		return; /* p may be NULL: an empty section */
 	if (n >= WRITE_BUFFER_BYTES / 2) {
 		w_flush(w);
 		XXH3_64bits_update(w->hash, p, n);

@@ -46,7 +46,7 @@ struct out {
 
 static void put(struct out *o, const void *bytes, size_t n)
 {
-	if (o->failed)
+	if (o->failed || !n)
 		return;
 	if (o->len + n > o->cap) {
 		size_t cap = o->cap ? o->cap : 1024;
