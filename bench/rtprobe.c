@@ -13,8 +13,10 @@
  *   rtprobe ingest --socket S --producer P --file F [--rows N]
  *       Writes the header and N records of F to paretod's producer socket P
  *       and polls INFO on S until paretod counts them: prints records/s.
- *   rtprobe stream --producer P --file F --seconds T
- *       Writes F's records to P over and over for T seconds (load).
+ *   rtprobe stream --producer P --file F --seconds T [--rate R]
+ *       Writes F's records to P over and over for T seconds (load): as fast
+ *       as P takes them, or R records a second, a millisecond's worth at a
+ *       time.
  *   rtprobe latency --socket S --clients C --cmd "RANK C__rand_int__"
  *                   --keys K [--seconds T]
  *       C connections, each one request at a time, __rand_int__ replaced by
@@ -86,6 +88,7 @@ struct opts {
 	uint64_t rows, keys;
 	unsigned clients;
 	double seconds;
+	double rate; /* records/s; 0: as fast as possible */
 	bool redis;
 };
 
@@ -119,6 +122,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->clients = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--seconds"))
 			o->seconds = strtod(v, NULL);
+		else if (!strcmp(a, "--rate"))
+			o->rate = strtod(v, NULL);
 		else
 			die("unknown option %s", a);
 	}
@@ -293,8 +298,11 @@ static uint64_t info_records(redisContext *c)
  * records (0: all), or, with `seconds` > 0, all of them over and over
  * until that much time has passed. Returns the records sent.
  */
-static uint64_t send_records(int fd, const char *path, uint64_t rows, double seconds)
+static uint64_t send_records(int fd, const char *path, uint64_t rows, double seconds,
+			     double rate)
 {
+	/* Paced: a millisecond's worth of lines per write. */
+	uint64_t per_write = rate > 0 ? (uint64_t)(rate / 1000) + 1 : 0;
 	FILE *in = fopen(path, "r");
 	if (!in)
 		die("%s: %s", path, strerror(errno));
@@ -308,7 +316,7 @@ static uint64_t send_records(int fd, const char *path, uint64_t rows, double sec
 	memmove(buf, buf + header, n - header);
 	n -= header;
 	uint64_t sent = 0;
-	int64_t until = now_ns() + (int64_t)(seconds * 1e9);
+	int64_t start = now_ns(), until = start + (int64_t)(seconds * 1e9);
 	for (;;) {
 		if (n == 0) {
 			if (seconds <= 0 || now_ns() >= until)
@@ -325,13 +333,20 @@ static uint64_t send_records(int fd, const char *path, uint64_t rows, double sec
 		for (char *p = buf; (p = memchr(p, '\n', (size_t)(buf + got - p))); p++) {
 			end = (size_t)(p + 1 - buf);
 			lines++;
-			if (rows && sent + lines == rows)
+			if ((rows && sent + lines == rows) || (per_write && lines == per_write))
 				break;
 		}
 		if (end == 0)
 			die("%s: a line longer than %zu bytes", path, sizeof buf);
 		write_all(fd, buf, end);
 		sent += lines;
+		if (rate > 0) {
+			int64_t due = start + (int64_t)((double)sent / rate * 1e9), now = now_ns();
+			if (due > now)
+				nanosleep(&(struct timespec){ (due - now) / 1000000000,
+							      (due - now) % 1000000000 },
+					  NULL);
+		}
 		if (rows && sent >= rows)
 			break;
 		if (seconds > 0 && now_ns() >= until)
@@ -355,7 +370,7 @@ static int cmd_ingest(const struct opts *o)
 	uint64_t base = info_records(q);
 	int64_t t0 = now_ns();
 	int fd = connect_unix(o->producer);
-	uint64_t sent = send_records(fd, o->file, o->rows, 0);
+	uint64_t sent = send_records(fd, o->file, o->rows, 0, 0);
 	int64_t t_sent = now_ns();
 	close(fd);
 	/* Polled only once every byte is written, so that polls do not slow
@@ -387,7 +402,7 @@ static int cmd_stream(const struct opts *o)
 		die("usage: rtprobe stream --producer P --file F --seconds T");
 	int64_t t0 = now_ns();
 	int fd = connect_unix(o->producer);
-	uint64_t sent = send_records(fd, o->file, 0, o->seconds);
+	uint64_t sent = send_records(fd, o->file, 0, o->seconds, o->rate);
 	close(fd);
 	printf("{\"records_sent\":%llu,\"seconds\":%.6f}\n", (unsigned long long)sent,
 	       (double)(now_ns() - t0) / 1e9);

@@ -162,37 +162,4 @@ static inline const struct pair_aggregate *engine_find_pair(const struct pr_engi
 	return at == PR_STABLE_NONE ? NULL : pr_stable_array_at(&sh->pairs, at);
 }
 
-/*
- * Rankings from changes handed over (ranking.c), for a company ranking
- * kept up to date off the writer's thread (paretod's ranker): the changed
- * customers of a window, each once, with their revenue in it.
- */
-struct pr_ranking;
-struct pr_id_directory;
-
-struct pr_ranking_changes {
-	enum pr_window window;
-	struct pr_periods periods;   /* the watermark's, that the revenues are of */
-	uint64_t epoch;              /* the change journal's epoch they come from */
-	bool whole;                  /* refs name every customer: a build from scratch */
-	bool index;                  /* index the result (as pr_ranking_index) */
-	uint64_t count;
-	const uint32_t *refs;        /* borrowed; count customer refs */
-	const int64_t *revenue;      /* borrowed; refs[i]'s is revenue[i * stride] */
-	size_t stride;
-	const uint32_t *customers;   /* borrowed; PR_SHARDS: customers per shard now */
-};
-
-/*
- * The ranking `old` becomes with these changes (or, whole, the ranking they
- * describe), equal in every entry to a build at the time they were taken:
- * O(N + k log N) for k changes. Reads ids through `ids` (NULL: the engine's
- * tables, on the writer's thread only) and nothing else of the engine,
- * which the result only borrows for later answers. Indexing a refresh needs
- * an indexed `old`. 0, -EINVAL (no old and not whole) or -ENOMEM.
- */
-int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_directory *ids,
-			    const struct pr_ranking *old, const struct pr_ranking_changes *ch,
-			    struct pr_ranking **out);
-
 #endif

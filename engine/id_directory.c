@@ -17,6 +17,23 @@ void pr_id_directory_destroy(struct pr_id_directory *d)
 	memset(d, 0, sizeof *d);
 }
 
+int pr_id_directory_copy(struct pr_id_directory *dst, const struct pr_id_directory *src)
+{
+	pr_id_directory_init(dst);
+	for (uint32_t s = 0; s < PR_SHARDS; s++) {
+		if (!src->count[s])
+			continue;
+		dst->chunks[s] = malloc(src->count[s] * sizeof *dst->chunks[s]);
+		if (!dst->chunks[s]) {
+			pr_id_directory_destroy(dst);
+			return -ENOMEM;
+		}
+		memcpy(dst->chunks[s], src->chunks[s], src->count[s] * sizeof *dst->chunks[s]);
+		dst->count[s] = dst->capacity[s] = src->count[s];
+	}
+	return 0;
+}
+
 int pr_id_directory_add(struct pr_id_directory *d, uint32_t shard,
 			const struct pr_id_entry *chunk)
 {

@@ -27,6 +27,10 @@ struct pr_id_directory {
 void pr_id_directory_init(struct pr_id_directory *d);
 void pr_id_directory_destroy(struct pr_id_directory *d);
 
+/* A copy of src's chunk pointers (for a thread that must not see src grow).
+ * 0 or -ENOMEM (nothing to destroy). */
+int pr_id_directory_copy(struct pr_id_directory *dst, const struct pr_id_directory *src);
+
 /* Appends chunk number count[shard] of a shard. 0 or -ENOMEM. */
 int pr_id_directory_add(struct pr_id_directory *d, uint32_t shard,
 			const struct pr_id_entry *chunk);

@@ -8,9 +8,14 @@
  * watermark it reflects, every changed customer with his revenue in each
  * window the ranker keeps, the chunks of new customer ids. The batch goes
  * to the ranker thread through a single-producer single-consumer ring. The
- * ranker merges it into its rankings (O(N + k log N) for k changed of N;
- * pr_ranking_from_changes) and publishes each as an immutable snapshot;
- * the reader takes the newest with pr_ranker_take. So a published ranking
+ * ranker puts it on top of its rankings and publishes each as an immutable
+ * snapshot: a layer of every change since a flat base (O(K + k log N) for
+ * k changes and K since the base; ranking_layer.c). A layer grown past
+ * 1/32 of the customers goes to a second thread, the rebaser, which merges
+ * it into a new flat base (O(N); pr_ranking_from_changes) while the ranker
+ * keeps publishing layers on the old one; the ranker then moves the
+ * changes made meanwhile onto the new base.
+ * The reader takes the newest with pr_ranker_take. So a published ranking
  * is always exactly the engine's state after some record, the one it cites,
  * and no answer mixes two rankings.
  *
@@ -47,6 +52,8 @@
  * published, but for refs. */
 struct pr_published {
 	struct pr_ranking *ranking;  /* owned; indexed (pr_ranking_index) */
+	struct pr_published *base;   /* a reference: the flat ranking a layered
+				      * one sits on (NULL if flat) */
 	struct pr_summary summary;
 	uint64_t records;            /* engine records it reflects */
 	int64_t watermark_ms;
@@ -101,6 +108,7 @@ struct pr_ranker_stats {
 	uint64_t steps;        /* rankings published */
 	uint64_t failures;     /* rankings the ranker could not build (out of memory) */
 	uint64_t whole;        /* rankings built whole rather than merged */
+	uint64_t rebases;      /* layers merged into a new flat base */
 	int64_t last_step_ms;  /* how long the last batch took the ranker */
 };
 

@@ -14,36 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_internal.h"
-#include "id_directory.h"
-#include "pareto/ranking.h"
-
-struct rank_entry {
-	int64_t revenue_minor; /* > 0 */
-	uint32_t customer;
-	/* Position within its run of equal revenues (0 for the first): the
-	 * competition rank is rank - tie. Fits: N < 2^32 (customer refs are
-	 * 32-bit). */
-	uint32_t tie;
-};
-
-struct pr_ranking {
-	const struct pr_engine *engine; /* borrowed */
-	enum pr_window window;
-	int64_t store;                  /* < 0: the company */
-	uint64_t epoch;                 /* the engine's change epoch at the build */
-	struct pr_periods periods;      /* the watermark's periods at the build */
-	uint64_t n;
-	struct rank_entry *entries;     /* owned; n, best first */
-	int64_t *prefix;                /* owned; n + 1: prefix[m] = top-m revenue */
-	/* The customer index (pr_ranking_index), by shard_start[shard] + local
-	 * index for the customers the engine knew when it was built: each one's
-	 * revenue then, from which his place is found by binary search. (Not
-	 * his rank: ranks below a change all move, so keeping them would cost
-	 * a refresh N scattered writes.) */
-	uint64_t *shard_start;          /* owned; PR_SHARDS + 1 offsets, or NULL */
-	int64_t *revenue_of;            /* owned; revenue in the window and scope */
-};
+#include "ranking_internal.h"
 
 static const char *const risk_names[] = {
 	"none", "key", "elevated", "high", "critical", "mono",
@@ -58,28 +29,6 @@ uint64_t pr_fraction_ceil(struct pr_fraction f, uint64_t n)
 {
 	unsigned __int128 x = (unsigned __int128)f.num * n;
 	return (uint64_t)((x + f.den - 1) / f.den);
-}
-
-/*
- * Where a build finds customer ids: the engine's tables on the writer's
- * thread, or a directory of their chunks on another (paretod's ranker,
- * which must not walk the writer's growing tables).
- */
-struct id_source {
-	const struct pr_engine *engine;
-	const struct pr_id_directory *ids; /* NULL: the engine's tables */
-};
-
-static const struct pr_id_entry *id_of(struct id_source src, uint32_t ref)
-{
-	return src.ids ? pr_id_directory_at(src.ids, ref) : engine_customer_id(src.engine, ref);
-}
-
-static int compare_ids(struct id_source src, uint32_t a, uint32_t b)
-{
-	const struct pr_id_entry *x = id_of(src, a);
-	const struct pr_id_entry *y = id_of(src, b);
-	return pr_id_compare(x->id, x->len, y->id, y->len);
 }
 
 /*
@@ -133,7 +82,7 @@ static void sort_tie_run(struct id_source src, struct rank_entry *a, uint64_t n,
 		a[i] = items[i].entry;
 }
 
-static int sort_entries(struct id_source ids, struct rank_entry *a, uint64_t n)
+int ranking_sort_entries(struct id_source ids, struct rank_entry *a, uint64_t n)
 {
 	if (n < 2)
 		return 0;
@@ -187,8 +136,8 @@ static int sort_entries(struct id_source ids, struct rank_entry *a, uint64_t n)
 
 /* A ranking with room for `capacity` entries; it reads nothing of the
  * engine (it may be built off the writer's thread). */
-static struct pr_ranking *ranking_alloc(const struct pr_engine *e, enum pr_window window,
-					int64_t store, uint64_t capacity)
+struct pr_ranking *ranking_alloc(const struct pr_engine *e, enum pr_window window, int64_t store,
+				 uint64_t capacity)
 {
 	struct pr_ranking *r = calloc(1, sizeof *r);
 	if (!r)
@@ -217,21 +166,29 @@ static struct pr_ranking *ranking_new(const struct pr_engine *e, enum pr_window 
 	return r;
 }
 
-/* Prefix sums and each entry's place in its tie run, of sorted entries. */
+/* Prefix sums, each entry's place in its tie run, and the sums behind HHI
+ * and Gini, of sorted entries. */
 static void ranking_sums(struct pr_ranking *r)
 {
+	unsigned __int128 squares = 0, weighted = 0;
 	r->prefix[0] = 0;
 	for (uint64_t i = 0; i < r->n; i++) {
 		struct rank_entry *x = &r->entries[i];
 		r->prefix[i + 1] = r->prefix[i] + x->revenue_minor;
 		x->tie = i && x[-1].revenue_minor == x->revenue_minor ? x[-1].tie + 1 : 0;
+		unsigned __int128 v = (uint64_t)x->revenue_minor;
+		squares += v * v;
+		weighted += v * (i + 1);
 	}
+	r->total = r->prefix[r->n];
+	r->squares = squares;
+	r->weighted = weighted;
 }
 
 /* Sorts the n entries already in r and computes the prefix sums. */
 static int ranking_finish(struct pr_ranking *r)
 {
-	int rc = sort_entries((struct id_source){ r->engine, NULL }, r->entries, r->n);
+	int rc = ranking_sort_entries((struct id_source){ r->engine, NULL }, r->entries, r->n);
 	if (rc < 0)
 		return rc;
 	ranking_sums(r);
@@ -285,15 +242,6 @@ int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 	return 0;
 }
 
-/* Whether entry a comes before b: revenue descending, then id. */
-static bool entry_before(struct id_source src, const struct rank_entry *a,
-			 const struct rank_entry *b)
-{
-	if (a->revenue_minor != b->revenue_minor)
-		return a->revenue_minor > b->revenue_minor;
-	return compare_ids(src, a->customer, b->customer) < 0;
-}
-
 /* The first index in r->entries[lo..hi) that x does not come after (hi
  * if none): where x is, or would go, if it is not before lo. */
 static uint64_t position_in(const struct pr_ranking *r, struct id_source src, uint64_t lo,
@@ -309,8 +257,8 @@ static uint64_t position_in(const struct pr_ranking *r, struct id_source src, ui
 	return lo;
 }
 
-static uint64_t position_of(const struct pr_ranking *r, struct id_source src, uint64_t lo,
-			    const struct rank_entry *x)
+uint64_t ranking_position_of(const struct pr_ranking *r, struct id_source src, uint64_t lo,
+			     const struct rank_entry *x)
 {
 	return position_in(r, src, lo, r->n, x);
 }
@@ -321,8 +269,8 @@ static uint64_t position_of(const struct pr_ranking *r, struct id_source src, ui
  * merge of k sorted changes into N entries then costs O(k log(N/k)), where
  * a binary search over the rest each time cost k log N cache misses.
  */
-static uint64_t position_from(const struct pr_ranking *r, struct id_source src, uint64_t lo,
-			      const struct rank_entry *x)
+uint64_t ranking_position_from(const struct pr_ranking *r, struct id_source src, uint64_t lo,
+			       const struct rank_entry *x)
 {
 	uint64_t probe = lo, step = 1;
 	while (probe < r->n && entry_before(src, &r->entries[probe], x)) {
@@ -421,7 +369,7 @@ int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_direct
 		if (revenue > 0)
 			fresh[k++] = (struct rank_entry){ revenue, ref, 0 };
 	}
-	if (sort_entries(src, fresh, k) < 0)
+	if (ranking_sort_entries(src, fresh, k) < 0)
 		goto nomem;
 	if (ch->whole) {
 		memcpy(r->entries, fresh, k * sizeof *fresh);
@@ -429,7 +377,7 @@ int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_direct
 	} else {
 		uint64_t at = 0;
 		for (uint64_t j = 0; j <= k; j++) {
-			uint64_t until = j < k ? position_from(old, src, at, &fresh[j]) : old->n;
+			uint64_t until = j < k ? ranking_position_from(old, src, at, &fresh[j]) : old->n;
 			for (; at < until; at++) {
 				uint32_t ref = old->entries[at].customer;
 				uint64_t bit = start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS);
@@ -580,7 +528,26 @@ void pr_ranking_destroy(struct pr_ranking *r)
 	free(r->prefix);
 	free(r->shard_start);
 	free(r->revenue_of);
+	free(r->place_of);
+	layer_free(r->layer);
 	free(r);
+}
+
+int pr_ranking_place(struct pr_ranking *base)
+{
+	if (!base->revenue_of || base->layer)
+		return -EINVAL;
+	uint32_t *place = calloc(base->shard_start[PR_SHARDS] + 1, sizeof *place);
+	if (!place)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < base->n; i++) {
+		uint32_t ref = base->entries[i].customer;
+		place[base->shard_start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS)] =
+			(uint32_t)(i + 1);
+	}
+	free(base->place_of);
+	base->place_of = place;
+	return 0;
 }
 
 /* The index from the engine now (on the writer's thread). */
@@ -607,8 +574,8 @@ int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
 {
 	if (r->store >= 0)
 		return pr_error_set(err, -EINVAL, "only company rankings are indexed");
-	if (r->revenue_of)
-		return 0; /* a refresh of an indexed ranking comes indexed */
+	if (r->revenue_of || r->layer)
+		return 0; /* a refresh of an indexed ranking comes indexed, and a layer is */
 	if (index_from_engine(r) < 0)
 		return pr_error_set(err, -ENOMEM, "out of memory indexing %llu customers",
 				    (unsigned long long)engine_customer_count(r->engine));
@@ -622,12 +589,24 @@ uint64_t pr_ranking_customers(const struct pr_ranking *r)
 
 int64_t pr_ranking_revenue(const struct pr_ranking *r)
 {
-	return r->prefix[r->n];
+	return r->total;
 }
 
 int64_t pr_ranking_top_revenue(const struct pr_ranking *r, uint64_t m)
 {
-	return r->prefix[m < r->n ? m : r->n];
+	if (m > r->n)
+		m = r->n;
+	return r->layer ? layer_top_revenue(r, m) : r->prefix[m];
+}
+
+static void element(const struct pr_ranking *r, uint64_t index, struct ranking_element *out)
+{
+	if (r->layer) {
+		layer_element(r, index, out);
+		return;
+	}
+	const struct rank_entry *x = &r->entries[index];
+	*out = (struct ranking_element){ x->revenue_minor, x->customer, index + 1 - x->tie };
 }
 
 static double ratio(int64_t part, int64_t whole)
@@ -635,22 +614,22 @@ static double ratio(int64_t part, int64_t whole)
 	return whole > 0 ? (double)((long double)part / (long double)whole) : 0.0;
 }
 
-/* Fills *out for a rank; the id from the engine unless out->customer is set
- * (a lookup by id: one cache miss less). */
-static void describe(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *out)
+/* Fills *out for the element at a rank; the id from the engine unless
+ * out->customer is set (a lookup by id: one cache miss less). */
+static void describe(const struct pr_ranking *r, uint64_t rank, const struct ranking_element *x,
+		     struct pr_ranked *out)
 {
 	const struct pr_engine *e = r->engine;
-	const struct rank_entry *x = &r->entries[rank - 1];
 	if (!out->customer) {
 		const struct pr_id_entry *id = engine_customer_id(e, x->customer);
 		out->customer = id->id;
 		out->customer_len = id->len;
 	}
 	out->rank = rank;
-	out->competition_rank = rank - x->tie;
+	out->competition_rank = x->competition_rank;
 	out->revenue_minor = x->revenue_minor;
-	out->share = ratio(x->revenue_minor, pr_ranking_revenue(r));
-	out->cumulative_share = ratio(r->prefix[rank], pr_ranking_revenue(r));
+	out->share = ratio(x->revenue_minor, r->total);
+	out->cumulative_share = ratio(pr_ranking_top_revenue(r, rank), r->total);
 	out->percentile = (double)rank / (double)r->n;
 	out->tier = rank <= pr_fraction_ceil(e->opt.tier_a, r->n)   ? 'A'
 		    : rank <= pr_fraction_ceil(e->opt.tier_b, r->n) ? 'B'
@@ -661,8 +640,10 @@ int pr_ranking_at(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *o
 {
 	if (rank < 1 || rank > r->n)
 		return -ERANGE;
+	struct ranking_element x;
+	element(r, rank - 1, &x);
 	out->customer = NULL;
-	describe(r, rank, out);
+	describe(r, rank, &x, out);
 	return 0;
 }
 
@@ -676,6 +657,16 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 	uint32_t customer = engine_find_customer(e, id, len);
 	if (customer == PR_ID_NONE)
 		return -ENOENT;
+	struct ranking_element x;
+	if (r->layer) {
+		uint64_t index;
+		int rc = layer_find(r, customer, &out->revenue_minor, &index);
+		if (rc < 0)
+			return rc;
+		element(r, index, &x);
+		describe(r, index + 1, &x, out);
+		return 0;
+	}
 	int64_t revenue;
 	if (r->revenue_of) {
 		/* His revenue as of the ranking, whatever he did since. */
@@ -698,13 +689,14 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 	if (revenue <= 0)
 		return -ENOENT;
 	/* Rank = 1 + entries ordered before (revenue, id). */
-	uint64_t lo = position_of(r, (struct id_source){ e, NULL }, 0,
-				  &(struct rank_entry){ revenue, customer, 0 });
+	uint64_t lo = ranking_position_of(r, (struct id_source){ e, NULL }, 0,
+					  &(struct rank_entry){ revenue, customer, 0 });
 	/* On a ranking built before his revenue changed, the place found is
 	 * another's, or past the end: never describe someone else. */
 	if (lo == r->n || r->entries[lo].customer != customer)
 		return -ESTALE;
-	describe(r, lo + 1, out);
+	element(r, lo, &x);
+	describe(r, lo + 1, &x, out);
 	return 0;
 }
 
@@ -718,15 +710,22 @@ static void tier(const struct pr_ranking *r, uint64_t from, uint64_t to,
 		 struct pr_tier_figures *out)
 {
 	out->customers = to - from;
-	out->revenue_minor = r->prefix[to] - r->prefix[from];
-	out->share = ratio(out->revenue_minor, pr_ranking_revenue(r));
+	out->revenue_minor = pr_ranking_top_revenue(r, to) - pr_ranking_top_revenue(r, from);
+	out->share = ratio(out->revenue_minor, r->total);
+}
+
+static int64_t revenue_at(const struct pr_ranking *r, uint64_t index)
+{
+	struct ranking_element x;
+	element(r, index, &x);
+	return x.revenue_minor;
 }
 
 void pr_ranking_summarize(const struct pr_ranking *r, struct pr_summary *out)
 {
 	const struct pr_engine_options *o = &r->engine->opt;
 	uint64_t n = r->n;
-	int64_t total = pr_ranking_revenue(r);
+	int64_t total = r->total;
 	memset(out, 0, sizeof *out);
 	out->customers = n;
 	out->revenue_minor = total;
@@ -742,11 +741,11 @@ void pr_ranking_summarize(const struct pr_ranking *r, struct pr_summary *out)
 	tier(r, a, b, &out->tiers[1]);
 	tier(r, b, n, &out->tiers[2]);
 
-	/* Pareto point: smallest m with prefix[m] >= target x total. */
+	/* Pareto point: smallest m with top-m revenue >= target x total. */
 	uint64_t lo = 1, hi = n;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (share_at_least(r->prefix[mid], total, o->pareto_target))
+		if (share_at_least(pr_ranking_top_revenue(r, mid), total, o->pareto_target))
 			hi = mid;
 		else
 			lo = mid + 1;
@@ -758,23 +757,16 @@ void pr_ranking_summarize(const struct pr_ranking *r, struct pr_summary *out)
 	out->cr5 = ratio(pr_ranking_top_revenue(r, 5), total);
 	out->cr10 = ratio(pr_ranking_top_revenue(r, 10), total);
 
-	/* Exact integer sums: sum x^2 <= total^2 < 2^126, sum p x_p < 2^96. */
-	unsigned __int128 squares = 0, weighted = 0;
-	for (uint64_t p = 0; p < n; p++) {
-		unsigned __int128 x = (uint64_t)r->entries[p].revenue_minor;
-		squares += x * x;
-		weighted += x * (p + 1);
-	}
-	out->hhi = (double)((long double)squares * 10000.0L /
+	out->hhi = (double)((long double)r->squares * 10000.0L /
 			    ((long double)total * (long double)total));
 	/* Gini with x ascending equals ((N + 1) T - 2 sum p x_p) / (N T) with
 	 * p the descending position: the sum over ascending i of i x_i is
 	 * (N + 1) T - sum p x_p. */
-	__int128 numerator = (__int128)(n + 1) * total - 2 * (__int128)weighted;
+	__int128 numerator = (__int128)(n + 1) * total - 2 * (__int128)r->weighted;
 	out->gini = (double)((long double)numerator /
 			     ((long double)n * (long double)total));
 
-	int64_t top1 = r->entries[0].revenue_minor;
+	int64_t top1 = revenue_at(r, 0);
 	out->risk = n == 1 ? PR_RISK_MONO
 		  : share_at_least(top1, total, (struct pr_fraction){ 1, 2 }) ? PR_RISK_CRITICAL
 		  : share_at_least(top1, total, (struct pr_fraction){ 2, 5 }) ? PR_RISK_HIGH
@@ -784,7 +776,7 @@ void pr_ranking_summarize(const struct pr_ranking *r, struct pr_summary *out)
 	lo = 0, hi = n;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (share_at_least(r->entries[mid].revenue_minor, total, o->key_share))
+		if (share_at_least(revenue_at(r, mid), total, o->key_share))
 			lo = mid + 1;
 		else
 			hi = mid;

@@ -1,8 +1,10 @@
 /*
- * test_ranker.c - what the ranker thread publishes equals a ranking built
+ * test_ranker.c - what the ranker thread publishes (flat rankings, layers of
+ * changes on them, layers grown into new flat ones) equals a ranking built
  * whole on the writer's thread at the record count it cites, entry for
- * entry and customer for customer, while the writer keeps adding; windows
- * wanted late, months crossed, long and short ids, ties.
+ * entry, customer for customer and in every summary figure, while the
+ * writer keeps adding; windows wanted late, months crossed, long and short
+ * ids, ties.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -82,6 +84,7 @@ Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
 		int64_t ts = t0;
 		/* A snapshot held across rounds must stay whole (ASan checks). */
 		struct pr_published *held = NULL;
+		unsigned layered = 0;
 		for (int round = 0; round < 30; round++) {
 			/* Adds in slices, handing each over without waiting, so
 			 * that the ranker merges while the writer goes on. */
@@ -101,6 +104,7 @@ Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
 				snprintf(where, sizeof where, "seed %llu round %d window %s",
 					 (unsigned long long)seed, round, pr_window_name(windows[i]));
 				assert_same(p, e, windows[i], where);
+				layered += p->base != NULL;
 				if (round % 10 == 0) {
 					pr_published_release(held);
 					held = p;
@@ -116,6 +120,11 @@ Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
 		cr_assert_gt(st.steps, st.whole, "seed %llu: every step was a whole build",
 			     (unsigned long long)seed);
 		cr_assert_eq(st.failures, 0);
+		/* Layers on a flat base, and layers grown into a new base. */
+		cr_assert_gt(layered, 10, "seed %llu: %u layered snapshots", (unsigned long long)seed,
+			     layered);
+		cr_assert_gt(st.rebases, 0, "seed %llu: no layer grew into a new base",
+			     (unsigned long long)seed);
 		pr_ranker_destroy(r);
 		/* Outlives the ranker: the reader's reference keeps it. */
 		cr_assert_geq(pr_ranking_customers(held->ranking), 1);
