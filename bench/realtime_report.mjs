@@ -63,6 +63,7 @@ export function summarize(lines, meta) {
     applied_ms: Object.fromEntries(['p50', 'p90', 'p99', 'max'].map((k) => [k, x.result.applied[`${k}_us`] / 1e3])),
     visible_ms: Object.fromEntries(['p50', 'p90', 'p99', 'max'].map((k) => [k, x.result.visible[`${k}_us`] / 1e3])),
     ingest_records_per_s: x.records_applied / x.stream.seconds,
+    ...(x.rate ? { paced_records_per_s: x.rate } : {}),
   }]));
   const gate = pick((x) => x.scenario === 'gate')[0]?.result;
   return {
@@ -115,11 +116,14 @@ export function realtimeMarkdown(r) {
     `Pipelined paretod / Redis: RANK ${ratio(q.rank.paretod.pipelined_4x32.requests_per_s.median,
       q.rank.redis.pipelined_4x32.requests_per_s.median)}, TOP 10 ${ratio(
       q.top10.paretod.pipelined_4x32.requests_per_s.median, q.top10.redis.pipelined_4x32.requests_per_s.median)}.`, '',
-    '### Freshness under full ingest load (record written -> visible to a query)', '',
+    '### Freshness (record written -> visible to a query), under full ingest load and paced', '',
     '| system | probes | applied p50 / p99 ms | in the published ranking p50 / p99 ms | ingest meanwhile |',
     '|---|---|---|---|---|',
-    ...['paretod', 'redis'].map((s) => `| ${s === 'paretod' ? 'paretod: CUSTOMER known / RANK not null'
-      : 'Redis: ZREVRANK not nil'} | ${fr[s].probes} | ${f(fr[s].applied_ms.p50, 2)} / ${f(fr[s].applied_ms.p99, 2)} | ` +
+    ...['paretod', 'redis', 'paretod-paced'].filter((s) => fr[s]).map((s) => `| ${
+      s === 'paretod' ? 'paretod: CUSTOMER known / RANK not null'
+      : s === 'redis' ? 'Redis: ZREVRANK not nil'
+      : `paretod, producer paced at ${M(fr[s].paced_records_per_s)} records/s`} | ${fr[s].probes} | ` +
+      `${f(fr[s].applied_ms.p50, 2)} / ${f(fr[s].applied_ms.p99, 2)} | ` +
       `${f(fr[s].visible_ms.p50, 2)} / ${f(fr[s].visible_ms.p99, 2)} | ${M(fr[s].ingest_records_per_s)} records/s |`), '',
     `Method: ${r.method}. With fewer than 100 probes, p99 is the largest.`, '',
   ].join('\n');
