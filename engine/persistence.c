@@ -284,6 +284,7 @@ int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
 	 * again after a restart, and counted then. */
 	struct pr_feed_stats stats;
 	pr_server_stats(s, &stats);
+	uint64_t bytes_now = stats.bytes; /* for changed() */
 	for (size_t i = 0; i < n; i++)
 		stats.bytes -= positions[i].pending_bytes < stats.bytes ? positions[i].pending_bytes
 									: stats.bytes;
@@ -333,7 +334,7 @@ int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
 	p->last_bytes = st.bytes;
 	p->saved_records = es.records;
 	p->saved_lines = stats.lines;
-	p->saved_bytes = stats.bytes;
+	p->saved_bytes = bytes_now;
 	pr_log("checkpoint (%s): %s: %llu records, %llu customers, %zu feed positions, %llu bytes "
 	       "in %.1f ms (fsync %.1f ms)", why, path, (unsigned long long)es.records,
 	       (unsigned long long)es.customers, n, (unsigned long long)st.bytes,

@@ -351,3 +351,54 @@ Test(paretod_checkpoint, unwritable_checkpoint_directory_refused)
 	assert_start_refused(&d, ckpt, "2", "cannot write checkpoints in");
 	daemon_remove_dir(&d);
 }
+
+/*
+ * A crash (SIGKILL: no final checkpoint) after the periodic checkpoint:
+ * the restart goes back to the checkpoint's state and positions and reads
+ * on from there, so the records read after it are counted once, not lost
+ * and not twice.
+ */
+Test(paretod_checkpoint, crash_after_a_periodic_checkpoint)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160], source[200];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	snprintf(source, sizeof source, "follow:%s", d.feed);
+	size_t len;
+	char *text = feed_text(17, &len);
+	size_t cut[] = { line_start(text, 2000) + 5, line_start(text, 4000) + 3 };
+	write_bytes(d.feed, "w", text, cut[0]);
+	start(&d, source, ckpt, "1");
+	redisContext *c = client(&d);
+	wait_records(c, 1998);
+	for (int64_t t0 = now_ms(); info_number(c, "records_since_last_checkpoint") ||
+				    info_number(c, "checkpoints_saved") == 0; sleep_ms(20))
+		cr_assert_lt(now_ms() - t0, 5000, "no periodic checkpoint");
+	/* An unfinished line waiting is no change: no more checkpoints. */
+	long long saved = info_number(c, "checkpoints_saved");
+	sleep_ms(2200);
+	cr_assert_eq(info_number(c, "checkpoints_saved"), saved, "checkpoints of nothing new");
+	write_bytes(d.feed, "a", text + cut[0], cut[1] - cut[0]);
+	wait_records(c, 3998);
+	redisFree(c);
+	cr_assert_eq(kill(d.pid, SIGKILL), 0);
+	int status;
+	cr_assert_eq(waitpid(d.pid, &status, 0), d.pid);
+	/* The kernel closes the ring's sockets a moment after the process is
+	 * gone (io_uring's teardown runs later): wait until no one listens. */
+	for (int fd, i = 0; (fd = connect_unix(d.socket)) >= 0; i++) {
+		close(fd);
+		cr_assert_lt(i, 500, "the killed daemon's socket still answers");
+		sleep_ms(10);
+	}
+	write_bytes(d.feed, "a", text + cut[1], len - cut[1]);
+	start(&d, source, ckpt, "1");
+	c = client(&d);
+	wait_records(c, RECORDS - 2);
+	compare_with_report(c, d.feed);
+	cr_assert_eq(info_number(c, "feed_bytes"), (long long)len);
+	daemon_shutdown(&d, c);
+	free(text);
+	daemon_remove_dir(&d);
+}
