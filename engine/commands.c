@@ -929,11 +929,12 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 			pr_ranker_stats(s->ranker, &rs);
 		company_take_all(s);
 		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nranking_builds:%llu\r\n"
-			"ranker_batches:%llu\r\nranker_whole_builds:%llu\r\nranker_failures:%llu\r\n"
-			"ranker_last_step_ms:%lld\r\nalert_pushes:%llu\r\n",
+			"ranker_batches:%llu\r\nranker_whole_builds:%llu\r\nranker_rebases:%llu\r\n"
+			"ranker_failures:%llu\r\nranker_last_step_ms:%lld\r\nalert_pushes:%llu\r\n",
 		     s->opt.rank_interval_ms, (unsigned long long)(s->ranking_builds + rs.steps),
 		     (unsigned long long)rs.batches, (unsigned long long)rs.whole,
-		     (unsigned long long)rs.failures, (long long)rs.last_step_ms,
+		     (unsigned long long)rs.rebases, (unsigned long long)rs.failures,
+		     (long long)rs.last_step_ms,
 		     (unsigned long long)s->alerts.pushes);
 		/* lag_ms: from the ranker's batch being cut to its publication. */
 		for (int w = 0; w < PR_WINDOW_COUNT; w++) {
