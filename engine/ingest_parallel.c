@@ -3,7 +3,7 @@
  * threads, in bounded memory, with exactly the single-thread result; see
  * pr_ingest_file_parallel in pareto/ingest.h.
  *
- * The file is cut into chunks of a few MiB (at line ends for CSV, record
+ * The file is cut into chunks of about 1 MiB (at line ends for CSV, record
  * boundaries for binary records). N workers each decode chunks k, k + N,
  * k + 2N, ... and each owns the shards s with s % N == k. A decoder hands
  * every record, as a staged record (staged.h), to the owner of its shard
@@ -34,15 +34,15 @@
  * chunk before it: what one thread would do from there.
  *
  * Bounded memory (pr_engine_options.memory_limit_bytes, default 128 MiB):
- * a quarter in the rings, half in the owners' shard buffers; chunks are
- * sized so that a chunk's records for one owner fit its ring twice. When
- * an owner falls behind its rings fill, and a decoder that finds a ring
- * full does its own owner's work meanwhile or waits: backpressure, never a
- * buffer that grows with the file. What a limit cannot bound: pending
- * records of the chunk in progress when they outgrow their shard's buffer
- * (at most a chunk's records, about its size in bytes for typical lines),
- * the saved rejects of a chunk, the read buffers (4 x 1 MiB per worker),
- * and of course the aggregates themselves.
+ * half in the owners' shard buffers (limit / 2 / 256 a shard), at most a
+ * quarter in the rings (each at most 256 KiB, small enough to stay in
+ * cache), the rest headroom. When an owner falls behind its rings fill,
+ * and a decoder that finds a ring full does its own owner's work
+ * meanwhile or waits: backpressure, never a buffer that grows with the
+ * file. What the limit does not cover: pending records of the chunk in
+ * progress when they outgrow their shard's buffer (at most a chunk's
+ * records: chunks are 4 rings, 1 MiB by default), the saved rejects of a
+ * chunk, the read buffers (4 x 256 KiB per worker), the aggregates.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -62,10 +62,13 @@
 #include "uring_reader.h"
 
 #define PARALLEL_MIN_BYTES (8u << 20) /* below this one thread is as quick */
-#define PROBE_BYTES (64u << 10)       /* a line end is looked for in this much at a time */
+#define PROBE_BYTES (4u << 10) /* a line end is looked for in this much at a time */
 #define CHUNK_MIN_BYTES 256u
 #define CHUNK_MAX_BYTES (64u << 20)
 #define RING_MIN_BYTES (4u << 10)
+/* Rings that stay in L2: the decoder's writes and the owner's reads then
+ * hit the cache (8 MiB rings cost a third more CPU at 10M rows). */
+#define RING_MAX_BYTES (256u << 10)
 #define SHARD_STAGE_MIN_BYTES (1u << 10)
 #define OWNER_BATCH 256 /* ring records an owner takes before it looks elsewhere */
 
@@ -254,7 +257,7 @@ static int stage_record(struct worker *w, uint32_t shard, const unsigned char *r
 		}
 	}
 	unsigned char *dst = st->bytes + st->used;
-	memcpy(dst, rec, bytes);
+	pr_staged_copy(dst, rec, bytes);
 	((struct pr_staged_record *)dst)->customer_len &= PR_STAGED_LEN_MASK;
 	st->used += bytes;
 	return 0;
@@ -309,6 +312,7 @@ static bool serve_owner(struct worker *w)
 			struct ring_end end;
 			memcpy(&end, rec, sizeof end);
 			pr_record_ring_pop(ring, sizeof end);
+			pr_record_ring_release(ring); /* the next chunk comes from another */
 			end_chunk(w, &end);
 			continue;
 		}
@@ -321,7 +325,17 @@ static bool serve_owner(struct worker *w)
 			w->owner_done = true;
 		}
 	}
+	if (busy)
+		pr_record_ring_release(ring_of(run, (unsigned)(w->owner_chunk % run->workers), w->index));
 	return busy;
+}
+
+/* Makes every record this worker's decoder committed visible to the owners:
+ * before it waits for anything, and at the end of each block it decoded. */
+static void publish_all(struct worker *w)
+{
+	for (unsigned o = 0; o < w->run->workers; o++)
+		pr_record_ring_publish(ring_of(w->run, w->index, o));
 }
 
 /* Space for `bytes` in a ring, doing owner work while it is full. NULL if
@@ -332,6 +346,7 @@ static void *reserve(struct worker *w, struct pr_record_ring *ring, size_t bytes
 	unsigned idle = 0;
 	void *dst;
 	while (!(dst = pr_record_ring_reserve(ring, bytes))) {
+		publish_all(w);
 		if (must ? atomic_load_explicit(&w->run->failed, memory_order_relaxed)
 			 : giving_up(w->run))
 			return NULL;
@@ -432,6 +447,7 @@ static int chunk_push(void *ctx, const char *bytes, size_t len)
 	if (w->chunk_failed || giving_up(w->run))
 		return GIVEN_UP;
 	int rc = pr_decoder_push(w->decoder, bytes, len, &w->err);
+	publish_all(w);
 	/* Take what the rings hold for this owner now, while it may still be
 	 * in cache, rather than only when a ring is full. */
 	while (serve_owner(w))
@@ -498,6 +514,7 @@ static void merge_chunk(struct worker *w, uint64_t c, bool decoded)
 {
 	struct run *run = w->run;
 	unsigned idle = 0;
+	publish_all(w);
 	for (;;) {
 		/* merged first: its acquire makes a stop of the chunk before visible. */
 		bool turn = atomic_load_explicit(&run->merged, memory_order_acquire) == c;
@@ -566,6 +583,7 @@ static void merge_chunk(struct worker *w, uint64_t c, bool decoded)
 			return; /* failed: owners stop on their own */
 		memcpy(dst, &end, sizeof end);
 		pr_record_ring_commit(ring, sizeof end);
+		pr_record_ring_publish(ring);
 	}
 }
 
@@ -755,15 +773,15 @@ static int setup(struct run *run, struct pr_error *err)
 		limit = PR_BULK_MEMORY_DEFAULT;
 	unsigned n = run->workers;
 	size_t ring_bytes = floor_pow2(limit / 4 / ((size_t)n * n));
-	if (ring_bytes < RING_MIN_BYTES)
-		ring_bytes = RING_MIN_BYTES;
+	ring_bytes = ring_bytes < RING_MIN_BYTES ? RING_MIN_BYTES
+		   : ring_bytes > RING_MAX_BYTES ? RING_MAX_BYTES : ring_bytes;
 	run->shard_stage_bytes = limit / 2 / PR_SHARDS;
 	if (run->shard_stage_bytes < SHARD_STAGE_MIN_BYTES)
 		run->shard_stage_bytes = SHARD_STAGE_MIN_BYTES;
-	/* A chunk's records for one owner (about chunk / n bytes staged for
-	 * typical lines) fill half its ring: the decoders of neighbouring
-	 * chunks then rarely wait for each other. */
-	uint64_t chunk = (uint64_t)ring_bytes * n / 2;
+	/* Chunks of four rings: measured best at 10M rows (a chunk is a merge,
+	 * two probes and a store table; a smaller one costs more of those, a
+	 * larger one makes the next chunk's decoder wait longer). */
+	uint64_t chunk = (uint64_t)ring_bytes * 4;
 	uint64_t data = run->size - run->header_len;
 	/* At least two chunks per worker, so that a small file (tests split
 	 * them) is not read by one of them. */

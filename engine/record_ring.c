@@ -11,8 +11,9 @@ int pr_record_ring_init(struct pr_record_ring *r, size_t capacity_bytes)
 		capacity *= 2;
 	atomic_init(&r->head, 0);
 	atomic_init(&r->tail, 0);
-	r->tail_seen = r->head_seen = 0;
+	r->tail_seen = r->head_seen = r->head_local = r->tail_local = 0;
 	r->capacity = capacity;
+	r->batch = capacity / 8 < 4096 ? capacity / 8 : 4096;
 	/* 64-aligned: records are 8-aligned, and the first line is shared with nothing. */
 	if (posix_memalign((void **)&r->bytes, 64, (size_t)capacity) != 0) {
 		r->bytes = NULL;

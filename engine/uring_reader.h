@@ -44,7 +44,7 @@ int pr_read_range(const char *path, uint64_t offset, uint64_t length,
 
 /*
  * Many byte ranges of one regular file through one ring and one set of
- * buffers (parallel ingest reads its chunks, a few MiB each, one after
+ * buffers (parallel ingest reads its chunks, about 1 MiB each, one after
  * another). open: the file, its ring and buffers, or a negative code with
  * *err set (a stream: -ESPIPE). read: as pr_read_range. One thread at a time.
  */

@@ -37,7 +37,7 @@ int pr_ingest_file(struct pr_engine *e, const char *path,
 
 /*
  * pr_ingest_file on `threads` threads: a regular file is cut (CSV at line
- * ends, binary records on record boundaries) into chunks of a few MiB that
+ * ends, binary records on record boundaries) into chunks of about 1 MiB that
  * the threads decode, each through its own io_uring, and hand record by
  * record to the thread that owns the record's shard, which applies them as
  * they come. Memory stays within the engine's memory_limit_bytes (besides
