@@ -38,6 +38,8 @@ static const char probe_text[] = "pareto checkpoint hash probe";
 #define KEEP_DAYS 4u
 
 #define WRITE_BUFFER_BYTES ((size_t)4 << 20)
+/* Spans this long (a shard's aggregates) go to the kernel without a copy. */
+#define DIRECT_WRITE_BYTES ((size_t)256 << 10)
 
 /* The raw structs' sizes: a build that lays them out otherwise refuses the file. */
 static uint64_t layout_signature(void)
@@ -129,8 +131,8 @@ static int64_t wall_ms(void)
 
 /* ---- writing -------------------------------------------------------------- */
 
-/* Sequential writes of the payload through a buffer; spans at least half
- * the buffer (the aggregates' chunks) go to the kernel as they are. */
+/* Sequential writes of the payload through a buffer; long spans (the
+ * aggregates' chunks) go to the kernel as they are. */
 struct writer {
 	int fd;
 	unsigned char *buf;
@@ -189,7 +191,7 @@ static void w_bytes(struct writer *w, const void *p, size_t n)
 {
 	if (!n)
 		return; /* p may be NULL: an empty section */
-	if (n >= WRITE_BUFFER_BYTES / 2) {
+	if (n >= DIRECT_WRITE_BYTES) {
 		w_flush(w);
 		XXH3_64bits_update(w->hash, p, n);
 		write_all(w, p, n);
