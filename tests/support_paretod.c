@@ -207,6 +207,29 @@ bool log_has(const struct daemon *d, const char *text)
 	return has;
 }
 
+char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t *len)
+{
+	char in[160], out[160];
+	snprintf(in, sizeof in, "%s/part.csv", d->dir);
+	snprintf(out, sizeof out, "%s/part.prb", d->dir);
+	write_bytes(in, "w", csv, csv_len);
+	char *argv[] = { PARETO_BIN, "convert", in, out, NULL };
+	struct run_result rr;
+	run_command(argv, NULL, &rr);
+	cr_assert_eq(rr.exit_code, 0, "pareto convert: %s", rr.err);
+	run_result_free(&rr);
+	FILE *f = fopen(out, "rb");
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *bytes = malloc(*len);
+	cr_assert_eq(fread(bytes, 1, *len, f), *len);
+	fclose(f);
+	cr_assert_eq(memcmp(bytes, "PRTREC01", 8), 0);
+	return bytes;
+}
+
 /* ---- a RESP2/RESP3 reader ------------------------------------------------- */
 
 static int conn_byte(struct conn *c)

@@ -82,6 +82,10 @@ long long info_number(redisContext *c, const char *name);
 /* Whether the daemon's log holds text. */
 bool log_has(const struct daemon *d, const char *text);
 
+/* The CSV text converted to binary records by `pareto convert` (through
+ * d->dir/part.csv and part.prb): malloc'ed, *len bytes. */
+char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t *len);
+
 /* ---- a RESP2/RESP3 reader ------------------------------------------------- */
 
 /*

@@ -402,3 +402,32 @@ Test(paretod_checkpoint, crash_after_a_periodic_checkpoint)
 	free(text);
 	daemon_remove_dir(&d);
 }
+
+/* A binary feed (pareto convert) resumes at its record boundary too. */
+Test(paretod_checkpoint, binary_file_resumes)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	size_t csv_len, len;
+	char *csv = feed_text(18, &csv_len);
+	char *bin = binary_of(&d, csv, csv_len, &len); /* the two bad lines left out */
+	cr_assert_eq(len, 16 + (size_t)(RECORDS - 2) * 128);
+	size_t cut = 16 + 2500 * 128;
+	write_bytes(d.feed, "w", bin, cut);
+	start(&d, d.feed, ckpt, "60");
+	redisContext *c = client(&d);
+	wait_records(c, 2500);
+	daemon_shutdown(&d, c);
+	write_bytes(d.feed, "a", bin + cut, len - cut);
+	start(&d, d.feed, ckpt, "60");
+	c = client(&d);
+	wait_records(c, RECORDS - 2);
+	cr_assert(log_has(&d, "resuming at byte 320016 (line 2500)"));
+	compare_with_report(c, d.feed);
+	daemon_shutdown(&d, c);
+	free(bin);
+	free(csv);
+	daemon_remove_dir(&d);
+}
