@@ -246,3 +246,28 @@ Test(ingest_parallel, binary_records_split_on_record_boundaries, .timeout = 300)
 	free(feed);
 	tmpdir_remove(dir);
 }
+
+Test(ingest_parallel, memory_limit_option, .timeout = 120)
+{
+	char *dir = tmpdir_create();
+	char *feed = write_feed(dir, "limit.csv", 5000, 500, NULL, 8);
+	/* One thread stages within the limit too: the same report. */
+	struct outcome plain, limited;
+	report(dir, feed, full_state, 1, NULL, &plain);
+	report(dir, feed, full_state, 1, "64K", &limited);
+	cr_assert_eq(limited.r.status, 0, "%s", limited.r.err);
+	cr_assert_str_eq(limited.r.out, plain.r.out);
+	outcome_free(&plain);
+	outcome_free(&limited);
+	/* Below 64K, or not a byte count: a usage error naming the option. */
+	static const char *const bad[] = { "1K", "65535", "12X", "-1M", "" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct outcome o;
+		report(dir, feed, NULL, 2, bad[i], &o);
+		cr_assert_eq(o.r.status, 2, "--memory-limit '%s': exit %d", bad[i], o.r.status);
+		cr_assert_not_null(strstr(o.r.err, "--memory-limit"), "%s", o.r.err);
+		outcome_free(&o);
+	}
+	free(feed);
+	tmpdir_remove(dir);
+}
