@@ -145,7 +145,10 @@ struct worker {
 
 /*
  * What the workers share. Set before the threads start and read-only
- * after, except the atomics and the merge state below.
+ * after, except the atomics and the merge state below. Of the engine, a
+ * shard's tables are written only by its owner (pr_engine_apply_staged);
+ * its store table, counters and watermark only by merges, which `merged`
+ * orders; nothing else of it is read while the workers run.
  */
 struct run {
 	struct pr_engine *engine;
