@@ -740,6 +740,52 @@ static void r_days(struct reader *r, struct pr_engine *e, uint32_t s)
 	free(keys);
 }
 
+/*
+ * The engine's exactness rests on sums bounded by the volume of all records
+ * (engine.c): a file that passes its checksum but breaks that bound (written
+ * by anything but this code) would overflow int64 in rankings. So, summed
+ * over every customer and every pair: |all| <= volume, and per granularity
+ * |current| + |previous| <= volume (a window reads one of the two per
+ * customer); times lie in years 0..9999 with first <= last.
+ */
+struct sum_bound {
+	uint64_t volume;
+	unsigned __int128 all, periods[PR_GRAN_COUNT];
+	bool broken;
+};
+
+static uint64_t magnitude(int64_t v)
+{
+	return v < 0 ? -(uint64_t)v : (uint64_t)v;
+}
+
+static void bound_add(struct sum_bound *b, const struct pr_period_sums *sums)
+{
+	b->all += magnitude(sums->all_minor);
+	b->broken |= b->all > b->volume;
+	for (int g = 0; g < PR_GRAN_COUNT; g++) {
+		b->periods[g] += magnitude(sums->current_minor[g]);
+		b->periods[g] += magnitude(sums->previous_minor[g]);
+		b->broken |= b->periods[g] > b->volume;
+	}
+}
+
+#define TIME_MIN_MS (-62167219200000LL) /* 0000-01-01, as engine.c */
+#define TIME_MAX_MS (253402300799999LL) /* 9999-12-31T23:59:59.999 */
+
+static void check_customers(struct reader *r, const struct shard *sh, uint32_t s,
+			    struct sum_bound *b)
+{
+	for (uint32_t local = 0; local < sh->customers.count; local++) {
+		const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
+		if (c->first_ms < TIME_MIN_MS || c->last_ms > TIME_MAX_MS || c->first_ms > c->last_ms)
+			FAIL("shard %u: customer %u's first and last purchase times", s, local);
+		bound_add(b, &c->sums);
+	}
+	if (b->broken)
+		FAIL("shard %u: customer sums beyond the volume of all records", s);
+}
+
 /* Checks the header, the size and the checksum: nothing is built before. */
 static int check_file(const char *path, const unsigned char *map, size_t size,
 		      const struct header **out, struct pr_error *err)
@@ -787,8 +833,10 @@ static int load(struct reader *r, const struct pr_engine_options *opt, struct pr
 	r_u64(r, "engine"); /* pairs: for readers of the file, checked per shard */
 	if (r->rc)
 		return r->rc;
-	if (shards != PR_SHARDS || keep > 7 || has_watermark > 1 || volume > INT64_MAX)
-		return corrupt(r, "engine: %u shards, keeps %#x", shards, keep);
+	if (shards != PR_SHARDS || keep > 7 || has_watermark > 1 || volume > INT64_MAX ||
+	    (has_watermark && (watermark < TIME_MIN_MS || watermark > TIME_MAX_MS)))
+		return corrupt(r, "engine: %u shards, keeps %#x, volume %llu, watermark %lld", shards,
+			       keep, (unsigned long long)volume, (long long)watermark);
 
 	r_tag(r, TAG_BLOB, "blob");
 	r_u32(r, "blob");
@@ -819,6 +867,7 @@ static int load(struct reader *r, const struct pr_engine_options *opt, struct pr
 	r_id_table(r, &e->stores, e->stores.value_bytes, PR_ID_NONE - 1, -1, e->stores.hash,
 		   "stores");
 	uint64_t total = 0;
+	struct sum_bound customer_bound = { .volume = volume }, pair_bound = { .volume = volume };
 	for (uint32_t s = 0; s < PR_SHARDS && !r->rc; s++) {
 		struct shard *sh = &e->shards[s];
 		r_tag(r, TAG_SHARD, "shard");
@@ -829,7 +878,14 @@ static int load(struct reader *r, const struct pr_engine_options *opt, struct pr
 		r_id_table(r, &sh->customers, sizeof(struct customer_aggregate),
 			   PR_SHARD_LOCAL_MAX - 1, (int)s, opt->hash, what);
 		total += sh->customers.count;
+		if (!r->rc)
+			check_customers(r, sh, s, &customer_bound);
 		r_pairs(r, e, s);
+		for (uint32_t at = 0; !r->rc && at < sh->pairs.count; at++)
+			bound_add(&pair_bound, &((const struct pair_aggregate *)
+						 pr_stable_array_at(&sh->pairs, at))->sums);
+		if (!r->rc && pair_bound.broken)
+			corrupt(r, "shard %u: pair sums beyond the volume of all records", s);
 		r_days(r, e, s);
 	}
 	r_tag(r, TAG_END, "end");

@@ -37,7 +37,10 @@
  * never a mix. Reading maps the file, checks the header, the size and the
  * payload's checksum before it builds anything, then builds a new engine
  * and checks every index it holds (pairs of customers, stores of pairs,
- * days of customers) as it goes: a truncated, corrupt or foreign file is
+ * days of customers) and the bound its sums keep (summed magnitudes within
+ * the volume of all records, times within years 0..9999) as it goes, so
+ * that even a file altered with matching checksums cannot make the engine
+ * read out of bounds or overflow: a truncated, corrupt or foreign file is
  * refused with an error naming the file and the fault, and no engine is
  * returned.
  *
