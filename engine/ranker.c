@@ -178,8 +178,9 @@ static void fail(struct pr_ranker *r, uint32_t bits)
 /*
  * The ranking of window w after batch b: a layer on the flat base with
  * every change since it, or a new flat one when the batch is whole, or
- * when the layer has grown past half the customers because the rebaser
- * (below) has not kept up: its O(K) copies then cost more than a merge.
+ * when the layer would pass half the customers (a large batch, or a
+ * rebaser, below, that has not kept up): layering would then cost more
+ * than one merge.
  */
 static int next_ranking(struct pr_ranker *r, int w, const struct batch *b,
 			const struct pr_ranking_changes *ch, struct pr_ranking **out, bool *flat)
@@ -191,22 +192,24 @@ static int next_ranking(struct pr_ranker *r, int w, const struct batch *b,
 			return -ENOMEM;
 	} else {
 		const struct pr_published *base = r->base[w], *old = r->current[w];
-		struct pr_ranking *layer;
-		if (pr_ranking_layer(r->engine, &r->ids, base->ranking,
-				     old == base ? NULL : old->ranking, ch, &layer) < 0)
-			return -ENOMEM;
+		const struct pr_ranking *prev = old == base ? NULL : old->ranking;
 		uint64_t customers = 0;
 		for (uint32_t s = 0; s < PR_SHARDS; s++)
 			customers += b->customers[s];
-		if (pr_ranking_layer_size(layer) <= customers / 2) {
+		if ((prev ? pr_ranking_layer_size(prev) : 0) + ch->count <= customers / 2) {
 			*flat = false;
-			*out = layer;
-			return 0;
+			return pr_ranking_layer(r->engine, &r->ids, base->ranking, prev, ch, out);
 		}
-		struct pr_ranking_changes since = *ch;
-		pr_ranking_layer_changes(layer, &since);
-		int rc = pr_ranking_from_changes(r->engine, &r->ids, base->ranking, &since, &next);
-		pr_ranking_destroy(layer);
+		/* Too many changes to layer (a backfill, a rebaser behind): one
+		 * merge of all of them into the base. */
+		struct pr_ranking_changes all = *ch;
+		if (prev && pr_ranking_layer_union(prev, ch, &all) < 0)
+			return -ENOMEM;
+		int rc = pr_ranking_from_changes(r->engine, &r->ids, base->ranking, &all, &next);
+		if (prev) {
+			free((void *)all.refs);
+			free((void *)all.revenue);
+		}
 		if (rc < 0)
 			return -ENOMEM;
 		atomic_fetch_add_explicit(&r->rebases, 1, memory_order_relaxed);

@@ -159,5 +159,10 @@ void pr_ranking_layer_changes(const struct pr_ranking *r, struct pr_ranking_chan
 /* The same for those last changed in a batch after `seq`, in arrays the
  * caller frees (refs and revenue). 0 or -ENOMEM. */
 int pr_ranking_layer_since(const struct pr_ranking *r, uint64_t seq, struct pr_ranking_changes *ch);
+/* The layer's changes and then ch's, as one set of changes since the base
+ * (the later revenue of a customer in both), in arrays the caller frees:
+ * for one flat merge when a batch is too large to layer. 0 or -ENOMEM. */
+int pr_ranking_layer_union(const struct pr_ranking *r, const struct pr_ranking_changes *ch,
+			   struct pr_ranking_changes *out);
 
 #endif

@@ -565,3 +565,43 @@ int pr_ranking_layer_since(const struct pr_ranking *r, uint64_t seq, struct pr_r
 	ch->stride = 1;
 	return 0;
 }
+
+int pr_ranking_layer_union(const struct pr_ranking *r, const struct pr_ranking_changes *ch,
+			   struct pr_ranking_changes *out)
+{
+	const struct ranking_layer *l = r->layer;
+	uint64_t most = l->changed_count + ch->count;
+	struct keyed *batch = malloc((ch->count ? ch->count : 1) * sizeof *batch);
+	uint32_t *refs = malloc((most ? most : 1) * sizeof *refs);
+	int64_t *revenue = malloc((most ? most : 1) * sizeof *revenue);
+	if (!batch || !refs || !revenue)
+		goto nomem;
+	for (uint64_t i = 0; i < ch->count; i++)
+		batch[i] = (struct keyed){ ch->refs[i], ch->revenue[i * ch->stride] };
+	if (sort_keyed(batch, ch->count) < 0)
+		goto nomem;
+	uint64_t i = 0, j = 0, n = 0;
+	while (i < l->changed_count || j < ch->count) {
+		if (j == ch->count || (i < l->changed_count && l->changed_ref[i] < batch[j].key)) {
+			refs[n] = l->changed_ref[i];
+			revenue[n++] = l->changed_revenue[i++];
+			continue;
+		}
+		if (i < l->changed_count && l->changed_ref[i] == batch[j].key)
+			i++; /* the batch's revenue is the later */
+		refs[n] = batch[j].key;
+		revenue[n++] = batch[j++].revenue;
+	}
+	free(batch);
+	*out = *ch;
+	out->count = n;
+	out->refs = refs;
+	out->revenue = revenue;
+	out->stride = 1;
+	return 0;
+nomem:
+	free(batch);
+	free(refs);
+	free(revenue);
+	return -ENOMEM;
+}

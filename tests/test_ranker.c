@@ -133,6 +133,32 @@ Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
 	}
 }
 
+Test(ranker, merges_batches_too_large_to_layer)
+{
+	/* Window all only (no whole rebuilds when months pass): small batches
+	 * make a layer, then a batch of most customers goes into one merge
+	 * with the layer's changes, customers in both taking the later. */
+	int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
+	struct pr_engine_options opt;
+	pr_engine_options_init(&opt);
+	struct pr_engine *e;
+	cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
+	struct pr_ranker *r;
+	cr_assert_eq(pr_ranker_create(&r, e, 0, NULL), 0);
+	uint64_t x = 42;
+	for (int round = 0; round < 24; round++) {
+		add_records(e, &x, &ts, round % 3 == 2 ? 6000 : 40);
+		struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
+		cr_assert_not_null(p);
+		char where[40];
+		snprintf(where, sizeof where, "round %d", round);
+		assert_same(p, e, PR_WINDOW_ALL, where);
+		pr_published_release(p);
+	}
+	pr_ranker_destroy(r);
+	pr_engine_destroy(e);
+}
+
 Test(ranker, waits_for_nothing_when_nothing_changed)
 {
 	struct pr_engine_options opt;
