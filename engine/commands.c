@@ -1695,6 +1695,11 @@ static void cmd_quit(struct pr_server *s, struct pr_client *c, const args_t *a)
 
 static void cmd_shutdown(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
+	if (a->argc > 1 && arg_is(a, 1, "SAVE") && !s->opt.checkpoint_path) {
+		pr_resp_error(&c->out, "ERR SHUTDOWN SAVE: no checkpoint file (start paretod with "
+			      "--checkpoint PATH); not stopping");
+		return;
+	}
 	pr_log("client %llu: SHUTDOWN", (unsigned long long)c->id);
 	if (a->argc > 1 && arg_is(a, 1, "NOSAVE"))
 		pr_persist_skip_final(s); /* else the checkpoint at stop, as Redis' SAVE */

@@ -257,6 +257,7 @@ Test(paretod_checkpoint, save_info_interval_and_nosave)
 	daemon_remove_dir(&d);
 }
 
+/* Without --checkpoint, SAVE and SHUTDOWN SAVE are errors. */
 Test(paretod_checkpoint, save_without_a_checkpoint_path)
 {
 	struct daemon d;
@@ -266,6 +267,13 @@ Test(paretod_checkpoint, save_without_a_checkpoint_path)
 	redisReply *r = cmd(c, "SAVE");
 	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
 	cr_assert_not_null(strstr(r->str, "--checkpoint"), "%s", r->str);
+	freeReplyObject(r);
+	/* SHUTDOWN SAVE cannot save: it refuses, and the server goes on. */
+	r = cmd(c, "SHUTDOWN SAVE");
+	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	r = cmd(c, "PING");
+	cr_assert_str_eq(r->str, "PONG");
 	freeReplyObject(r);
 	daemon_shutdown(&d, c);
 	daemon_remove_dir(&d);
