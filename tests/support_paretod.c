@@ -110,6 +110,11 @@ void daemon_shutdown(struct daemon *d, redisContext *c)
 	}
 	if (c)
 		redisFree(c);
+	daemon_wait_exit(d);
+}
+
+void daemon_wait_exit(struct daemon *d)
+{
 	int status = 0;
 	for (int i = 0; i < 500 && waitpid(d->pid, &status, WNOHANG) == 0; i++)
 		sleep_ms(10);
@@ -218,14 +223,7 @@ char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t 
 	run_command(argv, NULL, &rr);
 	cr_assert_eq(rr.exit_code, 0, "pareto convert: %s", rr.err);
 	run_result_free(&rr);
-	FILE *f = fopen(out, "rb");
-	cr_assert_not_null(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *bytes = malloc(*len);
-	cr_assert_eq(fread(bytes, 1, *len, f), *len);
-	fclose(f);
+	char *bytes = read_file(out, len);
 	cr_assert_eq(memcmp(bytes, "PRTREC01", 8), 0);
 	return bytes;
 }

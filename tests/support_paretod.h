@@ -57,6 +57,10 @@ void daemon_start(struct daemon *d, const char *first, ...);
  */
 void daemon_shutdown(struct daemon *d, redisContext *c);
 
+/* Waits at most 5 s for the daemon to exit and asserts status 0 (the log
+ * in the message otherwise). */
+void daemon_wait_exit(struct daemon *d);
+
 /* rm -rf d->dir. */
 void daemon_remove_dir(const struct daemon *d);
 

@@ -91,6 +91,21 @@ void write_file(const char *path, const char *content, size_t len)
 		abort();
 }
 
+char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f || fseek(f, 0, SEEK_END) != 0)
+		abort();
+	long size = ftell(f);
+	char *bytes = malloc(size > 0 ? (size_t)size : 1);
+	if (size < 0 || !bytes || fseek(f, 0, SEEK_SET) != 0 ||
+	    fread(bytes, 1, (size_t)size, f) != (size_t)size)
+		abort();
+	fclose(f);
+	*len = (size_t)size;
+	return bytes;
+}
+
 /* ---- JSON flattening ------------------------------------------------------ */
 
 struct flat {

@@ -23,6 +23,8 @@ void run_result_free(struct run_result *r);
  * per call slot 0..7). */
 const char *temp_path(int slot, const char *suffix);
 void write_file(const char *path, const char *content, size_t len);
+/* A whole file's bytes (malloc'ed, *len of them); aborts if unreadable. */
+char *read_file(const char *path, size_t *len);
 
 /*
  * Flattens a JSON document into lines "path=value": objects as a.b,

@@ -16,6 +16,7 @@
 #include "pareto/engine.h"
 #include "pareto/ranking.h"
 #include "support_ranking.h"
+#include "support_run.h"
 #include "timeparse.h"
 
 #define CUSTOMER_IDS 3000
@@ -147,7 +148,7 @@ static void assert_same(struct pr_engine *a, struct pr_engine *b, bool keep_all)
 	}
 }
 
-static void temp_path(char *out, size_t size, const char *name)
+static void temp_dir_path(char *out, size_t size, const char *name)
 {
 	char dir[] = "/tmp/pareto-ckpt-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
@@ -185,7 +186,7 @@ static void round_trip(uint64_t seed, bool disorder, bool keep_all)
 	feed(both, 2, seed, 30000, t0, disorder);
 	/* twin holds queued records when it is written: the write drains them. */
 	char path[256];
-	temp_path(path, sizeof path, "state.ckpt");
+	temp_dir_path(path, sizeof path, "state.ckpt");
 	static const char blob[] = "feed positions";
 	struct pr_checkpoint_stats st = { 0 };
 	struct pr_error err = { 0 };
@@ -252,7 +253,7 @@ Test(checkpoint, empty_engine)
 {
 	struct pr_engine *e = new_engine(true);
 	char path[256];
-	temp_path(path, sizeof path, "empty.ckpt");
+	temp_dir_path(path, sizeof path, "empty.ckpt");
 	cr_assert_eq(pr_checkpoint_write(e, path, NULL, 0, NULL, NULL), 0);
 	void *blob;
 	size_t len;
@@ -269,18 +270,10 @@ static char *small_checkpoint(char *path, size_t size, size_t *len)
 	struct pr_engine *e = new_engine(true);
 	struct pr_engine *es[] = { e };
 	feed(es, 1, 9, 2000, pr_days_from_civil(2024, 3, 1) * PR_MS_PER_DAY, true);
-	temp_path(path, size, "small.ckpt");
+	temp_dir_path(path, size, "small.ckpt");
 	cr_assert_eq(pr_checkpoint_write(e, path, "x", 1, NULL, NULL), 0);
 	pr_engine_destroy(e);
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *bytes = malloc(*len);
-	cr_assert_eq(fread(bytes, 1, *len, f), *len);
-	fclose(f);
-	return bytes;
+	return read_file(path, len);
 }
 
 static void put(const char *path, const char *bytes, size_t len)

@@ -17,6 +17,7 @@
 
 #include "support_json.h"
 #include "support_paretod.h"
+#include "support_run.h"
 
 #define RECORDS 6000
 #define CUSTOMERS 900
@@ -99,6 +100,20 @@ static void start(struct daemon *d, const char *feed, const char *ckpt, const ch
 		     "--quiet", NULL);
 }
 
+/* Starts the daemon again on the whole feed (len bytes): its answers must
+ * be the report's, its byte count the file's; then stops it for good. */
+static void restart_and_compare(struct daemon *d, const char *source, const char *ckpt,
+				const char *interval, size_t len)
+{
+	start(d, source, ckpt, interval);
+	redisContext *c = client(d);
+	wait_records(c, RECORDS - 2);
+	compare_with_report(c, d->feed);
+	cr_assert_eq(info_number(c, "feed_bytes"), (long long)len);
+	daemon_shutdown(d, c);
+	daemon_remove_dir(d);
+}
+
 /* A daemon in a fresh directory (checkpoint ckpt there) that has read the
  * whole feed of `seed` (its text in *text, *len bytes): a client on it. */
 static redisContext *start_fed(struct daemon *d, char *ckpt, size_t size, unsigned seed,
@@ -118,13 +133,7 @@ static redisContext *start_fed(struct daemon *d, char *ckpt, size_t size, unsign
 static void stop_with(struct daemon *d, int signo)
 {
 	cr_assert_eq(kill(d->pid, signo), 0);
-	int status = 0;
-	for (int i = 0; i < 500 && waitpid(d->pid, &status, WNOHANG) == 0; i++)
-		sleep_ms(10);
-	char *log = read_text(d->log);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d; log:\n%s",
-		  status, log);
-	free(log);
+	daemon_wait_exit(d);
 }
 
 /*
@@ -196,14 +205,8 @@ Test(paretod_checkpoint, followed_file_stopped_inside_a_line)
 	stop_with(&d, SIGINT);
 	redisFree(c);
 	write_bytes(d.feed, "a", text + half, len - half);
-	start(&d, source, ckpt, "60");
-	c = client(&d);
-	wait_records(c, RECORDS - 2);
-	compare_with_report(c, d.feed);
-	cr_assert_eq(info_number(c, "feed_bytes"), (long long)len);
-	daemon_shutdown(&d, c);
+	restart_and_compare(&d, source, ckpt, "60", len);
 	free(text);
-	daemon_remove_dir(&d);
 }
 
 /* SAVE replies +OK with the file in place; INFO persistence tells of it;
@@ -332,13 +335,8 @@ Test(paretod_checkpoint, corrupt_checkpoint_or_other_scale_refused)
 	size_t len;
 	daemon_shutdown(&d, start_fed(&d, ckpt, sizeof ckpt, 16, "60", &text, &len));
 	assert_start_refused(&d, ckpt, "3", "--scale 2");
-	struct stat st;
-	cr_assert_eq(stat(ckpt, &st), 0);
-	size_t size = (size_t)st.st_size;
-	char *bytes = malloc(size);
-	FILE *f = fopen(ckpt, "rb");
-	cr_assert_eq(fread(bytes, 1, size, f), size);
-	fclose(f);
+	size_t size;
+	char *bytes = read_file(ckpt, &size);
 	bytes[size / 2] ^= 4;
 	write_bytes(ckpt, "w", bytes, size);
 	assert_start_refused(&d, ckpt, "2", "checksum");
@@ -401,14 +399,8 @@ Test(paretod_checkpoint, crash_after_a_periodic_checkpoint)
 		sleep_ms(10);
 	}
 	write_bytes(d.feed, "a", text + cut[1], len - cut[1]);
-	start(&d, source, ckpt, "1");
-	c = client(&d);
-	wait_records(c, RECORDS - 2);
-	compare_with_report(c, d.feed);
-	cr_assert_eq(info_number(c, "feed_bytes"), (long long)len);
-	daemon_shutdown(&d, c);
+	restart_and_compare(&d, source, ckpt, "1", len);
 	free(text);
-	daemon_remove_dir(&d);
 }
 
 /* A binary feed (pareto convert) resumes at its record boundary too. */
