@@ -1,4 +1,4 @@
-/* ranker.c - paretod's ranker thread; see ranker.h. */
+/* ranker.c - paretod's ranker and rebaser threads; see ranker.h. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -223,6 +223,25 @@ static int next_ranking(struct pr_ranker *r, int w, const struct batch *b,
 	return 0;
 }
 
+/*
+ * The next item of a thread's inbox, blocking on its eventfd while there is
+ * none; NULL once the ranker stops. The eventfd keeps a count, so a push
+ * between the pop and the read is not lost.
+ */
+static void *next_item(struct pr_ranker *r, struct pr_spsc_ring *inbox, int fd)
+{
+	for (;;) {
+		void *item = pr_spsc_ring_pop(inbox);
+		if (item)
+			return item;
+		if (atomic_load_explicit(&r->stop, memory_order_acquire))
+			return NULL;
+		uint64_t wakes;
+		if (read(fd, &wakes, sizeof wakes) < 0 && errno != EINTR)
+			return NULL;
+	}
+}
+
 /* ---- rebases -------------------------------------------------------------- */
 
 /* Copies what a snapshot reflects (not its ranking, base or references:
@@ -267,19 +286,11 @@ static void *rebaser_run(void *arg)
 {
 	struct pr_ranker *r = arg;
 	lower_priority();
-	for (;;) {
-		struct rebase_job *j = pr_spsc_ring_pop(&r->rebase_jobs);
-		if (j) {
-			rebase(r, j);
-			/* Cannot fail: one job per window is ever out. */
-			pr_spsc_ring_push(&r->rebase_done, j);
-			continue;
-		}
-		if (atomic_load_explicit(&r->stop, memory_order_acquire))
-			break;
-		uint64_t wakes;
-		if (read(r->rebase_fd, &wakes, sizeof wakes) < 0 && errno != EINTR)
-			break;
+	struct rebase_job *j;
+	while ((j = next_item(r, &r->rebase_jobs, r->rebase_fd))) {
+		rebase(r, j);
+		/* Cannot fail: one job per window is ever out. */
+		pr_spsc_ring_push(&r->rebase_done, j);
 	}
 	return NULL;
 }
@@ -433,21 +444,11 @@ static void *ranker_run(void *arg)
 {
 	struct pr_ranker *r = arg;
 	lower_priority();
-	for (;;) {
-		struct batch *b = pr_spsc_ring_pop(&r->inbox);
-		if (b) {
-			step(r, b);
-			batch_free(b);
-			atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
-			continue;
-		}
-		if (atomic_load_explicit(&r->stop, memory_order_acquire))
-			break;
-		uint64_t wakes;
-		/* Blocks until the writer pushes or stops us; an eventfd keeps
-		 * the count, so a push between the pop and the read is not lost. */
-		if (read(r->wake_fd, &wakes, sizeof wakes) < 0 && errno != EINTR)
-			break;
+	struct batch *b;
+	while ((b = next_item(r, &r->inbox, r->wake_fd))) {
+		step(r, b);
+		batch_free(b);
+		atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
 	}
 	return NULL;
 }
