@@ -1,5 +1,6 @@
 /* ranker.c - paretod's ranker and rebaser threads; see ranker.h. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -114,7 +115,12 @@ struct pr_ranker {
 	uint64_t generation[PR_WINDOW_COUNT]; /* bumped when base[w] is replaced */
 	bool rebasing[PR_WINDOW_COUNT];       /* a job for w is out */
 	uint64_t last_seq;
+	uint32_t last_customers[PR_SHARDS];   /* of the last batch */
 };
+
+/* After this long without a batch, a layered ranking is merged flat: a
+ * flat one answers lookups with fewer searches. */
+#define FLATTEN_IDLE_MS 100
 
 static int64_t now_ms(void)
 {
@@ -291,14 +297,17 @@ static void *rebaser_run(void *arg)
 		rebase(r, j);
 		/* Cannot fail: one job per window is ever out. */
 		pr_spsc_ring_push(&r->rebase_done, j);
+		uint64_t one = 1;
+		(void)!write(r->wake_fd, &one, sizeof one); /* an idle ranker adopts it */
 	}
 	return NULL;
 }
 
-/* Hands the layer of p (the newest of window w, after batch b) to the
- * rebaser; nothing happens if memory is short (the layer just grows). */
-static void rebase_start(struct pr_ranker *r, int w, struct pr_published *p,
-			 const struct batch *b)
+/* Hands the layer of p (the newest of window w, after batch seq with
+ * the customers per shard then) to the rebaser; nothing happens if memory
+ * is short (the layer just grows). */
+static void rebase_start(struct pr_ranker *r, int w, struct pr_published *p, uint64_t seq,
+			 const uint32_t *customers)
 {
 	struct rebase_job *j = calloc(1, sizeof *j);
 	if (!j || pr_id_directory_copy(&j->ids, &r->ids) < 0) {
@@ -307,12 +316,12 @@ static void rebase_start(struct pr_ranker *r, int w, struct pr_published *p,
 	}
 	j->window = w;
 	j->generation = r->generation[w];
-	j->seq = b->seq;
+	j->seq = seq;
 	j->base = r->base[w];
 	j->layered = p;
 	atomic_fetch_add_explicit(&j->base->refs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-	memcpy(j->customers, b->customers, sizeof j->customers);
+	memcpy(j->customers, customers, sizeof j->customers);
 	pr_spsc_ring_push(&r->rebase_jobs, j);
 	r->rebasing[w] = true;
 	uint64_t one = 1;
@@ -339,6 +348,25 @@ static void rebase_adopt(struct pr_ranker *r, struct rebase_job *j)
 	if (!base || !next || pr_ranking_layer_since(old->ranking, j->seq, &ch) < 0) {
 		free(base);
 		free(next);
+		return;
+	}
+	if (ch.count == 0) {
+		/* Nothing changed since: the flat ranking is the newest, and is
+		 * published in place of the layered one. */
+		free((void *)ch.refs);
+		free((void *)ch.revenue);
+		free(next);
+		describe_like(base, old);
+		base->ranking = j->result;
+		j->result = NULL;
+		atomic_init(&base->refs, 3); /* base[w], current[w] and the slot */
+		pr_published_release(r->base[w]);
+		pr_published_release(old);
+		r->base[w] = r->current[w] = base;
+		r->generation[w]++;
+		pr_published_release(
+			atomic_exchange_explicit(&r->latest[w], base, memory_order_acq_rel));
+		atomic_fetch_add_explicit(&r->rebases, 1, memory_order_relaxed);
 		return;
 	}
 	struct pr_ranking *layer;
@@ -368,15 +396,21 @@ static void rebase_adopt(struct pr_ranker *r, struct rebase_job *j)
 	atomic_fetch_add_explicit(&r->rebases, 1, memory_order_relaxed);
 }
 
-static void step(struct pr_ranker *r, const struct batch *b)
+static void adopt_finished(struct pr_ranker *r)
 {
-	int64_t began = now_ms();
 	struct rebase_job *done;
 	while ((done = pr_spsc_ring_pop(&r->rebase_done))) {
 		rebase_adopt(r, done);
 		job_free(done);
 	}
+}
+
+static void step(struct pr_ranker *r, const struct batch *b)
+{
+	int64_t began = now_ms();
+	adopt_finished(r);
 	r->last_seq = b->seq;
+	memcpy(r->last_customers, b->customers, sizeof r->last_customers);
 	if (b->chunks_reset)
 		for (uint32_t s = 0; s < PR_SHARDS; s++)
 			r->ids.count[s] = 0;
@@ -431,7 +465,7 @@ static void step(struct pr_ranker *r, const struct batch *b)
 		 * cost more than an O(N) merge now and then (measured: 30% of a
 		 * core at 1/8 for 50K records/s over 1M customers). */
 		if (!flat && !r->rebasing[w] && pr_ranking_layer_size(p->ranking) > customers / 32)
-			rebase_start(r, w, p, b);
+			rebase_start(r, w, p, b->seq, b->customers);
 		pr_published_release(atomic_exchange_explicit(&r->latest[w], p, memory_order_acq_rel));
 		atomic_fetch_add_explicit(&r->steps, 1, memory_order_relaxed);
 		if (b->whole)
@@ -444,11 +478,35 @@ static void *ranker_run(void *arg)
 {
 	struct pr_ranker *r = arg;
 	lower_priority();
-	struct batch *b;
-	while ((b = next_item(r, &r->inbox, r->wake_fd))) {
-		step(r, b);
-		batch_free(b);
-		atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
+	for (;;) {
+		adopt_finished(r);
+		struct batch *b = pr_spsc_ring_pop(&r->inbox);
+		if (b) {
+			step(r, b);
+			batch_free(b);
+			atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
+			continue;
+		}
+		if (atomic_load_explicit(&r->stop, memory_order_acquire))
+			break;
+		/* Idle: wait for a batch or a finished rebase, and after a
+		 * quiet spell merge what is still layered. */
+		bool layered = false;
+		for (int w = 0; w < PR_WINDOW_COUNT; w++)
+			layered |= r->current[w] && r->current[w]->base && !r->rebasing[w];
+		struct pollfd pfd = { .fd = r->wake_fd, .events = POLLIN };
+		int n = poll(&pfd, 1, layered ? FLATTEN_IDLE_MS : -1);
+		if (n == 0) {
+			for (int w = 0; w < PR_WINDOW_COUNT; w++)
+				if (r->current[w] && r->current[w]->base && !r->rebasing[w])
+					rebase_start(r, w, r->current[w], r->last_seq,
+						     r->last_customers);
+			continue;
+		}
+		uint64_t wakes;
+		if ((n < 0 && errno != EINTR) ||
+		    (n > 0 && read(r->wake_fd, &wakes, sizeof wakes) < 0 && errno != EINTR))
+			break;
 	}
 	return NULL;
 }

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "pareto/engine.h"
 #include "pareto/ranking.h"
@@ -155,6 +156,37 @@ Test(ranker, merges_batches_too_large_to_layer)
 		assert_same(p, e, PR_WINDOW_ALL, where);
 		pr_published_release(p);
 	}
+	pr_ranker_destroy(r);
+	pr_engine_destroy(e);
+}
+
+Test(ranker, flattens_a_layer_when_idle)
+{
+	int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
+	struct pr_engine_options opt;
+	pr_engine_options_init(&opt);
+	struct pr_engine *e;
+	cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
+	struct pr_ranker *r;
+	cr_assert_eq(pr_ranker_create(&r, e, 0, NULL), 0);
+	uint64_t x = 7;
+	add_records(e, &x, &ts, 5000);
+	pr_published_release(pr_ranker_wait(r, PR_WINDOW_ALL)); /* flat: built whole */
+	add_records(e, &x, &ts, 20);
+	struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
+	cr_assert_not_null(p);
+	cr_assert_not_null(p->base, "a few changes are published as a layer");
+	pr_published_release(p);
+	/* Quiet for longer than FLATTEN_IDLE_MS: the same records come flat. */
+	struct pr_published *flat = NULL;
+	for (int i = 0; i < 200 && !flat; i++) {
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+		flat = pr_ranker_take(r, PR_WINDOW_ALL);
+	}
+	cr_assert_not_null(flat, "nothing published after 2 s idle");
+	cr_assert_null(flat->base, "still layered");
+	assert_same(flat, e, PR_WINDOW_ALL, "flattened");
+	pr_published_release(flat);
 	pr_ranker_destroy(r);
 	pr_engine_destroy(e);
 }
