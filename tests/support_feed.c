@@ -1347,8 +1347,26 @@ static char **environment_with(const char *const extra[])
 	return env;
 }
 
+static int spawn_and_run(const char *const argv[], const char *const env_extra[],
+			 const void *input, size_t in_len, uint64_t piece_seed,
+			 struct proc_result *r);
+
 int proc_run(const char *const argv[], const char *const env_extra[], const void *input,
 	     size_t in_len, struct proc_result *r)
+{
+	return spawn_and_run(argv, env_extra, input, in_len, 0, r);
+}
+
+int proc_run_pieces(const char *const argv[], const char *const env_extra[], const void *input,
+		    size_t in_len, uint64_t seed, struct proc_result *r)
+{
+	return spawn_and_run(argv, env_extra, input, in_len, seed | 1, r);
+}
+
+/* piece_seed 0: write as much as the pipe takes. */
+static int spawn_and_run(const char *const argv[], const char *const env_extra[],
+			 const void *input, size_t in_len, uint64_t piece_seed,
+			 struct proc_result *r)
 {
 	memset(r, 0, sizeof *r);
 	signal(SIGPIPE, SIG_IGN); /* a child that stops reading must not kill the test */
@@ -1405,7 +1423,16 @@ int proc_run(const char *const argv[], const char *const env_extra[], const void
 			}
 		}
 		if (in_fd >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-			ssize_t n = write(in_fd, (const char *)input + written, in_len - written);
+			size_t piece = in_len - written;
+			if (piece_seed) {
+				piece_seed ^= piece_seed << 13;
+				piece_seed ^= piece_seed >> 7;
+				piece_seed ^= piece_seed << 17;
+				size_t most = 1 + (size_t)(piece_seed % 8192);
+				if (piece > most)
+					piece = most;
+			}
+			ssize_t n = write(in_fd, (const char *)input + written, piece);
 			if (n > 0)
 				written += (size_t)n;
 			if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == in_len) {

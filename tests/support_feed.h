@@ -223,6 +223,10 @@ struct proc_result {
  */
 int proc_run(const char *const argv[], const char *const env_extra[], const void *input,
 	     size_t in_len, struct proc_result *r);
+/* The same, writing the input in pieces of 1 byte to 8 KiB, their sizes
+ * drawn from `seed`, as a producer that writes what it has would. */
+int proc_run_pieces(const char *const argv[], const char *const env_extra[], const void *input,
+		    size_t in_len, uint64_t seed, struct proc_result *r);
 void proc_result_free(struct proc_result *r);
 
 /* A fresh mkdtemp directory under $TMPDIR or /tmp (malloc'ed path). */

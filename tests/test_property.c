@@ -31,6 +31,7 @@ struct run_context {
 	const struct feed_csv *csv;
 	const char *const *customers;
 	size_t customer_count;
+	bool piped; /* the feed on standard input, written in random-size pieces */
 };
 
 static const char *const variant_args[] = {
@@ -123,19 +124,22 @@ static bool check_run(const struct run_context *ctx, int window, bool variant, u
 	if (variant)
 		for (size_t i = 0; i < sizeof variant_args / sizeof variant_args[0]; i++)
 			argv[n++] = variant_args[i];
-	argv[n++] = ctx->csv_path;
+	argv[n++] = ctx->piped ? "-" : ctx->csv_path;
 	argv[n] = NULL;
 	cr_assert_lt(n, MAX_ARGS);
 
 	/* Several threads split even a small file when told the minimum is 1 byte. */
 	const char *const env[] = { "PARETO_PARALLEL_MIN_BYTES=1", NULL };
 	struct proc_result r;
-	cr_assert_eq(proc_run(argv, threads > 1 ? env : NULL, NULL, 0, &r), 0, "seed %u: spawn %s",
-		     ctx->seed, PARETO_BIN);
+	int spawned = ctx->piped ? proc_run_pieces(argv, threads > 1 ? env : NULL, ctx->csv->text,
+						   ctx->csv->len, ctx->seed, &r)
+				 : proc_run(argv, threads > 1 ? env : NULL, NULL, 0, &r);
+	cr_assert_eq(spawned, 0, "seed %u: spawn %s", ctx->seed, PARETO_BIN);
 	char where[400];
-	snprintf(where, sizeof where, "seed %u [%s] window %s%s threads %u%s%s", ctx->seed, ctx->what,
-		 ref_window_name(window), variant ? " (other cut points)" : "", threads,
-		 ask & ASK_STORES ? " by store" : "", ask & ASK_LAPSED ? " lapsed" : "");
+	snprintf(where, sizeof where, "seed %u [%s] window %s%s threads %u%s%s%s", ctx->seed,
+		 ctx->what, ref_window_name(window), variant ? " (other cut points)" : "", threads,
+		 ask & ASK_STORES ? " by store" : "", ask & ASK_LAPSED ? " lapsed" : "",
+		 ctx->piped ? " through a pipe" : "");
 	bool ok = false;
 	struct tj *report = NULL;
 	char error[128], why[512];
@@ -222,7 +226,7 @@ static void run_seed(unsigned seed, const char *dir, struct failures *fails)
 		fprintf(stderr, "seed %u: %s, %zu bytes of CSV\n", seed, what, csv.len);
 	const char *customers[8];
 	size_t customer_count = pick_customers(&f, seed, customers, 8);
-	struct run_context ctx = { seed, what, &f, path, &csv, customers, customer_count };
+	struct run_context ctx = { seed, what, &f, path, &csv, customers, customer_count, false };
 	/* Each seed runs on one thread and on 2, 3 or 4. */
 	unsigned many = 2 + (seed / 2) % 3;
 	unsigned threads = seed % 2 ? 1 : many, other = seed % 2 ? many : 1;
@@ -237,6 +241,11 @@ static void run_seed(unsigned seed, const char *dir, struct failures *fails)
 			     1 + seed % 2, fails);
 	ok = ok && check_run(&ctx, 0, true, other, 1000000, 1000000, ASK_ALL, fails);
 	ok = ok && check_run(&ctx, 1 + (int)(seed % 6), true, threads, 3, 2, ASK_ALL, fails);
+	/* The same feed through a pipe, in pieces of random sizes. */
+	struct run_context piped = ctx;
+	piped.piped = true;
+	ok = ok && check_run(&piped, (int)(seed % REF_WINDOW_COUNT), false, other, 1000000, 1000000,
+			     ASK_ALL, fails);
 
 	unlink(path);
 	free(path);
