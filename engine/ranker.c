@@ -48,6 +48,7 @@ struct batch {
 	struct chunk_grant *grants; /* grant_count */
 	uint32_t grant_count;
 	uint32_t customers[PR_SHARDS];
+	uint64_t customer_count;    /* their sum */
 };
 
 /*
@@ -199,10 +200,7 @@ static int next_ranking(struct pr_ranker *r, int w, const struct batch *b,
 	} else {
 		const struct pr_published *base = r->base[w], *old = r->current[w];
 		const struct pr_ranking *prev = old == base ? NULL : old->ranking;
-		uint64_t customers = 0;
-		for (uint32_t s = 0; s < PR_SHARDS; s++)
-			customers += b->customers[s];
-		if ((prev ? pr_ranking_layer_size(prev) : 0) + ch->count <= customers / 2) {
+		if ((prev ? pr_ranking_layer_size(prev) : 0) + ch->count <= b->customer_count / 2) {
 			*flat = false;
 			return pr_ranking_layer(r->engine, &r->ids, base->ranking, prev, ch, out);
 		}
@@ -458,13 +456,10 @@ static void step(struct pr_ranker *r, const struct batch *b)
 		}
 		pr_published_release(old);
 		r->current[w] = p;
-		uint64_t customers = 0;
-		for (uint32_t s = 0; s < PR_SHARDS; s++)
-			customers += b->customers[s];
 		/* Past 1/32 of the customers a layer's O(K) copies per batch
 		 * cost more than an O(N) merge now and then (measured: 30% of a
 		 * core at 1/8 for 50K records/s over 1M customers). */
-		if (!flat && !r->rebasing[w] && pr_ranking_layer_size(p->ranking) > customers / 32)
+		if (!flat && !r->rebasing[w] && pr_ranking_layer_size(p->ranking) > b->customer_count / 32)
 			rebase_start(r, w, p, b->seq, b->customers);
 		pr_published_release(atomic_exchange_explicit(&r->latest[w], p, memory_order_acq_rel));
 		atomic_fetch_add_explicit(&r->steps, 1, memory_order_relaxed);
@@ -653,6 +648,7 @@ static struct batch *batch_cut(struct pr_ranker *r, bool whole, bool chunks_rese
 		const struct shard *sh = &e->shards[s];
 		const struct pr_id_table *t = &sh->customers;
 		b->customers[s] = t->count;
+		b->customer_count += t->count;
 		for (uint32_t c = chunks_reset ? 0 : r->sent_chunks[s]; c < t->chunk_count; c++)
 			b->grants[b->grant_count++] = (struct chunk_grant){ s, t->entry_chunks[c] };
 		uint32_t n = whole ? t->count : sh->changed_count;
