@@ -71,16 +71,22 @@ static void assert_same(const struct pr_published *p, struct pr_engine *e, enum 
 	pr_ranking_destroy(whole);
 }
 
+/* An engine with default options and its ranker. */
+static void start(struct pr_engine **e, struct pr_ranker **r, unsigned interval_ms)
+{
+	struct pr_engine_options opt;
+	pr_engine_options_init(&opt);
+	cr_assert_eq(pr_engine_create(e, &opt, NULL), 0);
+	cr_assert_eq(pr_ranker_create(r, *e, interval_ms, NULL), 0);
+}
+
 Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
 {
 	int64_t t0 = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
 	for (uint64_t seed = 1; seed <= 4; seed++) {
-		struct pr_engine_options opt;
-		pr_engine_options_init(&opt);
 		struct pr_engine *e;
-		cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
 		struct pr_ranker *r;
-		cr_assert_eq(pr_ranker_create(&r, e, seed % 2 ? 0 : 1, NULL), 0);
+		start(&e, &r, seed % 2 ? 0 : 1);
 		uint64_t x = seed * 0x9e3779b97f4a7c15ull;
 		int64_t ts = t0;
 		/* A snapshot held across rounds must stay whole (ASan checks). */
@@ -140,12 +146,9 @@ Test(ranker, merges_batches_too_large_to_layer)
 	 * make a layer, then a batch of most customers goes into one merge
 	 * with the layer's changes, customers in both taking the later. */
 	int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
-	struct pr_engine_options opt;
-	pr_engine_options_init(&opt);
 	struct pr_engine *e;
-	cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
 	struct pr_ranker *r;
-	cr_assert_eq(pr_ranker_create(&r, e, 0, NULL), 0);
+	start(&e, &r, 0);
 	uint64_t x = 42;
 	for (int round = 0; round < 24; round++) {
 		add_records(e, &x, &ts, round % 3 == 2 ? 6000 : 40);
@@ -163,12 +166,9 @@ Test(ranker, merges_batches_too_large_to_layer)
 Test(ranker, flattens_a_layer_when_idle)
 {
 	int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
-	struct pr_engine_options opt;
-	pr_engine_options_init(&opt);
 	struct pr_engine *e;
-	cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
 	struct pr_ranker *r;
-	cr_assert_eq(pr_ranker_create(&r, e, 0, NULL), 0);
+	start(&e, &r, 0);
 	uint64_t x = 7;
 	add_records(e, &x, &ts, 5000);
 	pr_published_release(pr_ranker_wait(r, PR_WINDOW_ALL)); /* flat: built whole */
@@ -193,12 +193,9 @@ Test(ranker, flattens_a_layer_when_idle)
 
 Test(ranker, waits_for_nothing_when_nothing_changed)
 {
-	struct pr_engine_options opt;
-	pr_engine_options_init(&opt);
 	struct pr_engine *e;
-	cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
 	struct pr_ranker *r;
-	cr_assert_eq(pr_ranker_create(&r, e, 10, NULL), 0);
+	start(&e, &r, 10);
 	/* An empty engine still gets a ranking: empty, citing 0 records. */
 	struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
 	cr_assert_not_null(p);
