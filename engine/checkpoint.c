@@ -648,6 +648,8 @@ static void r_pairs(struct reader *r, struct pr_engine *e, uint32_t s)
 	}
 	if (p != end)
 		FAIL("shard %u: %llu bytes after the pairs", s, (unsigned long long)(end - p));
+	if (e->lean)
+		return; /* no pairs (keeps no stores), and its customers name none */
 	/* Every customer's inline pairs name pairs of its own. */
 	uint32_t customers = sh->customers.count, stores = e->stores.count;
 	uint64_t named = 0, indexed = 0;
@@ -773,10 +775,16 @@ static void bound_add(struct sum_bound *b, const struct pr_period_sums *sums)
 #define TIME_MIN_MS (-62167219200000LL) /* 0000-01-01, as engine.c */
 #define TIME_MAX_MS (253402300799999LL) /* 9999-12-31T23:59:59.999 */
 
-static void check_customers(struct reader *r, const struct shard *sh, uint32_t s,
+static void check_customers(struct reader *r, const struct pr_engine *e, uint32_t s,
 			    struct sum_bound *b)
 {
-	for (uint32_t local = 0; local < sh->customers.count; local++) {
+	const struct shard *sh = &e->shards[s];
+	for (uint32_t local = 0; e->lean && local < sh->customers.count; local++) {
+		const struct customer_total *t = pr_id_table_value(&sh->customers, local);
+		b->all += magnitude(t->all_minor);
+		b->broken |= b->all > b->volume;
+	}
+	for (uint32_t local = 0; !e->lean && local < sh->customers.count; local++) {
 		const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
 		if (c->first_ms < TIME_MIN_MS || c->last_ms > TIME_MAX_MS || c->first_ms > c->last_ms)
 			FAIL("shard %u: customer %u's first and last purchase times", s, local);
@@ -875,11 +883,11 @@ static int load(struct reader *r, const struct pr_engine_options *opt, struct pr
 			corrupt(r, "expected shard %u", s);
 		char what[32];
 		snprintf(what, sizeof what, "shard %u customers", s);
-		r_id_table(r, &sh->customers, sizeof(struct customer_aggregate),
+		r_id_table(r, &sh->customers, sh->customers.value_bytes,
 			   PR_SHARD_LOCAL_MAX - 1, (int)s, opt->hash, what);
 		total += sh->customers.count;
 		if (!r->rc)
-			check_customers(r, sh, s, &customer_bound);
+			check_customers(r, e, s, &customer_bound);
 		r_pairs(r, e, s);
 		for (uint32_t at = 0; !r->rc && at < sh->pairs.count; at++)
 			bound_add(&pair_bound, &((const struct pair_aggregate *)

@@ -22,8 +22,10 @@
  *     "ENGN" what the engine keeps, a probe of its id hash, the counters;
  *     "BLOB" the caller's bytes;
  *     "STOR" the store table: count, hashes, id lengths, id bytes;
- *     "SHRD" x 256: the shard's customers (count, hashes, id lengths, id
- *       bytes, then struct customer_aggregate raw, 128 bytes each), its
+ *     "SHRD" x 256: the shard's customers (count, value size, hashes, id
+ *       lengths, id bytes, then their values raw: struct customer_aggregate,
+ *       128 bytes each, or for an engine that keeps nothing but totals
+ *       struct customer_total, 8), its
  *       pairs (count, byte length, then per pair LEB128 varints: customer,
  *       store, the seven sums and the month zigzagged; about 25 bytes
  *       instead of 72) and its days (log or set; count, byte length, per

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,12 +57,14 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 		return pr_error_set(err, -ENOMEM, "out of memory creating the engine");
 	}
 	e->opt = *opt;
+	e->lean = !opt->keep_periods && !opt->keep_stores && !opt->keep_days;
+	uint32_t value_bytes = e->lean ? sizeof(struct customer_total)
+				       : sizeof(struct customer_aggregate);
 	uint64_t per_shard = opt->customers_hint / PR_SHARDS + 1;
 	int rc = pr_id_table_init(&e->stores, 64, 8, NULL);
 	for (uint32_t s = 0; s < PR_SHARDS && rc == 0; s++) {
 		struct shard *sh = &e->shards[s];
-		rc = pr_id_table_init(&sh->customers, per_shard,
-				      sizeof(struct customer_aggregate), opt->hash);
+		rc = pr_id_table_init(&sh->customers, per_shard, value_bytes, opt->hash);
 		pr_stable_array_init(&sh->pairs, sizeof(struct pair_aggregate));
 		pr_day_history_init(&sh->days);
 	}
@@ -111,6 +114,9 @@ uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t 
 }
 
 _Static_assert(sizeof(struct customer_aggregate) == 128, "a customer is two cache lines");
+_Static_assert(offsetof(struct customer_aggregate, sums.all_minor) == 0 &&
+		       offsetof(struct customer_total, all_minor) == 0,
+	       "both layouts begin with the all-time revenue (customer_revenue)");
 
 /* A new pair for the customer in `store`; NULL, with nothing changed, when
  * memory ran out. */
@@ -198,8 +204,15 @@ static int apply(struct pr_engine *e, uint64_t hash, const char *customer_id,
 					    hash, &created);
 	if (local == PR_ID_NONE)
 		return -ENOMEM;
-	struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
 	const struct pr_engine_options *o = &e->opt;
+	if (e->lean) {
+		struct customer_total *t = pr_id_table_value(&sh->customers, local);
+		t->all_minor += amount_minor; /* zero when created */
+		if (o->keep_changes)
+			note_change(sh, local);
+		return 0;
+	}
+	struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
 	int32_t day = (int32_t)pr_day_of(ts_ms);
 	if (created) {
 		pr_period_sums_init(&c->sums);

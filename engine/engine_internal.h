@@ -39,6 +39,18 @@
 
 struct lane;
 
+/*
+ * A customer's value, in one of two layouts chosen when the engine is
+ * created. An engine that keeps windows, stores or purchase days holds struct
+ * customer_aggregate (128 bytes, two cache lines); one that keeps none of
+ * them (the default report) holds only what it can answer, each customer's
+ * all-time revenue: struct customer_total, 8 bytes. Both begin with the
+ * all-time sum, so customer_revenue reads window all from either.
+ */
+struct customer_total {
+	int64_t all_minor;
+};
+
 struct customer_aggregate {
 	struct pr_period_sums sums;
 	int64_t first_ms, last_ms;
@@ -73,6 +85,7 @@ struct shard {
 
 struct pr_engine {
 	struct pr_engine_options opt;
+	bool lean; /* customer values are struct customer_total (no periods, stores, days) */
 	struct shard shards[PR_SHARDS];
 	struct pr_id_table stores;
 	bool bulk;
@@ -103,10 +116,23 @@ static inline const struct pr_id_table *ref_table(const struct pr_engine *e, uin
 	return &e->shards[ref & (PR_SHARDS - 1)].customers;
 }
 
+/* A customer's value by ref: a struct customer_aggregate unless the engine
+ * is lean (then read it through customer_revenue only). */
 static inline const struct customer_aggregate *engine_customer(const struct pr_engine *e,
 							       uint32_t ref)
 {
 	return pr_id_table_value(ref_table(e, ref), ref >> PR_SHARD_BITS);
+}
+
+/* A customer's revenue in `window` (one the engine keeps, engine_can_rank)
+ * from his value in either layout. */
+static inline int64_t customer_revenue(const struct pr_engine *e, const void *value,
+				       enum pr_window window)
+{
+	if (window == PR_WINDOW_ALL) /* the first 8 bytes of both layouts */
+		return *(const int64_t *)value;
+	return pr_period_sums_in(&((const struct customer_aggregate *)value)->sums, window,
+				 &e->watermark_periods);
 }
 
 static inline const struct pr_id_entry *engine_customer_id(const struct pr_engine *e,

@@ -616,7 +616,7 @@ static void revenues(const struct pr_engine *e, const struct customer_aggregate 
 {
 	for (int w = 0; w < PR_WINDOW_COUNT; w++)
 		if (windows & WINDOW_BIT(w))
-			*out++ = pr_period_sums_in(&c->sums, (enum pr_window)w, &e->watermark_periods);
+			*out++ = customer_revenue(e, c, (enum pr_window)w);
 }
 
 /* The batch of what changed (or, whole, of every customer), or NULL. */

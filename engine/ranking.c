@@ -227,8 +227,7 @@ int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
 		const struct pr_id_table *t = &e->shards[shard].customers;
 		for (uint32_t i = 0; i < t->count; i++) {
-			const struct customer_aggregate *c = pr_id_table_value(t, i);
-			int64_t revenue = pr_period_sums_in(&c->sums, window, &e->watermark_periods);
+			int64_t revenue = customer_revenue(e, pr_id_table_value(t, i), window);
 			if (revenue > 0)
 				r->entries[r->n++] = (struct rank_entry){ revenue, customer_ref(shard, i), 0 };
 		}
@@ -425,9 +424,9 @@ static int journal_changes(const struct pr_engine *e, enum pr_window window, uin
 		customers[shard] = sh->customers.count;
 		for (uint32_t i = 0; i < sh->changed_count; i++) {
 			uint32_t local = sh->changed[i];
-			const struct customer_aggregate *c = pr_id_table_value(&sh->customers, local);
 			refs[k] = customer_ref(shard, local);
-			revenue[k++] = pr_period_sums_in(&c->sums, window, &e->watermark_periods);
+			revenue[k++] = customer_revenue(e, pr_id_table_value(&sh->customers, local),
+							window);
 		}
 	}
 	*ch = (struct pr_ranking_changes){ .window = window, .periods = e->watermark_periods,
@@ -562,10 +561,8 @@ static int index_from_engine(struct pr_ranking *r)
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
 		const struct pr_id_table *t = &e->shards[shard].customers;
 		int64_t *revenue_of = r->revenue_of + r->shard_start[shard];
-		for (uint32_t i = 0; i < t->count; i++) {
-			const struct customer_aggregate *c = pr_id_table_value(t, i);
-			revenue_of[i] = pr_period_sums_in(&c->sums, r->window, &e->watermark_periods);
-		}
+		for (uint32_t i = 0; i < t->count; i++)
+			revenue_of[i] = customer_revenue(e, pr_id_table_value(t, i), r->window);
 	}
 	return 0;
 }
@@ -675,15 +672,15 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 			return -ENOENT; /* first seen after the ranking was built */
 		revenue = r->revenue_of[r->shard_start[shard] + local];
 	} else {
-		const struct pr_period_sums *sums = &engine_customer(e, customer)->sums;
 		if (r->store >= 0) {
 			const struct pair_aggregate *pair =
 				engine_find_pair(e, customer, (uint32_t)r->store);
 			if (!pair)
 				return -ENOENT;
-			sums = &pair->sums;
+			revenue = pr_period_sums_in(&pair->sums, r->window, &e->watermark_periods);
+		} else {
+			revenue = customer_revenue(e, engine_customer(e, customer), r->window);
 		}
-		revenue = pr_period_sums_in(sums, r->window, &e->watermark_periods);
 	}
 	out->revenue_minor = revenue;
 	if (revenue <= 0)

@@ -265,9 +265,9 @@ Test(checkpoint, empty_engine)
 }
 
 /* A checkpoint of a small engine, and its bytes. */
-static char *small_checkpoint(char *path, size_t size, size_t *len)
+static char *small_checkpoint(char *path, size_t size, size_t *len, bool keep_all)
 {
-	struct pr_engine *e = new_engine(true);
+	struct pr_engine *e = new_engine(keep_all);
 	struct pr_engine *es[] = { e };
 	feed(es, 1, 9, 2000, pr_days_from_civil(2024, 3, 1) * PR_MS_PER_DAY, true);
 	temp_dir_path(path, size, "small.ckpt");
@@ -306,7 +306,7 @@ Test(checkpoint, truncated_file_refused)
 {
 	char path[256];
 	size_t len;
-	char *bytes = small_checkpoint(path, sizeof path, &len);
+	char *bytes = small_checkpoint(path, sizeof path, &len, true);
 	put(path, bytes, len - 1);
 	assert_refused(path, "truncated");
 	put(path, bytes, len / 2);
@@ -328,7 +328,7 @@ Test(checkpoint, flipped_byte_refused)
 {
 	char path[256];
 	size_t len;
-	char *bytes = small_checkpoint(path, sizeof path, &len);
+	char *bytes = small_checkpoint(path, sizeof path, &len, true);
 	/* Anywhere in the payload: the start, the middle, the last byte. */
 	size_t at[] = { 64, 100, len / 3, len / 2, len - 1 };
 	for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
@@ -382,7 +382,7 @@ Test(checkpoint, another_hash_refused)
 {
 	char path[256];
 	size_t len;
-	char *bytes = small_checkpoint(path, sizeof path, &len);
+	char *bytes = small_checkpoint(path, sizeof path, &len, true);
 	struct pr_engine_options opt;
 	pr_engine_options_init(&opt);
 	opt.hash = other_hash;
@@ -435,16 +435,25 @@ static void exercise(struct pr_engine *e)
 		free(lapsed);
 }
 
+/* The checksums of a file whose payload was changed, made to match again. */
+static void fix_checksums(char *bytes, size_t len)
+{
+	uint64_t hash = XXH3_64bits(bytes + 64, len - 64);
+	memcpy(bytes + 24, &hash, sizeof hash);
+	hash = XXH3_64bits(bytes, 56);
+	memcpy(bytes + 56, &hash, sizeof hash);
+}
+
 /*
  * Bytes changed and the checksums made to match again, as no accident
  * does: the file is refused, or it loads into an engine that answers
- * without fault, never anything in between.
+ * without fault, never anything in between. Both layouts of customers.
  */
-Test(checkpoint, altered_files_with_matching_checksums)
+static void alter_files(bool keep_all)
 {
 	char path[256];
 	size_t len;
-	char *bytes = small_checkpoint(path, sizeof path, &len);
+	char *bytes = small_checkpoint(path, sizeof path, &len, keep_all);
 	char *copy = malloc(len);
 	uint64_t x = 20261123;
 	int refused = 0;
@@ -452,10 +461,7 @@ Test(checkpoint, altered_files_with_matching_checksums)
 		memcpy(copy, bytes, len);
 		for (int i = 0, flips = 1 + (int)(support_next(&x) % 3); i < flips; i++)
 			copy[64 + support_next(&x) % (len - 64)] ^= (char)(1u << support_next(&x) % 8);
-		uint64_t hash = XXH3_64bits(copy + 64, len - 64);
-		memcpy(copy + 24, &hash, sizeof hash);
-		hash = XXH3_64bits(copy, 56);
-		memcpy(copy + 56, &hash, sizeof hash);
+		fix_checksums(copy, len);
 		put(path, copy, len);
 		struct pr_engine_options opt;
 		pr_engine_options_init(&opt);
@@ -476,6 +482,91 @@ Test(checkpoint, altered_files_with_matching_checksums)
 	}
 	cr_assert_gt(refused, 50, "only %d of 200 refused", refused);
 	free(copy);
+	free(bytes);
+	remove_path(path);
+}
+
+Test(checkpoint, altered_files_with_matching_checksums)
+{
+	alter_files(true);
+}
+
+Test(checkpoint, altered_files_keeping_totals_only)
+{
+	alter_files(false);
+}
+
+/* The keep flags of the "ENGN" section (payload offset 8) say which layout
+ * the customers' values have: a file whose flags were changed is refused
+ * for its value size, not read as the other layout. */
+Test(checkpoint, other_layout_refused)
+{
+	for (int keep_all = 0; keep_all < 2; keep_all++) {
+		char path[256];
+		size_t len;
+		char *bytes = small_checkpoint(path, sizeof path, &len, keep_all);
+		uint32_t keep;
+		memcpy(&keep, bytes + 64 + 8, sizeof keep);
+		cr_assert_eq(keep, keep_all ? 7u : 0u);
+		keep = keep_all ? 0 : 4; /* totals only; purchase days only */
+		memcpy(bytes + 64 + 8, &keep, sizeof keep);
+		fix_checksums(bytes, len);
+		put(path, bytes, len);
+		assert_refused(path, keep_all ? "values of 128 bytes, expected 8"
+					      : "values of 8 bytes, expected 128");
+		free(bytes);
+		remove_path(path);
+	}
+}
+
+/* A customer total past the volume of every record (which bounds every
+ * sum a ranking adds up) is refused in the 8-byte layout as in the full. */
+Test(checkpoint, total_beyond_volume_refused)
+{
+	struct pr_engine *e = new_engine(false);
+	struct pr_engine *es[] = { e };
+	feed(es, 1, 5, 500, pr_days_from_civil(2024, 3, 1) * PR_MS_PER_DAY, false);
+	const int64_t marked = 987654321012345; /* a total no counter or id shares */
+	struct pr_record r = { .ts_ms = pr_days_from_civil(2024, 6, 1) * PR_MS_PER_DAY,
+			       .amount_minor = marked, .customer = "marked", .customer_len = 6,
+			       .store = "S0", .store_len = 2 };
+	cr_assert_eq(pr_engine_add(e, &r), 0);
+	char path[256];
+	temp_dir_path(path, sizeof path, "lean.ckpt");
+	cr_assert_eq(pr_checkpoint_write(e, path, NULL, 0, NULL, NULL), 0);
+	pr_engine_destroy(e);
+	size_t len;
+	char *bytes = read_file(path, &len);
+	size_t at = 0, found = 0;
+	for (size_t i = 64; i + 8 <= len; i++) {
+		int64_t v;
+		memcpy(&v, bytes + i, sizeof v);
+		if (v == marked)
+			at = i, found++;
+	}
+	cr_assert_eq(found, 1, "the marked total appears %zu times", found);
+	/* Within the volume it loads and ranks first; past it, refused. */
+	int64_t lower = marked - 1;
+	memcpy(bytes + at, &lower, sizeof lower);
+	fix_checksums(bytes, len);
+	put(path, bytes, len);
+	void *blob;
+	size_t blob_len;
+	e = read_back(path, false, &blob, &blob_len);
+	struct pr_ranking *ranking;
+	cr_assert_eq(pr_ranking_build(e, PR_WINDOW_ALL, -1, &ranking, NULL), 0);
+	struct pr_ranked top;
+	cr_assert_eq(pr_ranking_at(ranking, 1, &top), 0);
+	cr_assert(top.customer_len == 6 && memcmp(top.customer, "marked", 6) == 0 &&
+		  top.revenue_minor == lower);
+	pr_ranking_destroy(ranking);
+	pr_engine_destroy(e);
+	free(blob);
+	int64_t beyond = INT64_MAX / 2;
+	memcpy(bytes + at, &beyond, sizeof beyond);
+	fix_checksums(bytes, len);
+	put(path, bytes, len);
+	assert_refused(path, "customer sums beyond the volume");
 	free(bytes);
 	remove_path(path);
 }
