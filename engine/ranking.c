@@ -670,7 +670,18 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		uint32_t shard = customer & (PR_SHARDS - 1), local = customer >> PR_SHARD_BITS;
 		if (local >= r->shard_start[shard + 1] - r->shard_start[shard])
 			return -ENOENT; /* first seen after the ranking was built */
-		revenue = r->revenue_of[r->shard_start[shard] + local];
+		uint64_t at = r->shard_start[shard] + local;
+		revenue = r->revenue_of[at];
+		if (r->place_of) {
+			/* A base keeps his place: no search through a run of
+			 * equal revenues, whose ids are a cache miss each. */
+			out->revenue_minor = revenue;
+			if (r->place_of[at] == 0)
+				return -ENOENT;
+			element(r, r->place_of[at] - 1, &x);
+			describe(r, r->place_of[at], &x, out);
+			return 0;
+		}
 	} else {
 		if (r->store >= 0) {
 			const struct pair_aggregate *pair =
