@@ -895,13 +895,15 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		addf(t, "# Ingest\r\nrecords:%llu\r\nrejected:%llu\r\nrounded:%llu\r\n"
 			"watermark:%s\r\nwatermark_ms:%lld\r\ncustomers:%llu\r\nstores:%u\r\n"
 			"records_per_sec:%.0f\r\nfeed_bytes:%llu\r\nfeeds:%u\r\nproducers:%u\r\n"
-			"feeds_open:%u\r\ningesting:%d\r\ntruncated_disconnects:%llu\r\n",
+			"feeds_open:%u\r\ningesting:%d\r\ntruncated_disconnects:%llu\r\n"
+			"apply_threads:%u\r\n",
 		     (unsigned long long)st.records, (unsigned long long)fs.rejected,
 		     (unsigned long long)fs.rounded, when,
 		     (long long)(st.has_watermark ? st.watermark_ms : 0),
 		     (unsigned long long)st.customers, st.stores, s->records_per_sec,
 		     (unsigned long long)fs.bytes, sources, producers, open,
-		     pr_server_ingesting(s) ? 1 : 0, (unsigned long long)s->truncated_disconnects);
+		     pr_server_ingesting(s) ? 1 : 0, (unsigned long long)s->truncated_disconnects,
+		     s->opt.engine.apply_threads > 1 ? s->opt.engine.apply_threads : 1);
 		for (int r = 0; r < PR_REJECT_REASON_COUNT; r++)
 			addf(t, "rejected_%s:%llu\r\n", pr_reject_reason_name(r),
 			     (unsigned long long)fs.by_reason[r]);
@@ -1030,6 +1032,7 @@ static void metrics_text(struct pr_server *s, struct text *t)
 char *pr_commands_metrics(struct pr_server *s, size_t *len)
 {
 	struct text t = { 0 };
+	pr_server_drain(s); /* the metrics socket's requests come between feed turns */
 	metrics_text(s, &t);
 	if (t.failed || !t.p) {
 		free(t.p);

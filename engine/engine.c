@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "shard_owners.h"
 #include "staged.h"
 #include "timeparse.h"
 
@@ -73,6 +74,12 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 		return pr_error_set(err, rc, "out of memory sizing tables for %llu customers",
 				    (unsigned long long)opt->customers_hint);
 	}
+	if (opt->apply_threads > 1 &&
+	    (rc = pr_shard_owners_start(&e->owners, e, opt->apply_threads)) < 0) {
+		pr_engine_destroy(e);
+		return pr_error_set(err, rc, "cannot start %u apply threads: %s", opt->apply_threads,
+				    strerror(-rc));
+	}
 	*out = e;
 	return 0;
 }
@@ -83,6 +90,7 @@ void pr_engine_destroy(struct pr_engine *e)
 {
 	if (!e)
 		return;
+	pr_shard_owners_stop(e->owners); /* before the tables they write go */
 	for (uint32_t s = 0; s < PR_SHARDS; s++) {
 		struct shard *sh = &e->shards[s];
 		pr_id_table_destroy(&sh->customers);
@@ -628,6 +636,17 @@ int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r)
 	if (e->bulk)
 		return pr_engine_add(e, r);
 	size_t bytes = pr_staged_size(r->customer_len);
+	if (e->owners) {
+		/* Counted here, on the caller's thread; applied by the owner of
+		 * its shard (shard_owners.h). */
+		uint32_t store;
+		int rc = accept_record(e, r, &store);
+		if (rc < 0)
+			return rc;
+		uint32_t shard = pr_engine_shard_of(e, r->customer, r->customer_len);
+		pr_staged_write(pr_shard_owners_stage(e->owners, shard, bytes), r, store);
+		return 0;
+	}
 	if (e->queue_bytes + bytes > QUEUE_BYTES) {
 		int rc = pr_engine_drain(e);
 		if (rc < 0)
@@ -644,20 +663,20 @@ int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r)
 
 int pr_engine_drain(struct pr_engine *e)
 {
-	int result = 0;
-	const unsigned char *at = e->queue, *end = e->queue + e->queue_bytes;
-	while (at < end) {
-		int rc = apply_staged(e, &at, end, NULL);
-		if (rc == 0)
-			break;
-		/* Out of memory for this record: it is dropped, and so uncounted. */
-		const struct pr_staged_record *s = (const void *)at;
-		unaccept(e, s->amount_minor);
-		at = (const unsigned char *)staged_next(s);
-		result = rc;
+	uint64_t dropped = 0, dropped_volume = 0;
+	int rc;
+	if (e->owners) {
+		rc = pr_shard_owners_drain(e->owners, &dropped, &dropped_volume);
+	} else {
+		rc = pr_engine_apply_queued(e, e->queue, e->queue + e->queue_bytes, &dropped,
+					    &dropped_volume);
+		e->queue_bytes = 0;
 	}
-	e->queue_bytes = 0;
-	return result;
+	/* Records that could not be applied (out of memory) are dropped, and
+	 * so uncounted (the watermark stays: it only ever moves forward). */
+	e->records -= dropped;
+	e->volume_minor -= dropped_volume;
+	return rc;
 }
 
 void pr_engine_state(const struct pr_engine *e, struct pr_engine_state *out)
@@ -804,6 +823,26 @@ int pr_engine_apply_staged(struct pr_engine *e, const unsigned char *begin,
 			   const unsigned char *end)
 {
 	return apply_staged(e, &begin, end, NULL);
+}
+
+int pr_engine_apply_queued(struct pr_engine *e, const unsigned char *begin,
+			   const unsigned char *end, uint64_t *dropped, uint64_t *dropped_volume_minor)
+{
+	int result = 0;
+	const unsigned char *at = begin;
+	while (at < end) {
+		int rc = apply_staged(e, &at, end, NULL);
+		if (rc == 0)
+			break;
+		/* Out of memory for this record: skipped, for the caller to uncount. */
+		const struct pr_staged_record *s = (const void *)at;
+		++*dropped;
+		*dropped_volume_minor += s->amount_minor < 0 ? -(uint64_t)s->amount_minor
+							     : (uint64_t)s->amount_minor;
+		at = (const unsigned char *)staged_next(s);
+		result = rc;
+	}
+	return result;
 }
 
 int pr_engine_merge_counts(struct pr_engine *e, uint64_t records, uint64_t volume_minor,

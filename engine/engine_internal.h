@@ -38,6 +38,7 @@
 #define PR_PAIR_INLINE 2
 
 struct lane;
+struct pr_shard_owners;
 
 /*
  * A customer's value, in one of two layouts chosen when the engine is
@@ -91,6 +92,7 @@ struct pr_engine {
 	bool bulk;
 	struct lane *lanes[PR_LANES_MAX]; /* bulk mode: staged records; owned */
 	unsigned char *queue; /* pr_engine_enqueue's staged records; owned */
+	struct pr_shard_owners *owners; /* apply threads (opt.apply_threads > 1); owned */
 	size_t queue_bytes;
 	unsigned lane_count;
 	uint64_t records;

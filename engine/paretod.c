@@ -62,6 +62,10 @@ static const char usage[] =
 	"                           this often (default 10)\n"
 	"  --ingest-batch-bytes N   feed bytes decoded between serving clients\n"
 	"                           (default 64K)\n"
+	"  --threads N              threads applying records, each owning a share of\n"
+	"                           the customers, while the server thread decodes\n"
+	"                           (default: the cores online; 1: the server thread\n"
+	"                           applies them itself)\n"
 	"  --alert-window W         window the alerts watch (default all)\n"
 	"  --tier-benefits SPEC     loyalty benefit per tier as discount%:cashback%\n"
 	"                           (default A=20:0,B=10:0,C=5:0)\n"
@@ -98,6 +102,7 @@ enum {
 	OPT_MAX_CLIENTS,
 	OPT_RANK_INTERVAL,
 	OPT_INGEST_BATCH,
+	OPT_THREADS,
 	OPT_ALERT_WINDOW,
 	OPT_TIER_BENEFITS,
 	OPT_SHOW_ERRORS,
@@ -119,6 +124,7 @@ static const struct option options[] = {
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "rank-interval-ms", required_argument, NULL, OPT_RANK_INTERVAL },
 	{ "ingest-batch-bytes", required_argument, NULL, OPT_INGEST_BATCH },
+	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "alert-window", required_argument, NULL, OPT_ALERT_WINDOW },
 	{ "tier-benefits", required_argument, NULL, OPT_TIER_BENEFITS },
 	{ "show-errors", required_argument, NULL, OPT_SHOW_ERRORS },
@@ -294,6 +300,11 @@ static int apply(struct settings *st, int id, const char *name, const char *valu
 		if (!parse_size(value, 1u << 30, &v) || v < 1)
 			return bad(st, name, "a size of at least 1 byte", value);
 		o->ingest_batch_bytes = v;
+		return 0;
+	case OPT_THREADS:
+		if (!parse_size(value, PR_SERVER_APPLY_THREADS_MAX, &v) || v < 1)
+			return bad(st, name, "a count from 1 to 64", value);
+		o->engine.apply_threads = (unsigned)v;
 		return 0;
 	case OPT_ALERT_WINDOW:
 		if (pr_window_parse(value, &o->alert_window) < 0)

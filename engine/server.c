@@ -96,6 +96,10 @@ void pr_server_options_init(struct pr_server_options *o)
 	pr_feed_options_init(&o->feed);
 	pr_engine_options_init(&o->engine);
 	o->engine.threads = 1;
+	/* One apply thread per core online, as pareto report's threads. */
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	o->engine.apply_threads = cores < 1 ? 1 : cores > PR_SERVER_APPLY_THREADS_MAX
+							 ? PR_SERVER_APPLY_THREADS_MAX : (unsigned)cores;
 	o->max_request_bytes = 1u << 20;
 	o->max_output_bytes = 64u << 20;
 	o->max_clients = 10000;
@@ -825,6 +829,8 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 		io_uring_cq_advance(&s->ring, seen);
 	}
 	notify("STOPPING=1");
+	/* What completions enqueued since the last feed turn. */
+	pr_server_drain(s);
 	/* Before the socket is removed (pr_server_destroy). */
 	int final = pr_persist_final(s, err);
 	struct pr_engine_state st;

@@ -42,6 +42,7 @@
 #include "resp.h"
 
 #define PR_SERVER_MAX_FEEDS 64
+#define PR_SERVER_APPLY_THREADS_MAX 64 /* --threads (shard_owners.h) */
 
 /* A loyalty benefit of a tier, in hundredths of a percent (2000 = 20%). */
 struct pr_tier_benefit {
@@ -56,6 +57,8 @@ struct pr_server_options {
 	const char *feeds[PR_SERVER_MAX_FEEDS];
 	size_t feed_count;
 	struct pr_feed_options feed;     /* as the report command's */
+	/* engine.apply_threads: --threads, threads applying the records
+	 * (default: the cores online; 1: the server thread applies them) */
 	struct pr_engine_options engine;
 	size_t max_request_bytes;  /* 1 MiB */
 	size_t max_output_bytes;   /* 64 MiB */

@@ -90,6 +90,17 @@ int pr_engine_apply_staged(struct pr_engine *e, const unsigned char *begin,
 			   const unsigned char *end);
 
 /*
+ * Applies staged records [begin, end) as pr_engine_apply_staged does, but a
+ * record that fails for memory is skipped and the rest applied: *dropped
+ * and *dropped_volume_minor are increased by the records skipped and their
+ * total absolute amount, for the caller to take out of the counters. 0, or
+ * -ENOMEM if any was skipped. Same thread rules as pr_engine_apply_staged
+ * (the drain of enqueued records and paretod's apply threads use it).
+ */
+int pr_engine_apply_queued(struct pr_engine *e, const unsigned char *begin,
+			   const unsigned char *end, uint64_t *dropped, uint64_t *dropped_volume_minor);
+
+/*
  * Counts `records` records of total absolute volume `volume_minor` and
  * latest time `latest_ms` (if has_latest) as applied. -ERANGE, changing
  * nothing, if the volume bound would be passed. Not concurrent with

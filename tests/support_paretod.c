@@ -32,6 +32,11 @@ void daemon_dir(struct daemon *d)
 
 pid_t daemon_spawn_argv(struct daemon *d, char *const *extra)
 {
+	return daemon_spawn_stdin(d, extra, -1);
+}
+
+pid_t daemon_spawn_stdin(struct daemon *d, char *const *extra, int stdin_fd)
+{
 	char *argv[64];
 	int n = 0;
 	argv[n++] = PARETOD_BIN;
@@ -47,8 +52,7 @@ pid_t daemon_spawn_argv(struct daemon *d, char *const *extra)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
+		dup2(stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY), 0);
 		execv(argv[0], argv);
 		_exit(127);
 	}

@@ -41,6 +41,10 @@ void daemon_dir(struct daemon *d);
 /* Spawns paretod --socket d->socket with the extra arguments (NULL-ended
  * array, or a NULL-ended list); returns its pid without waiting for it. */
 pid_t daemon_spawn_argv(struct daemon *d, char *const *extra);
+/* The same with standard input from stdin_fd (-1: /dev/null); give it a
+ * pipe's read end made with O_CLOEXEC, so that the daemon does not hold
+ * the write end open. */
+pid_t daemon_spawn_stdin(struct daemon *d, char *const *extra, int stdin_fd);
 pid_t daemon_spawn(struct daemon *d, const char *first, ...);
 
 /* Waits (at most 5 s) until d's socket accepts a connection; fails with the

@@ -1,10 +1,13 @@
 /* test_engine_queue.c - records queued (pr_engine_enqueue) and applied in
- * batches give exactly what one add at a time gives, rejects included. */
+ * batches give exactly what one add at a time gives, rejects included; so
+ * do records applied by 2, 3 or 4 apply threads (apply_threads). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pareto/engine.h"
 #include "pareto/ranking.h"
@@ -94,4 +97,167 @@ Test(engine_queue, batches_equal_single_adds)
 		pr_engine_destroy(one);
 		pr_engine_destroy(queued);
 	}
+}
+
+/* ---- apply threads -------------------------------------------------------- */
+
+static struct pr_engine *engine_with_threads(unsigned threads)
+{
+	struct pr_engine_options opt;
+	pr_engine_options_init(&opt);
+	opt.customers_hint = 16;
+	opt.apply_threads = threads;
+	struct pr_engine *e;
+	cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
+	return e;
+}
+
+/* The id of customer k: its number, then letters up to k % 64 + 1 bytes
+ * (1 to 64 bytes; distinct, since a letter never follows a number's end
+ * where a digit does in another). */
+static int customer_id(char *out, unsigned k)
+{
+	char digits[16];
+	int n = snprintf(digits, sizeof digits, "%u", k);
+	int len = (int)(k % 64) + 1 < n ? n : (int)(k % 64) + 1;
+	for (int i = 0; i < len; i++)
+		out[i] = i < n ? digits[i] : (char)('a' + (k + (unsigned)i) % 26);
+	return len;
+}
+
+/* Every customer's details (every window, purchases, days, first and
+ * last, lapsed) and the lapsed list agree. */
+static void assert_same_customers(struct pr_engine *a, struct pr_engine *b, unsigned customers,
+				  const char *where)
+{
+	for (unsigned k = 0; k < customers; k++) {
+		char id[64];
+		int len = customer_id(id, k);
+		struct pr_customer_info x, y;
+		int ca = pr_engine_customer(a, id, (size_t)len, &x);
+		int cb = pr_engine_customer(b, id, (size_t)len, &y);
+		cr_assert_eq(ca, cb, "%s: customer %u", where, k);
+		if (ca < 0)
+			continue;
+		for (int w = 0; w < PR_WINDOW_COUNT; w++)
+			cr_assert_eq(x.revenue_minor[w], y.revenue_minor[w], "%s: customer %u window %d",
+				     where, k, w);
+		cr_assert(x.purchases == y.purchases && x.purchase_days == y.purchase_days &&
+			  x.first_ms == y.first_ms && x.last_ms == y.last_ms && x.lapsed == y.lapsed,
+			  "%s: customer %u", where, k);
+	}
+	struct pr_lapsed *la, *lb;
+	size_t na, nb, ta, tb;
+	cr_assert_eq(pr_engine_lapsed(a, 1000000, &la, &na, &ta), 0);
+	cr_assert_eq(pr_engine_lapsed(b, 1000000, &lb, &nb, &tb), 0);
+	cr_assert(na == nb && ta == tb, "%s: lapsed %zu vs %zu", where, na, nb);
+	for (size_t i = 0; i < na; i++)
+		cr_assert(la[i].customer_len == lb[i].customer_len &&
+			  memcmp(la[i].customer, lb[i].customer, la[i].customer_len) == 0 &&
+			  la[i].revenue_minor == lb[i].revenue_minor, "%s: lapsed %zu", where, i);
+	free(la);
+	free(lb);
+}
+
+/*
+ * Random records (customers skewed, ids of 1 to 64 bytes, 12 stores, times
+ * mostly forward with stragglers up to 400 days back, refunds, rejects
+ * past the volume bound and outside years 0..9999) go to an engine with
+ * 2, 3 or 4 apply threads through enqueue, now and then a direct add or a
+ * drain between, and one at a time to an engine without: every result of
+ * every record, and then every customer in every window, every ranking of
+ * the company and every store, agree. Half the seeds use tiny buffers, so
+ * the owners get many handoffs and the enqueuing thread waits for them.
+ */
+Test(engine_queue, apply_threads_equal_one_thread, .timeout = 120)
+{
+	int64_t t0 = pr_days_from_civil(2023, 1, 1) * PR_MS_PER_DAY;
+	unsigned seed0 = (unsigned)time(NULL);
+	for (unsigned round = 0; round < 6; round++) {
+		unsigned seed = seed0 + round, threads = 2 + round % 3;
+		bool tiny = round % 2 == 0;
+		if (tiny)
+			setenv("PARETO_APPLY_BUFFER_BYTES", "512", 1);
+		else
+			unsetenv("PARETO_APPLY_BUFFER_BYTES");
+		char where[96];
+		snprintf(where, sizeof where, "seed %u, %u threads%s", seed, threads,
+			 tiny ? ", tiny buffers" : "");
+		cr_log_info("%s", where);
+		struct pr_engine *one = engine_with_threads(1), *many = engine_with_threads(threads);
+		unsigned customers = 500 + seed % 4000;
+		uint64_t x = (uint64_t)seed * 0x9e3779b97f4a7c15ull + 1;
+		int64_t clock = t0;
+		for (int i = 0; i < 60000; i++) {
+			uint64_t u = next(&x), v = next(&x);
+			unsigned k = (unsigned)(u % customers);
+			if (u % 3 == 0)
+				k %= customers / 20 + 1; /* a few buy much more */
+			char customer[64], store[8];
+			int len = customer_id(customer, k);
+			snprintf(store, sizeof store, "S%d", (int)(v % 12));
+			clock += (int64_t)(v >> 40) % 600000;
+			struct pr_record r = {
+				.ts_ms = v % 50 == 0 ? clock - (int64_t)((v >> 8) % 400) * PR_MS_PER_DAY : clock,
+				.amount_minor = (int64_t)((u >> 16) % 100000) - (v % 10 == 0 ? 60000 : 0),
+				.customer = customer, .customer_len = (uint8_t)len,
+				.store = store, .store_len = (uint8_t)strlen(store),
+			};
+			if (u % 997 == 0)
+				r.amount_minor = INT64_MAX; /* past the volume bound: rejected */
+			if (u % 991 == 0)
+				r.ts_ms = INT64_MIN / 2; /* outside years 0..9999: rejected */
+			int want = pr_engine_add(one, &r);
+			int got = v % 499 == 0 ? pr_engine_add(many, &r) : pr_engine_enqueue(many, &r);
+			cr_assert_eq(got, want, "%s: record %d", where, i);
+			if (v % 4999 == 0) {
+				cr_assert_eq(pr_engine_drain(many), 0);
+				struct pr_engine_state sa, sb;
+				pr_engine_state(one, &sa);
+				pr_engine_state(many, &sb);
+				cr_assert(sa.records == sb.records && sa.customers == sb.customers,
+					  "%s: record %d", where, i);
+			}
+		}
+		cr_assert_eq(pr_engine_drain(many), 0);
+		cr_assert_eq(pr_engine_drain(many), 0, "a second drain has nothing to do");
+		assert_same(one, many);
+		assert_same_customers(one, many, customers, where);
+		pr_engine_destroy(one);
+		pr_engine_destroy(many);
+	}
+}
+
+/* An engine with apply threads goes away cleanly with records staged and
+ * not drained, and with nothing ever enqueued (ASan: no leak). */
+Test(engine_queue, apply_threads_stop_with_records_held)
+{
+	setenv("PARETO_APPLY_BUFFER_BYTES", "512", 1);
+	for (unsigned threads = 2; threads <= 4; threads++) {
+		struct pr_engine *idle = engine_with_threads(threads);
+		pr_engine_destroy(idle);
+		struct pr_engine *e = engine_with_threads(threads);
+		for (unsigned i = 0; i < 5000; i++) {
+			char id[64];
+			int len = customer_id(id, i % 700);
+			struct pr_record r = { .ts_ms = 1700000000000LL + i, .amount_minor = 100,
+					       .customer = id, .customer_len = (uint8_t)len,
+					       .store = "S", .store_len = 1 };
+			cr_assert_eq(pr_engine_enqueue(e, &r), 0);
+		}
+		pr_engine_destroy(e);
+	}
+}
+
+/* More threads than the engine takes is refused, with a message. */
+Test(engine_queue, apply_threads_bounded)
+{
+	struct pr_engine_options opt;
+	pr_engine_options_init(&opt);
+	opt.apply_threads = 65;
+	struct pr_engine *e = NULL;
+	struct pr_error err = { 0 };
+	cr_assert_eq(pr_engine_create(&e, &opt, &err), -EINVAL);
+	cr_assert_null(e);
+	cr_assert_not_null(strstr(err.message, "apply threads"), "%s", err.message);
 }

@@ -816,7 +816,7 @@ Test(paretod, config_file_and_flags)
 	snprintf(conf, sizeof conf, "%s/paretod.conf", d.dir);
 	write_bytes(d.feed, "w", small_feed, strlen(small_feed));
 	snprintf(text, sizeof text, "# a comment\nsocket-mode = 0600\nfeed = %s\n"
-		 "tier-benefits = A=30:5\nmax-clients = 7\n", d.feed);
+		 "tier-benefits = A=30:5\nmax-clients = 7\nthreads = 3\n", d.feed);
 	write_bytes(conf, "w", text, strlen(text));
 	daemon_start(&d, "--config", conf, "--socket-mode", "0640", NULL);
 	wait_feeds(&d);
@@ -831,8 +831,23 @@ Test(paretod, config_file_and_flags)
 	r = cmd(c, "CONFIG GET maxclients");
 	cr_assert_str_eq(r->element[1]->str, "7");
 	freeReplyObject(r);
+	cr_assert_eq(info_number(c, "apply_threads"), 3);
 	redisFree(c);
 	stop(&d);
+
+	/* --threads takes 1 to 64; anything else is bad usage. */
+	const char *bad[] = { "0", "65", "two" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct daemon other;
+		daemon_dir(&other);
+		pid_t pid = daemon_spawn(&other, "--threads", bad[i], NULL);
+		int status;
+		waitpid(pid, &status, 0);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "--threads %s", bad[i]);
+		cr_assert(log_has(&other, "--threads: expected a count from 1 to 64"), "--threads %s",
+			  bad[i]);
+		daemon_remove_dir(&other);
+	}
 }
 
 Test(paretod, redis_cli_script)

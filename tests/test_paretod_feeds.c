@@ -1,12 +1,15 @@
 /* test_paretod_feeds.c - paretod's live sources end to end: tcp: producers
  * (several at once, random-size writes, CSV and binary) against `pareto
- * report --json` on the same records; producers that disconnect inside a
- * line or a binary record; followed files (appends, an unfinished last
- * line, rotation by rename, truncation); the --metrics-socket endpoint. */
+ * report --json` on the same records, on one apply thread and several; a
+ * file, a pipe and unix: producers at once on 2, 3 and 4 apply threads;
+ * producers that disconnect inside a line or a binary record; followed
+ * files (appends, an unfinished last line, rotation by rename,
+ * truncation); the --metrics-socket endpoint. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -120,44 +123,15 @@ static const char header[] = "ts,customer_id,store_id,amount\n";
 
 /* ---- tcp: producers ------------------------------------------------------- */
 
-/*
- * Five producers at once, three CSV and two binary, each with a share of a
- * random feed, written interleaved in random-size pieces (1 byte to 8 KiB,
- * so lines, CRLF-free fields and binary records straddle writes): every
- * answer equals the report on the whole feed.
- */
-Test(paretod_feeds, tcp_producers_equal_the_report)
+/* Writes the parts to their descriptors interleaved, in pieces of 1 byte
+ * to 8 KiB picked at random (so lines, fields and binary records straddle
+ * writes), closing each descriptor after its last byte. */
+static void send_interleaved(int count, const int *fd, char *const *data, const size_t *len)
 {
-	enum { RECORDS = 6000, CUSTOMERS = 300, PRODUCERS = 5, BINARY = 2 };
-	unsigned seed = (unsigned)time(NULL);
-	cr_log_info("seed %u", seed);
-	struct daemon d;
-	daemon_dir(&d);
-	daemon_start(&d, "--feed", "tcp:127.0.0.1:0", "--ingest-batch-bytes", "4K", NULL);
-	int port = tcp_port(&d);
-	char **lines = random_lines(seed, RECORDS, CUSTOMERS);
-	char feed[160];
-	snprintf(feed, sizeof feed, "%s/feed.csv", d.dir);
-	size_t whole_len;
-	char *whole = csv_of(lines, RECORDS, 0, 1, &whole_len);
-	write_bytes(feed, "w", whole, whole_len);
-	free(whole);
-
-	char *data[PRODUCERS];
-	size_t len[PRODUCERS], sent[PRODUCERS] = { 0 };
-	int fd[PRODUCERS];
-	for (int p = 0; p < PRODUCERS; p++) {
-		data[p] = csv_of(lines, RECORDS, p, PRODUCERS, &len[p]);
-		if (p < BINARY) {
-			char *csv = data[p];
-			data[p] = binary_of(&d, csv, len[p], &len[p]);
-			free(csv);
-		}
-		fd[p] = connect_tcp(port);
-	}
-	srand(seed);
-	for (int left = PRODUCERS; left;) {
-		int p = rand() % PRODUCERS;
+	size_t sent[8] = { 0 };
+	cr_assert_leq(count, 8);
+	for (int left = count; left;) {
+		int p = rand() % count;
 		if (sent[p] == len[p])
 			continue;
 		size_t n = 1 + (size_t)rand() % 8192;
@@ -170,9 +144,51 @@ Test(paretod_feeds, tcp_producers_equal_the_report)
 			left--;
 		}
 	}
+}
+
+/*
+ * Five producers at once, three CSV and two binary, each with a share of a
+ * random feed, written interleaved in random-size pieces: every answer
+ * equals the report on the whole feed, with `threads` apply threads.
+ */
+static void tcp_producers(unsigned threads, const char *batch)
+{
+	enum { RECORDS = 6000, CUSTOMERS = 300, PRODUCERS = 5, BINARY = 2 };
+	unsigned seed = (unsigned)time(NULL) + threads;
+	cr_log_info("seed %u, %u apply threads", seed, threads);
+	struct daemon d;
+	daemon_dir(&d);
+	char threads_text[8];
+	snprintf(threads_text, sizeof threads_text, "%u", threads);
+	daemon_start(&d, "--feed", "tcp:127.0.0.1:0", "--ingest-batch-bytes", batch, "--threads",
+		     threads_text, NULL);
+	int port = tcp_port(&d);
+	char **lines = random_lines(seed, RECORDS, CUSTOMERS);
+	char feed[160];
+	snprintf(feed, sizeof feed, "%s/feed.csv", d.dir);
+	size_t whole_len;
+	char *whole = csv_of(lines, RECORDS, 0, 1, &whole_len);
+	write_bytes(feed, "w", whole, whole_len);
+	free(whole);
+
+	char *data[PRODUCERS];
+	size_t len[PRODUCERS];
+	int fd[PRODUCERS];
+	for (int p = 0; p < PRODUCERS; p++) {
+		data[p] = csv_of(lines, RECORDS, p, PRODUCERS, &len[p]);
+		if (p < BINARY) {
+			char *csv = data[p];
+			data[p] = binary_of(&d, csv, len[p], &len[p]);
+			free(csv);
+		}
+		fd[p] = connect_tcp(port);
+	}
+	srand(seed);
+	send_interleaved(PRODUCERS, fd, data, len);
 	redisContext *c = client(&d);
 	wait_info(c, "records", RECORDS, 10000);
 	wait_info(c, "feeds_open", 0, 10000);
+	cr_assert_eq(info_number(c, "apply_threads"), threads);
 	cr_assert_eq(info_number(c, "rejected"), 0);
 	cr_assert_eq(info_number(c, "truncated_disconnects"), 0);
 	cr_assert_eq(info_number(c, "producers"), 0, "disconnected producers are dropped");
@@ -186,6 +202,99 @@ Test(paretod_feeds, tcp_producers_equal_the_report)
 		free(data[p]);
 	free_lines(lines, RECORDS);
 	stop(&d);
+}
+
+Test(paretod_feeds, tcp_producers_equal_the_report)
+{
+	tcp_producers(1, "4K");
+}
+
+Test(paretod_feeds, tcp_producers_on_three_apply_threads)
+{
+	tcp_producers(3, "1M");
+}
+
+/*
+ * On `threads` apply threads, a random feed split four ways arrives at
+ * once: a file feed, a pipe on standard input, and two unix: producers
+ * (CSV and binary records), the last three written interleaved in
+ * random-size pieces. Every answer equals the report on the whole feed.
+ * The seed picks the bytes decoded per loop turn (4K to 1M) and, when odd,
+ * buffers of 512 bytes (PARETO_APPLY_BUFFER_BYTES), so that owners get
+ * many buffers and the server thread waits for them.
+ */
+static void sources_on_threads(unsigned threads)
+{
+	enum { RECORDS = 8000, CUSTOMERS = 400, PARTS = 4 };
+	unsigned seed = (unsigned)time(NULL) + threads;
+	static const char *const batches[] = { "4K", "64K", "1M" };
+	const char *batch = batches[seed % 3];
+	bool tiny = seed % 2;
+	cr_log_info("seed %u, %u apply threads, ingest batch %s%s", seed, threads, batch,
+		    tiny ? ", 512-byte buffers" : "");
+	if (tiny)
+		setenv("PARETO_APPLY_BUFFER_BYTES", "512", 1);
+	struct daemon d;
+	daemon_dir(&d);
+	char **lines = random_lines(seed, RECORDS, CUSTOMERS);
+	char feed[160], part[160], unix_path[160], unix_source[170], threads_text[8];
+	snprintf(feed, sizeof feed, "%s/feed.csv", d.dir);
+	snprintf(part, sizeof part, "%s/file-part.csv", d.dir); /* binary_of writes part.csv */
+	snprintf(unix_path, sizeof unix_path, "%s/feed.sock", d.dir);
+	snprintf(unix_source, sizeof unix_source, "unix:%s", unix_path);
+	snprintf(threads_text, sizeof threads_text, "%u", threads);
+	size_t whole_len, len[PARTS];
+	char *whole = csv_of(lines, RECORDS, 0, 1, &whole_len);
+	write_bytes(feed, "w", whole, whole_len);
+	free(whole);
+	char *data[PARTS];
+	for (int p = 0; p < PARTS; p++)
+		data[p] = csv_of(lines, RECORDS, p, PARTS, &len[p]);
+	write_bytes(part, "w", data[0], len[0]);
+	char *csv = data[3];
+	data[3] = binary_of(&d, csv, len[3], &len[3]);
+	free(csv);
+
+	int pipe_fd[2];
+	cr_assert_eq(pipe2(pipe_fd, O_CLOEXEC), 0);
+	char *argv[] = { "--threads", threads_text, "--ingest-batch-bytes", (char *)batch,
+			 "--feed", part, "--feed", "-", "--feed", unix_source, NULL };
+	d.pid = daemon_spawn_stdin(&d, argv, pipe_fd[0]);
+	close(pipe_fd[0]);
+	daemon_wait_listening(&d);
+	int fd[PARTS - 1] = { pipe_fd[1], connect_unix(unix_path), connect_unix(unix_path) };
+	cr_assert(fd[1] >= 0 && fd[2] >= 0);
+	srand(seed);
+	send_interleaved(PARTS - 1, fd, data + 1, len + 1);
+	redisContext *c = client(&d);
+	wait_info(c, "records", RECORDS, 20000);
+	wait_info(c, "feeds_open", 0, 10000);
+	cr_assert_eq(info_number(c, "apply_threads"), threads);
+	cr_assert_eq(info_number(c, "rejected"), 0);
+	const char *windows[] = { "all", "quarter", "prev-year" };
+	for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++)
+		compare_with_report(c, feed, windows[i]);
+	redisFree(c);
+	for (int p = 0; p < PARTS; p++)
+		free(data[p]);
+	free_lines(lines, RECORDS);
+	stop(&d);
+	unsetenv("PARETO_APPLY_BUFFER_BYTES");
+}
+
+Test(paretod_feeds, file_pipe_and_producers_on_2_apply_threads)
+{
+	sources_on_threads(2);
+}
+
+Test(paretod_feeds, file_pipe_and_producers_on_3_apply_threads)
+{
+	sources_on_threads(3);
+}
+
+Test(paretod_feeds, file_pipe_and_producers_on_4_apply_threads)
+{
+	sources_on_threads(4);
 }
 
 /*

@@ -9,7 +9,9 @@
  *
  * One thread adds records (the single writer) and answers are built between
  * adds on that thread; a bulk load may stage from several threads (lanes,
- * below) and applies its shards on `threads` threads. Memory grows with
+ * below) and applies its shards on `threads` threads, and a stream of
+ * enqueued records is applied by `apply_threads` threads, each the only
+ * writer of its shards, until the next drain. Memory grows with
  * customers, pairs and customer-days (8 bytes each, in a log); no
  * allocation per record once the tables have grown.
  */
@@ -44,6 +46,10 @@ struct pr_engine_options {
 	struct pr_fraction lapsed_gap_factor; /* idle > factor x mean gap: 3/1 */
 	uint32_t lapsed_min_idle_days;  /* and idle >= 30 days */
 	unsigned threads;               /* threads applying a bulk load's shards */
+	/* Threads applying enqueued records (pr_engine_enqueue), each owning
+	 * the shards s % apply_threads == k; 0 or 1: none, drain applies them
+	 * on the caller's thread. */
+	unsigned apply_threads;
 	/* Bytes a bulk load may hold staged and in flight between threads
 	 * (not the aggregates themselves); 0: 128 MiB. */
 	size_t memory_limit_bytes;
@@ -84,7 +90,11 @@ int pr_engine_add(struct pr_engine *e, const struct pr_record *r);
  * (several times the rate of one add at a time). drain applies what is
  * held; queries must not run while anything is held. drain returns 0 or
  * -ENOMEM (records it could not apply are dropped from the counts).
- * pr_engine_add drains first, so the order of records is kept.
+ * pr_engine_add drains first, so the order of records is kept. With
+ * apply_threads > 1, enqueued records are applied by those threads while
+ * the caller goes on (one thread enqueues); drain waits until every one
+ * is applied and visible to the caller, and nothing may read the engine
+ * between an enqueue and the next drain.
  */
 int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r);
 int pr_engine_drain(struct pr_engine *e);
