@@ -45,6 +45,7 @@
  * chunk, the read buffers (4 x 256 KiB per worker), the aggregates.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -708,6 +709,11 @@ static void run_destroy(struct run *run)
 	}
 	free(run->rings);
 	free(run->worker);
+	/* The shard buffers (half the memory limit) came from malloc's heaps
+	 * once its mapping threshold rose past their size, and heaps keep
+	 * freed memory: give it back before the rankings that follow a load
+	 * (67 MB of the lean report's peak at 10M customers). */
+	malloc_trim(0);
 }
 
 static int ignore_record(void *ctx, const struct pr_record *r)
