@@ -9,11 +9,19 @@
  * file's feeds. Exit status: 0 after a clean stop, 2 bad usage or config,
  * 1 when the server cannot start (socket held by a live server, io_uring
  * unavailable, unreadable feed).
+ *
+ * SIGHUP (server.c calls reload below) reopens --log-file and reads the
+ * config file again: the options that can change while running take their
+ * new values, the others are logged as waiting for the next start, and a
+ * flag still wins over the file. A file that does not parse changes
+ * nothing.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +61,11 @@ static const char usage[] =
 	"  --checkpoint-interval S  seconds between checkpoints while anything\n"
 	"                           changes (default 60; 0: only SAVE and at stop)\n"
 	"  --config FILE            key = value lines with these option names;\n"
-	"                           command-line options win\n"
+	"                           command-line options win; reread on SIGHUP\n"
+	"                           (limits, intervals, tier benefits, error\n"
+	"                           reporting; the rest at the next start)\n"
+	"  --log-file PATH          log there instead of stderr; reopened on SIGHUP\n"
+	"                           (after a rotation)\n"
 	"  --max-request-bytes N    largest request (default 1M)\n"
 	"  --max-output-bytes N     unread replies held per client before it is\n"
 	"                           disconnected (default 64M)\n"
@@ -107,8 +119,10 @@ enum {
 	OPT_TIER_BENEFITS,
 	OPT_SHOW_ERRORS,
 	OPT_QUIET,
+	OPT_LOG_FILE,
 	OPT_VERSION,
 	OPT_HELP,
+	OPT_END
 };
 
 static const struct option options[] = {
@@ -129,6 +143,7 @@ static const struct option options[] = {
 	{ "tier-benefits", required_argument, NULL, OPT_TIER_BENEFITS },
 	{ "show-errors", required_argument, NULL, OPT_SHOW_ERRORS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 	PR_FEED_LONG_OPTIONS,
 	PR_ENGINE_LONG_OPTIONS,
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -136,18 +151,51 @@ static const struct option options[] = {
 	{ 0 },
 };
 
+/* A "key = value" line of the config file (value NULL for a bare key). */
+struct config_entry {
+	int id;
+	unsigned line;
+	const char *key, *value;
+	size_t key_at, value_at; /* in the text, while it grows */
+};
+
+/* The entries of one reading of the config file, and the strings they own. */
+struct config {
+	struct config_entry *entries;
+	size_t count;
+	char *text; /* the keys and values, back to back */
+};
+
 struct settings {
 	struct pr_server_options opt;
 	bool cli_feeds; /* a --feed came from the command line */
+	bool cli[OPT_END]; /* options given on the command line */
 	const char *where; /* "" or "config.conf:12: " for messages */
-	char *owned[512]; /* strings from the config file, freed at exit */
-	size_t owned_count;
+	struct config first; /* the file as read at start: options point into it */
+	struct config last;  /* the file as last reread, if it was */
 };
+
+/* While running (a reload), messages go to the log; before, to stderr. */
+static bool running;
+
+static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void complain(const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	if (running)
+		pr_log("%s", text);
+	else
+		fprintf(stderr, "paretod: %s\n", text);
+}
 
 static int bad(const struct settings *st, const char *name, const char *expected,
 	       const char *value)
 {
-	fprintf(stderr, "paretod: %s--%s: expected %s, not '%s'\n", st->where, name, expected, value);
+	complain("%s--%s: expected %s, not '%s'", st->where, name, expected, value);
 	return EXIT_USAGE;
 }
 
@@ -328,16 +376,21 @@ static int apply(struct settings *st, int id, const char *name, const char *valu
 		else
 			o->quiet = true;
 		return 0;
+	case OPT_LOG_FILE:
+		if (!*value)
+			return bad(st, name, "a file path", value);
+		o->log_path = value;
+		return 0;
 	default:
 		if (id >= PR_OPT_DELIMITER && id < PR_OPT_LAST) {
 			struct pr_error err = { 0 };
 			if (pr_option_apply(id, value, &o->feed, &o->engine, &err) == 0)
 				return 0;
-			fprintf(stderr, "paretod: %s%s\n", st->where, err.message);
+			complain("%s%s", st->where, err.message);
 			return EXIT_USAGE;
 		}
 	}
-	fprintf(stderr, "paretod: %sunknown option '%s'\n", st->where, name);
+	complain("%sunknown option '%s'", st->where, name);
 	return EXIT_USAGE;
 }
 
@@ -351,18 +404,27 @@ static char *trim(char *s)
 	return s;
 }
 
-static int read_config(struct settings *st, const char *path)
+static void config_free(struct config *c)
 {
+	free(c->entries);
+	free(c->text);
+	*c = (struct config){ 0 };
+}
+
+/* Reads the config file's entries into *out, checking each key and that
+ * options with a value have one. EXIT_USAGE, with the line said, if not. */
+static int read_config(const char *path, struct config *out)
+{
+	*out = (struct config){ 0 };
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		fprintf(stderr, "paretod: --config %s: %s\n", path, strerror(errno));
+		complain("--config %s: %s", path, strerror(errno));
 		return EXIT_USAGE;
 	}
-	char line[4096], where[600];
+	char line[4096];
+	size_t capacity = 0, text_used = 0, text_capacity = 0;
 	int rc = 0;
 	for (unsigned number = 1; rc == 0 && fgets(line, sizeof line, f); number++) {
-		snprintf(where, sizeof where, "%s:%u: ", path, number);
-		st->where = where;
 		char *text = trim(line);
 		if (!*text || *text == '#')
 			continue;
@@ -377,30 +439,194 @@ static int read_config(struct settings *st, const char *path)
 		for (const struct option *o = options; o->name; o++)
 			if (strcmp(o->name, k) == 0)
 				opt = o;
+		rc = EXIT_USAGE;
 		if (!opt || opt->val == OPT_CONFIG || opt->val == OPT_HELP || opt->val == OPT_VERSION) {
-			fprintf(stderr, "paretod: %sunknown key '%s'\n", where, k);
-			rc = EXIT_USAGE;
+			complain("%s:%u: unknown key '%s'", path, number, k);
 			break;
 		}
 		if (opt->has_arg == required_argument && (!value || !*value)) {
-			fprintf(stderr, "paretod: %s'%s' needs a value (key = value)\n", where, k);
-			rc = EXIT_USAGE;
+			complain("%s:%u: '%s' needs a value (key = value)", path, number, k);
 			break;
 		}
-		char *copy = value ? strdup(value) : NULL;
-		if (value && (!copy || st->owned_count == sizeof st->owned / sizeof st->owned[0])) {
-			free(copy);
-			fprintf(stderr, "paretod: %stoo many settings\n", where);
-			rc = EXIT_USAGE;
-			break;
+		/* Entries and text grow in copies; pointers into the text are
+		 * made once it stops moving. */
+		size_t need = strlen(k) + 1 + (value ? strlen(value) + 1 : 0);
+		if (out->count == capacity) {
+			capacity = capacity ? 2 * capacity : 16;
+			void *p = realloc(out->entries, capacity * sizeof *out->entries);
+			if (!p)
+				goto nomem;
+			out->entries = p;
 		}
-		if (copy)
-			st->owned[st->owned_count++] = copy;
-		rc = apply(st, opt->val, k, copy, false);
+		if (text_used + need > text_capacity) {
+			text_capacity = 2 * (text_capacity + need);
+			char *p = realloc(out->text, text_capacity);
+			if (!p)
+				goto nomem;
+			out->text = p;
+		}
+		struct config_entry *e = &out->entries[out->count++];
+		*e = (struct config_entry){ .id = opt->val, .line = number, .key_at = text_used };
+		strcpy(out->text + text_used, k);
+		text_used += strlen(k) + 1;
+		if (value) {
+			e->value = value; /* for "has a value"; pointed into the text below */
+			e->value_at = text_used;
+			strcpy(out->text + text_used, value);
+			text_used += strlen(value) + 1;
+		}
+		rc = 0;
+	}
+	fclose(f);
+	if (rc) {
+		config_free(out);
+		return rc;
+	}
+	for (size_t i = 0; i < out->count; i++) {
+		struct config_entry *e = &out->entries[i];
+		e->key = out->text + e->key_at;
+		if (e->value)
+			e->value = out->text + e->value_at;
+	}
+	return 0;
+nomem:
+	fclose(f);
+	config_free(out);
+	complain("--config %s: out of memory", path);
+	return EXIT_USAGE;
+}
+
+/* Applies every entry of the file in order (later lines win). */
+static int apply_config(struct settings *st, const char *path, const struct config *c)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < c->count; i++) {
+		char where[600];
+		snprintf(where, sizeof where, "%s:%u: ", path, c->entries[i].line);
+		st->where = where;
+		rc = apply(st, c->entries[i].id, c->entries[i].key, c->entries[i].value, false);
 	}
 	st->where = "";
-	fclose(f);
 	return rc;
+}
+
+/* ---- SIGHUP: the config file again --------------------------------------- */
+
+/* Whether the file gives option id the same values in a and b (in order:
+ * feed is repeatable). */
+static bool same_values(const struct config *a, const struct config *b, int id)
+{
+	size_t i = 0, j = 0;
+	for (;;) {
+		while (i < a->count && a->entries[i].id != id)
+			i++;
+		while (j < b->count && b->entries[j].id != id)
+			j++;
+		if (i == a->count || j == b->count)
+			return i == a->count && j == b->count;
+		const char *x = a->entries[i].value, *y = b->entries[j].value;
+		if ((x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0))
+			return false;
+		i++;
+		j++;
+	}
+}
+
+/* The value the file gives option id last, and whether it gives one. */
+static const struct config_entry *last_entry(const struct config *c, int id)
+{
+	for (size_t i = c->count; i-- > 0;)
+		if (c->entries[i].id == id)
+			return &c->entries[i];
+	return NULL;
+}
+
+/* What a running server can take: every use reads the option afresh
+ * (server.c applies rank-interval-ms to the ranker and max-output-bytes to
+ * the connections open). */
+static bool reloadable(int id)
+{
+	switch (id) {
+	case OPT_MAX_OUTPUT:
+	case OPT_MAX_CLIENTS:
+	case OPT_RANK_INTERVAL:
+	case OPT_INGEST_BATCH:
+	case OPT_CHECKPOINT_INTERVAL:
+	case OPT_TIER_BENEFITS:
+	case OPT_SHOW_ERRORS:
+	case OPT_QUIET:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A reloadable option back to its default (its line left the file). */
+static void reset_option(int id, struct pr_server_options *o)
+{
+	struct pr_server_options d;
+	pr_server_options_init(&d);
+	switch (id) {
+	case OPT_MAX_OUTPUT: o->max_output_bytes = d.max_output_bytes; break;
+	case OPT_MAX_CLIENTS: o->max_clients = d.max_clients; break;
+	case OPT_RANK_INTERVAL: o->rank_interval_ms = d.rank_interval_ms; break;
+	case OPT_INGEST_BATCH: o->ingest_batch_bytes = d.ingest_batch_bytes; break;
+	case OPT_CHECKPOINT_INTERVAL: o->checkpoint_interval_s = d.checkpoint_interval_s; break;
+	case OPT_TIER_BENEFITS: memcpy(o->benefits, d.benefits, sizeof d.benefits); break;
+	case OPT_SHOW_ERRORS: o->show_errors = d.show_errors; break;
+	case OPT_QUIET: o->quiet = d.quiet; break;
+	}
+}
+
+/* The server's reload callback (pr_server_options.reload). */
+static int reload(void *ctx, struct pr_server_options *o)
+{
+	struct settings *st = ctx;
+	const char *path = st->opt.config_path;
+	struct config fresh;
+	if (read_config(path, &fresh) != 0) {
+		pr_log("SIGHUP: %s not reread: the running configuration stays", path);
+		return -1;
+	}
+	const struct config *was = st->last.entries ? &st->last : &st->first;
+	struct settings scratch = { .opt = *o };
+	char where[600], changed[512] = "";
+	for (const struct option *opt = options; opt->name; opt++) {
+		int id = opt->val;
+		if (id == OPT_CONFIG || same_values(was, &fresh, id))
+			continue;
+		if (st->cli[id]) {
+			pr_log("SIGHUP: %s: %s changed; the command line's value stays", path,
+			       opt->name);
+			continue;
+		}
+		if (!reloadable(id)) {
+			pr_log("SIGHUP: %s: %s changed; it takes effect at the next start", path,
+			       opt->name);
+			continue;
+		}
+		const struct config_entry *e = last_entry(&fresh, id);
+		if (id == OPT_TIER_BENEFITS || !e)
+			reset_option(id, &scratch.opt); /* tiers the file leaves out: defaults */
+		if (e)
+			snprintf(where, sizeof where, "SIGHUP: %s:%u: ", path, e->line);
+		scratch.where = where;
+		if (e && apply(&scratch, id, opt->name, e->value, false) != 0) {
+			config_free(&fresh);
+			pr_log("SIGHUP: %s not applied: the running configuration stays", path);
+			return -1;
+		}
+		size_t used = strlen(changed);
+		snprintf(changed + used, sizeof changed - used, "%s%s", used ? ", " : "", opt->name);
+	}
+	/* The options of the first reading keep pointing into it: only a
+	 * later reading is freed. */
+	config_free(&st->last);
+	st->last = fresh;
+	*o = scratch.opt;
+	pr_log("SIGHUP: %s reread; %s%s", path, *changed ? "now in effect: " : "",
+	       *changed ? changed : "nothing a running server takes changed");
+	return 0;
 }
 
 static int parse_args(struct settings *st, int argc, char **argv)
@@ -412,9 +638,15 @@ static int parse_args(struct settings *st, int argc, char **argv)
 			path = argv[++i];
 		else if (strncmp(argv[i], "--config=", 9) == 0)
 			path = argv[i] + 9;
+		if (path && st->opt.config_path) {
+			complain("--config given twice: one file holds every option");
+			return EXIT_USAGE;
+		}
 		if (path) {
 			st->opt.config_path = path;
-			int rc = read_config(st, path);
+			int rc = read_config(path, &st->first);
+			if (rc == 0)
+				rc = apply_config(st, path, &st->first);
 			if (rc)
 				return rc;
 		}
@@ -438,6 +670,8 @@ static int parse_args(struct settings *st, int argc, char **argv)
 			for (const struct option *o = options; o->name; o++)
 				if (o->val == id)
 					name = o->name;
+			if (id >= 0 && id < OPT_END)
+				st->cli[id] = true;
 			rc = apply(st, id, name, optarg, true);
 		}
 		}
@@ -469,9 +703,24 @@ int main(int argc, char **argv)
 			rc = EXIT_USAGE;
 		}
 	}
+	if (rc == 0 && st.opt.log_path) {
+		/* stderr becomes the log file; the server reopens it on SIGHUP. */
+		int fd = open(st.opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+			fprintf(stderr, "paretod: --log-file %s: %s\n", st.opt.log_path, strerror(errno));
+			rc = 1;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (rc == 0 && st.opt.config_path) {
+		st.opt.reload = reload;
+		st.opt.reload_ctx = &st;
+	}
 	if (rc == 0) {
 		struct pr_server *server;
 		struct pr_error err = { 0 };
+		running = true;
 		pr_log("paretod 0.1.0 starting (pid %ld)", (long)getpid());
 		if (pr_server_create(&server, &st.opt, &err) < 0) {
 			pr_log("cannot start: %s", err.message);
@@ -484,7 +733,7 @@ int main(int argc, char **argv)
 			pr_server_destroy(server);
 		}
 	}
-	for (size_t i = 0; i < st.owned_count; i++)
-		free(st.owned[i]);
+	config_free(&st.first);
+	config_free(&st.last);
 	return rc < 0 ? 0 : rc;
 }

@@ -602,6 +602,11 @@ void pr_ranker_destroy(struct pr_ranker *r)
 	free(r);
 }
 
+void pr_ranker_set_interval(struct pr_ranker *r, unsigned interval_ms)
+{
+	r->interval_ms = interval_ms;
+}
+
 void pr_ranker_want(struct pr_ranker *r, enum pr_window w)
 {
 	r->wanted |= WINDOW_BIT(w);

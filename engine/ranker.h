@@ -80,6 +80,9 @@ int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned inter
 /* Stops and joins the thread, releases its snapshots. */
 void pr_ranker_destroy(struct pr_ranker *r);
 
+/* Writer: the least time between two batches from now on. */
+void pr_ranker_set_interval(struct pr_ranker *r, unsigned interval_ms);
+
 /* Writer: keep the ranking of window w from the next batch on. */
 void pr_ranker_want(struct pr_ranker *r, enum pr_window w);
 

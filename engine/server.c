@@ -715,6 +715,34 @@ void pr_server_stop(struct pr_server *s)
 	s->stopping = true;
 }
 
+/* SIGHUP: the log file reopened (a rotation renamed it), the config file
+ * reread; the new limits reach the ranker and the open connections. */
+static void hang_up(struct pr_server *s)
+{
+	if (s->opt.log_path) {
+		int fd = open(s->opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+			pr_log("SIGHUP: cannot reopen %s (%s): the log goes on where it was",
+			       s->opt.log_path, strerror(errno));
+		else
+			pr_log("SIGHUP: log reopened");
+		if (fd >= 0)
+			close(fd);
+	}
+	if (!s->opt.reload) {
+		pr_log("SIGHUP: no --config file to reread");
+		return;
+	}
+	struct pr_server_options o = s->opt;
+	if (s->opt.reload(s->opt.reload_ctx, &o) < 0)
+		return;
+	s->opt = o;
+	if (s->ranker)
+		pr_ranker_set_interval(s->ranker, o.rank_interval_ms);
+	for (struct pr_client *c = s->clients; c; c = c->next)
+		c->out.limit = o.max_output_bytes + 1;
+}
+
 static void on_signal(struct pr_server *s, int res)
 {
 	if (res != (int)sizeof siginfo) {
@@ -724,8 +752,7 @@ static void on_signal(struct pr_server *s, int res)
 		return;
 	}
 	if (siginfo.ssi_signo == SIGHUP) {
-		pr_log("SIGHUP: logs go to stderr (nothing to reopen); the configuration "
-		       "is read at start only");
+		hang_up(s);
 		arm_signal(s);
 		return;
 	}

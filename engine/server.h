@@ -73,6 +73,13 @@ struct pr_server_options {
 	const char *checkpoint_path; /* NULL: no checkpoints; borrowed (persistence.h) */
 	unsigned checkpoint_interval_s; /* 60; 0: only SAVE and the one at stop */
 	bool quiet;                /* no per-line reject details */
+	const char *log_path;      /* stderr's file, reopened on SIGHUP; NULL: none */
+	/* SIGHUP: the options as the config file gives them now (paretod.c),
+	 * written into *o, which holds the running ones; only options the
+	 * server reads afresh at each use may change. 0, or -1 (logged) with
+	 * *o untouched. NULL: nothing to reread. */
+	int (*reload)(void *ctx, struct pr_server_options *o);
+	void *reload_ctx;
 };
 
 void pr_server_options_init(struct pr_server_options *o);

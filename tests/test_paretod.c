@@ -850,6 +850,91 @@ Test(paretod, config_file_and_flags)
 	}
 }
 
+/* Polls the log until it has text (SIGHUP is handled between turns). */
+static void wait_log(const struct daemon *d, const char *text)
+{
+	for (int i = 0; i < 300 && !log_has(d, text); i++)
+		sleep_ms(10);
+	cr_assert(log_has(d, text), "no '%s' in the log:\n%s", text, read_text(d->log));
+}
+
+static const char *config_get(redisContext *c, const char *name, char *out, size_t size)
+{
+	redisReply *r = cmd(c, "CONFIG GET %s", name);
+	cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "CONFIG GET %s", name);
+	snprintf(out, size, "%s", r->element[1]->str);
+	freeReplyObject(r);
+	return out;
+}
+
+/* SIGHUP: the log file reopened after a rotation; the config file reread,
+ * its runtime options in effect, the others waiting for a restart, flags
+ * still winning, and a file that does not parse changing nothing. */
+Test(paretod, sighup_rereads_the_config_and_reopens_the_log)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char conf[160], text[600], rotated[200], v[64];
+	snprintf(conf, sizeof conf, "%s/paretod.conf", d.dir);
+	snprintf(rotated, sizeof rotated, "%s.1", d.log);
+	write_bytes(d.feed, "w", small_feed, strlen(small_feed));
+	snprintf(text, sizeof text, "feed = %s\ntier-benefits = A=30:5\nrank-interval-ms = 40\n"
+		 "max-clients = 7\n", d.feed);
+	write_bytes(conf, "w", text, strlen(text));
+	daemon_start(&d, "--config", conf, "--log-file", d.log, "--max-clients", "9", NULL);
+	wait_feeds(&d);
+	redisContext *c = client(&d);
+	redisReply *r = cmd(c, "SCORE C1");
+	cr_assert_str_eq(field(r, "discount_percent")->str, "30");
+	freeReplyObject(r);
+	cr_assert_str_eq(config_get(c, "rank-interval-ms", v, sizeof v), "40");
+
+	/* Rotated, then a new file: B named (A back to its default), another
+	 * interval, a max-clients the flag overrides, a start-only option. */
+	cr_assert_eq(rename(d.log, rotated), 0);
+	snprintf(text, sizeof text, "feed = %s\ntier-benefits = B=12\nrank-interval-ms = 25\n"
+		 "max-clients = 3\nsocket-mode = 0600\n", d.feed);
+	write_bytes(conf, "w", text, strlen(text));
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	wait_log(&d, "reread; now in effect: rank-interval-ms, tier-benefits");
+	cr_assert(log_has(&d, "SIGHUP: log reopened"));
+	cr_assert(log_has(&d, "socket-mode changed; it takes effect at the next start"));
+	cr_assert(log_has(&d, "max-clients changed; the command line's value stays"));
+	char *old = read_text(rotated);
+	cr_assert_not_null(strstr(old, "listening on"), "the rotated log lost its lines");
+	cr_assert_null(strstr(old, "SIGHUP"), "logged into the rotated file");
+	free(old);
+	r = cmd(c, "SCORE C1");
+	cr_assert_str_eq(field(r, "discount_percent")->str, "20");
+	cr_assert_str_eq(field(r, "cashback_percent")->str, "0");
+	freeReplyObject(r);
+	r = cmd(c, "SCORE C2");
+	cr_assert_str_eq(field(r, "tier")->str, "B");
+	cr_assert_str_eq(field(r, "discount_percent")->str, "12");
+	freeReplyObject(r);
+	cr_assert_str_eq(config_get(c, "rank-interval-ms", v, sizeof v), "25");
+	cr_assert_str_eq(config_get(c, "maxclients", v, sizeof v), "9");
+	struct stat st;
+	cr_assert_eq(stat(d.socket, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0660, "the socket's mode changed without a restart");
+
+	/* A bad value, then an unknown key: nothing changes. */
+	const char *bad[][2] = { { "rank-interval-ms = soon\n", "expected milliseconds, not 'soon'" },
+				 { "rank-interval-ms = 60\nbogus = 1\n", "unknown key 'bogus'" } };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		write_bytes(conf, "w", bad[i][0], strlen(bad[i][0]));
+		cr_assert_eq(kill(d.pid, SIGHUP), 0);
+		wait_log(&d, bad[i][1]);
+		cr_assert_str_eq(config_get(c, "rank-interval-ms", v, sizeof v), "25");
+		r = cmd(c, "SCORE C2");
+		cr_assert_str_eq(field(r, "discount_percent")->str, "12");
+		freeReplyObject(r);
+	}
+	cr_assert(log_has(&d, "the running configuration stays"));
+	redisFree(c);
+	stop(&d);
+}
+
 Test(paretod, redis_cli_script)
 {
 	char command[512];
