@@ -267,6 +267,9 @@ Test(ranking, matches_brute_force_on_random_engines)
 	for (unsigned seed = 1; seed <= 300; seed++) {
 		srand(seed);
 		int customers = 1 + rand() % 60, records = rand() % 400;
+		/* Every third seed, revenues past 2^32: rankings sort them through
+		 * a buffer instead of as packed keys (ranking_sort_entries). */
+		int64_t scale = seed % 3 ? 1 : ((int64_t)1 << 34) + 1;
 		struct ref *ref = calloc((size_t)customers, sizeof *ref);
 		struct pr_engine *e = new_engine();
 		for (int c = 0; c < customers; c++)
@@ -275,7 +278,7 @@ Test(ranking, matches_brute_force_on_random_engines)
 			int c = rand() % customers;
 			/* Small amounts so that ties are frequent. */
 			int64_t amount = (rand() % 10 == 0) ? -(rand() % 50) : rand() % 60;
-			add(e, ref[c].id, "", T0 + (rand() % 30) * DAY, amount);
+			add(e, ref[c].id, "", T0 + (rand() % 30) * DAY, amount * scale);
 		}
 		/* Duplicate ids in ref share one customer: merge them. */
 		int n = 0;
@@ -336,7 +339,8 @@ Test(ranking, matches_brute_force_on_random_engines)
 		/* Indexed, then the engine moves on: lookups answer as of the build. */
 		cr_assert_eq(pr_ranking_index(r, NULL), 0);
 		for (int i = 0; i < records / 4; i++)
-			add(e, ref[rand() % customers].id, "", T0 + (rand() % 30) * DAY, rand() % 60);
+			add(e, ref[rand() % customers].id, "", T0 + (rand() % 30) * DAY,
+			    rand() % 60 * scale);
 		add(e, "new-customer", "", T0, 100);
 		for (int c = 0; c < customers; c++) {
 			struct pr_ranked x;
@@ -359,6 +363,45 @@ Test(ranking, matches_brute_force_on_random_engines)
 		pr_engine_destroy(e);
 		free(ref);
 		free(pos);
+	}
+}
+
+/* Revenues up to 2^32 - 1 sort as packed keys, one more through a buffer:
+ * the order is revenue descending, then id, either way, at the limit. */
+Test(ranking, revenues_at_the_packed_sort_limit)
+{
+	const int64_t limit = UINT32_MAX;
+	for (int wide = 0; wide < 2; wide++) {
+		struct pr_engine *e = new_engine();
+		add(e, "m", "", T0, 1);
+		add(e, "b", "", T0, limit);
+		add(e, "a", "", T0, limit - 1);
+		add(e, "a", "", T0, 1);          /* ties with b at the limit */
+		add(e, "c", "", T0, limit - 1);
+		add(e, "d", "", T0, 256);
+		add(e, "e", "", T0, 255);
+		add(e, "f", "", T0, (int64_t)1 << 24);
+		if (wide)
+			add(e, "w", "", T0, limit + 1);
+		struct pr_ranking *r;
+		cr_assert_eq(pr_ranking_build(e, PR_WINDOW_ALL, -1, &r, NULL), 0);
+		const char *order[] = { "w", "a", "b", "c", "f", "d", "e", "m" };
+		const int64_t revenue[] = { limit + 1, limit, limit, limit - 1, 1 << 24, 256, 255, 1 };
+		const uint64_t competition[] = { 1, 2, 2, 4, 5, 6, 7, 8 };
+		cr_assert_eq(pr_ranking_customers(r), (uint64_t)(7 + wide));
+		for (int k = !wide; k < 8; k++) {
+			struct pr_ranked x;
+			uint64_t rank = (uint64_t)(k + wide);
+			cr_assert_eq(pr_ranking_at(r, rank, &x), 0);
+			cr_assert(x.customer_len == 1 && x.customer[0] == order[k][0],
+				  "wide %d rank %llu: %.*s", wide, (unsigned long long)rank,
+				  (int)x.customer_len, x.customer);
+			cr_assert_eq(x.revenue_minor, revenue[k], "wide %d rank %llu", wide,
+				     (unsigned long long)rank);
+			cr_assert_eq(x.competition_rank, competition[k] - !wide);
+		}
+		pr_ranking_destroy(r);
+		pr_engine_destroy(e);
 	}
 }
 
