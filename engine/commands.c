@@ -903,7 +903,8 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		     (unsigned long long)st.customers, st.stores, s->records_per_sec,
 		     (unsigned long long)fs.bytes, sources, producers, open,
 		     pr_server_ingesting(s) ? 1 : 0, (unsigned long long)s->truncated_disconnects,
-		     s->opt.engine.apply_threads > 1 ? s->opt.engine.apply_threads : 1);
+		     pr_engine_options(s->engine)->apply_threads > 1
+			     ? pr_engine_options(s->engine)->apply_threads : 1);
 		for (int r = 0; r < PR_REJECT_REASON_COUNT; r++)
 			addf(t, "rejected_%s:%llu\r\n", pr_reject_reason_name(r),
 			     (unsigned long long)fs.by_reason[r]);

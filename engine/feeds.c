@@ -1090,7 +1090,7 @@ void pr_feeds_turn(struct pr_server *s)
 	}
 	if (applied)
 		s->last_feed_ms = pr_server_now_ms();
-	pr_server_drain(s);
+	pr_server_feed_turn_done(s);
 }
 
 /* ---- the module ----------------------------------------------------------- */

@@ -368,6 +368,7 @@ void pr_persist_tick(struct pr_server *s, int64_t now_ms)
 	}
 	if (!s->opt.checkpoint_interval_s || now_ms < p->next_ms)
 		return;
+	pr_server_drain(s); /* changed() reads the engine */
 	if (!changed(s)) {
 		p->next_ms = now_ms + (int64_t)s->opt.checkpoint_interval_s * 1000;
 		return;

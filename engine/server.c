@@ -788,11 +788,73 @@ static void handle_cqe(struct pr_server *s, struct io_uring_cqe *cqe)
 	}
 }
 
+/* Whether records are applied by threads of their own (--threads 2 or
+ * more; shard_owners.h): then the engine is drained only before something
+ * reads it, not after every feed turn. */
+static bool apply_threads(const struct pr_server *s)
+{
+	return pr_engine_options(s->engine)->apply_threads > 1;
+}
+
+void pr_server_feed_turn_done(struct pr_server *s)
+{
+	/* One thread: the turn's records are applied now, as between every
+	 * two turns. Apply threads go on while this thread waits for bytes or
+	 * serves clients: a drain after every turn (thousands a second at full
+	 * ingest) would make every turn wait for the slowest owner. */
+	if (!apply_threads(s))
+		pr_server_drain(s);
+}
+
+/* The sooner of two "call again in" times (-1: never). */
+static int sooner(int a, int b)
+{
+	return b >= 0 && (a < 0 || b < a) ? b : a;
+}
+
+/*
+ * The readers of a loop turn: the alerts and the ranker's batch (changes
+ * handed over as soon as it can take them). With apply threads each needs
+ * a drain, which waits for them, so each is asked only once it is due (the
+ * wait it asked for last time), not every turn; it would have answered
+ * "not yet" in between. Returns the least wait in ms, or -1.
+ */
+static int readers_turn(struct pr_server *s)
+{
+	if (!apply_threads(s))
+		return sooner(pr_commands_alerts(s, false),
+			      s->ranker ? pr_ranker_feed(s->ranker, false) : -1);
+	int64_t now = pr_server_now_ms();
+	int due = -1;
+	if (s->subscribers) {
+		if (now >= s->alerts_due_ms) {
+			pr_server_drain(s);
+			int wait = pr_commands_alerts(s, false);
+			s->alerts_due_ms = now + (wait > 0 ? wait : 0);
+			due = wait;
+		} else {
+			due = (int)(s->alerts_due_ms - now);
+		}
+	}
+	if (s->ranker) {
+		if (now >= s->rank_due_ms) {
+			pr_server_drain(s);
+			int wait = pr_ranker_feed(s->ranker, false);
+			s->rank_due_ms = now + (wait > 0 ? wait : 0);
+			due = sooner(due, wait);
+		} else {
+			due = sooner(due, (int)(s->rank_due_ms - now));
+		}
+	}
+	return due;
+}
+
 /* Once a second: the ingest rate, and systemd's status line. */
 static void tick(struct pr_server *s, int64_t now)
 {
 	if (now - s->rate_ms < 1000)
 		return;
+	pr_server_drain(s); /* the customer count reads the shards */
 	struct pr_engine_state st;
 	pr_engine_state(s->engine, &st);
 	if (s->rate_ms)
@@ -820,11 +882,7 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 	notify("READY=1\nSTATUS=listening");
 	while (!s->stopping) {
 		pr_feeds_turn(s);
-		int due = pr_commands_alerts(s, false);
-		/* Changes for the ranker: handed over as soon as it can take them. */
-		int rank_due = s->ranker ? pr_ranker_feed(s->ranker, false) : -1;
-		if (rank_due >= 0 && (due < 0 || rank_due < due))
-			due = rank_due;
+		int due = readers_turn(s);
 		int64_t now = pr_server_now_ms();
 		tick(s, now);
 		pr_persist_tick(s, now);

@@ -206,6 +206,9 @@ struct pr_server {
 	struct pr_published *company[PR_WINDOW_COUNT];
 	struct pr_published_stores stores[PR_WINDOW_COUNT];
 	struct pr_alerts alerts;
+	/* With apply threads: when the alerts and the ranker are next asked
+	 * (monotonic ms; server.c readers_turn) */
+	int64_t alerts_due_ms, rank_due_ms;
 
 	/* counters */
 	struct pr_feed_stats stats;  /* feeds that ended, and INGEST */
@@ -262,11 +265,16 @@ void pr_server_stop(struct pr_server *s);
 bool pr_server_ingesting(const struct pr_server *s);
 
 /*
- * Applies the records feeds have queued in the engine (pr_engine_enqueue).
- * Called after every feed turn and before every request, so that answers
- * cover every record counted.
+ * Applies the records feeds have queued in the engine (pr_engine_enqueue),
+ * and with apply threads waits until they have. Called before anything
+ * reads the engine (every request, the alerts, the ranker's batch, a
+ * checkpoint, the metrics), so that answers cover every record counted.
  */
 void pr_server_drain(struct pr_server *s);
+
+/* After a feed turn: with one thread, drains (the engine is applied
+ * between turns); with apply threads, lets them go on. */
+void pr_server_feed_turn_done(struct pr_server *s);
 
 /*
  * Appends CSV data lines (no header; the configured column order) to the
