@@ -872,7 +872,7 @@ static int load(struct reader *r, const struct pr_engine_options *opt, struct pr
 	}
 	r_tag(r, TAG_STORES, "stores");
 	r_u32(r, "stores");
-	r_id_table(r, &e->stores, e->stores.value_bytes, PR_ID_NONE - 1, -1, e->stores.hash,
+	r_id_table(r, &e->stores, e->stores.value_bytes, PR_ID_MAX, -1, e->stores.hash,
 		   "stores");
 	uint64_t total = 0;
 	struct sum_bound customer_bound = { .volume = volume }, pair_bound = { .volume = volume };

@@ -125,6 +125,7 @@ _Static_assert(sizeof(struct customer_aggregate) == 128, "a customer is two cach
 _Static_assert(offsetof(struct customer_aggregate, sums.all_minor) == 0 &&
 		       offsetof(struct customer_total, all_minor) == 0,
 	       "both layouts begin with the all-time revenue (customer_revenue)");
+_Static_assert(PR_SHARD_LOCAL_MAX - 1 <= PR_ID_MAX, "a shard's id table holds its customers");
 
 /* A new pair for the customer in `store`; NULL, with nothing changed, when
  * memory ran out. */

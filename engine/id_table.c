@@ -65,15 +65,15 @@ uint64_t pr_id_hash(const struct pr_id_table *t, const void *id, size_t len)
 	return t->hash(id, len);
 }
 
-static inline uint64_t slot_of(uint64_t hash, uint32_t index)
+static inline uint32_t slot_of(uint64_t hash, uint32_t index)
 {
-	return (hash & 0xffffffff00000000ull) | ((uint64_t)index + 1);
+	return pr_id_slot_tag(hash) | (index + 1);
 }
 
 static int grow_slots(struct pr_id_table *t)
 {
 	uint64_t n = (t->mask + 1) * 2;
-	uint64_t *slots = pr_huge_alloc(n * sizeof *slots);
+	uint32_t *slots = pr_huge_alloc(n * sizeof *slots);
 	if (!slots)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->count; i++) {
@@ -153,42 +153,43 @@ static inline bool same_bytes(const char *a, const char *b, size_t len)
 	return memcmp(a, b, len) == 0;
 }
 
-static inline bool slot_matches(const struct pr_id_table *t, uint64_t slot,
-				uint64_t hash, const void *id, size_t len)
+/* The index of id if the slot holds it (tag, then the bytes), else PR_ID_NONE. */
+static inline uint32_t slot_holds(const struct pr_id_table *t, uint32_t slot, uint32_t tag,
+				  const void *id, size_t len)
 {
-	if ((slot ^ hash) >> 32)
-		return false;
-	const struct pr_id_entry *e = pr_id_table_entry(t, (uint32_t)slot - 1);
-	return e->len == len && same_bytes(e->id, id, len);
+	uint32_t index = pr_id_slot_index(slot, tag);
+	if (index == PR_ID_NONE)
+		return PR_ID_NONE;
+	const struct pr_id_entry *e = pr_id_table_entry(t, index);
+	return e->len == len && same_bytes(e->id, id, len) ? index : PR_ID_NONE;
 }
 
 uint32_t pr_id_table_find(const struct pr_id_table *t, const void *id, size_t len)
 {
 	uint64_t hash = t->hash(id, len);
-	for (uint64_t s = hash & t->mask;; s = (s + 1) & t->mask) {
-		uint64_t slot = t->slots[s];
-		if (!slot)
-			return PR_ID_NONE;
-		if (slot_matches(t, slot, hash, id, len))
-			return (uint32_t)slot - 1;
+	uint32_t tag = pr_id_slot_tag(hash);
+	for (uint64_t s = hash & t->mask; t->slots[s]; s = (s + 1) & t->mask) {
+		uint32_t index = slot_holds(t, t->slots[s], tag, id, len);
+		if (index != PR_ID_NONE)
+			return index;
 	}
+	return PR_ID_NONE;
 }
 
 uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
 			    uint64_t hash, bool *created)
 {
+	uint32_t tag = pr_id_slot_tag(hash);
 	uint64_t s = hash & t->mask;
-	for (;; s = (s + 1) & t->mask) {
-		uint64_t slot = t->slots[s];
-		if (!slot)
-			break;
-		if (slot_matches(t, slot, hash, id, len)) {
+	for (; t->slots[s]; s = (s + 1) & t->mask) {
+		uint32_t index = slot_holds(t, t->slots[s], tag, id, len);
+		if (index != PR_ID_NONE) {
 			*created = false;
-			return (uint32_t)slot - 1;
+			return index;
 		}
 	}
 	/* Not present: the empty slot s is where it goes, unless we grow. */
-	if (t->count >= PR_ID_NONE - 1 || len > UINT32_MAX)
+	if (t->count >= PR_ID_MAX || len > UINT32_MAX)
 		return PR_ID_NONE;
 	uint32_t index = t->count;
 	if ((index >> PR_ID_CHUNK_SHIFT) >= t->chunk_count && add_chunk(t) < 0)
