@@ -228,14 +228,16 @@ static void w_id_table(struct writer *w, const struct pr_id_table *t)
 	w_u64(w, t->count);
 	w_u32(w, t->value_bytes);
 	w_u32(w, 0);
-	for (uint32_t i = 0; i < t->count; i++)
-		w_u64(w, pr_id_table_entry(t, i)->hash);
+	for (uint32_t i = 0; i < t->count; i++) {
+		const struct pr_id_entry *id = pr_id_table_entry(t, i);
+		w_u64(w, pr_id_hash(t, pr_id_entry_bytes(id), id->len));
+	}
 	for (uint32_t i = 0; i < t->count; i++)
 		w_u32(w, pr_id_table_entry(t, i)->len);
 	w_pad(w);
 	for (uint32_t i = 0; i < t->count; i++) {
 		const struct pr_id_entry *id = pr_id_table_entry(t, i);
-		w_bytes(w, id->id, id->len);
+		w_bytes(w, pr_id_entry_bytes(id), id->len);
 	}
 	w_pad(w);
 	const uint32_t chunk = 1u << PR_ID_CHUNK_SHIFT;
@@ -587,6 +589,10 @@ static void r_id_table(struct reader *r, struct pr_id_table *t, uint32_t value_b
 		uint32_t len;
 		memcpy(&h, hashes + i * 8, 8);
 		memcpy(&len, lens + i * 4, 4);
+		/* Tables keep no hashes: growth hashes the ids again, so one
+		 * stored under another hash would be lost from its slot. */
+		if (pr_id_hash(t, ids, len) != h)
+			FAIL("%s: id %llu is not stored under its hash", what, (unsigned long long)i);
 		if (shard >= 0 && shard_of_hash(h) != (uint32_t)shard)
 			FAIL("%s: id %llu hashes to another shard", what,
 					     (unsigned long long)i);

@@ -459,7 +459,10 @@ static int flush_lanes(struct pr_engine *e)
 		for (uint32_t s = 0; s < l->stores.count; s++) {
 			const struct pr_id_entry *id = pr_id_table_entry(&l->stores, s);
 			bool created;
-			l->store_map[s] = pr_id_table_upsert(&e->stores, id->id, id->len, id->hash, &created);
+			const char *bytes = pr_id_entry_bytes(id);
+			l->store_map[s] = pr_id_table_upsert(&e->stores, bytes, id->len,
+							     pr_id_hash(&e->stores, bytes, id->len),
+							     &created);
 			if (l->store_map[s] == PR_ID_NONE)
 				return -ENOMEM;
 		}
@@ -699,7 +702,7 @@ const char *pr_engine_store_id(const struct pr_engine *e, uint32_t store,
 {
 	const struct pr_id_entry *entry = pr_id_table_entry(&e->stores, store);
 	*len = entry->len;
-	return entry->id;
+	return pr_id_entry_bytes(entry);
 }
 
 int64_t pr_engine_store_find(const struct pr_engine *e, const char *id, size_t len)
@@ -785,7 +788,7 @@ int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 			}
 			const struct pr_id_entry *id = pr_id_table_entry(customers, i);
 			list[n++] = (struct pr_lapsed){
-				.customer = id->id,
+				.customer = pr_id_entry_bytes(id),
 				.customer_len = id->len,
 				.revenue_minor = c->sums.all_minor,
 				.purchases = c->purchases,

@@ -2,7 +2,7 @@
  * id_directory.h - customer id entries by customer ref, for a thread other
  * than the engine's writer.
  *
- * The writer's id tables keep each id in a 32-byte entry inside chunks that
+ * The writer's id tables keep each id in a 16-byte entry inside chunks that
  * never move (id_table.h), but the arrays of chunk pointers are realloc'ed
  * as the tables grow, so another thread must not walk them. This directory
  * is that thread's own copy of the chunk pointers: the writer hands over

@@ -77,7 +77,8 @@ static int grow_slots(struct pr_id_table *t)
 	if (!slots)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->count; i++) {
-		uint64_t h = pr_id_table_entry(t, i)->hash;
+		const struct pr_id_entry *e = pr_id_table_entry(t, i);
+		uint64_t h = t->hash(pr_id_entry_bytes(e), e->len);
 		uint64_t s = h & (n - 1);
 		while (slots[s])
 			s = (s + 1) & (n - 1);
@@ -161,7 +162,7 @@ static inline uint32_t slot_holds(const struct pr_id_table *t, uint32_t slot, ui
 	if (index == PR_ID_NONE)
 		return PR_ID_NONE;
 	const struct pr_id_entry *e = pr_id_table_entry(t, index);
-	return e->len == len && same_bytes(e->id, id, len) ? index : PR_ID_NONE;
+	return e->len == len && same_bytes(pr_id_entry_bytes(e), id, len) ? index : PR_ID_NONE;
 }
 
 uint32_t pr_id_table_find(const struct pr_id_table *t, const void *id, size_t len)
@@ -196,11 +197,9 @@ uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
 		return PR_ID_NONE;
 	struct pr_id_entry *e = &t->entry_chunks[index >> PR_ID_CHUNK_SHIFT]
 						[index & (CHUNK_IDS - 1)];
-	const char *stored = e->inline_bytes;
+	const char *stored = e->bytes;
 	if (len > PR_ID_INLINE_BYTES)
 		stored = arena_copy(t, id, len);
-	else if (len)
-		memcpy(e->inline_bytes, id, len);
 	if (!stored)
 		return PR_ID_NONE;
 	if ((uint64_t)(t->count + 1) * 2 > t->mask + 1) {
@@ -209,8 +208,10 @@ uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
 		for (s = hash & t->mask; t->slots[s]; s = (s + 1) & t->mask)
 			;
 	}
-	e->id = stored;
-	e->hash = hash;
+	if (len > PR_ID_INLINE_BYTES)
+		memcpy(e->bytes, &stored, sizeof stored);
+	else if (len)
+		memcpy(e->bytes, id, len);
 	e->len = (uint32_t)len;
 	t->slots[s] = slot_of(hash, index);
 	t->count++;

@@ -10,14 +10,15 @@
  * Keys are hashed with XXH3-64 unless a test installs another hash. Two
  * different ids are never merged: a 4-byte slot holds an 8-bit hash tag
  * and the dense index, and a tag match is confirmed by comparing the id
- * bytes, which for short ids sit in the 32-byte entry itself. (An 8-byte
+ * bytes, which for short ids sit in the 16-byte entry itself. (An 8-byte
  * slot with a 32-bit tag cost 52 bytes a customer at 10M customers in
  * slots alone; an 8-bit tag sends one probe in 256 past a foreign slot to
  * the entry, well under 1% of lookups at load 1/2.) A table holds at most
  * PR_ID_MAX ids: the 2^24 - 1 an engine shard holds, and stores.
  *
  * Cost: insert and find O(1) expected; growth doubles the slot array and
- * re-inserts indexes from the stored hashes (ids and values do not move).
+ * re-inserts indexes, hashing the ids again (ids and values do not move;
+ * an entry keeps no hash: 8 bytes a customer that only growth would read).
  * Single writer; not thread-safe.
  */
 #ifndef PARETO_ID_TABLE_H
@@ -26,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef uint64_t (*pr_hash_fn)(const void *bytes, size_t len);
 
@@ -42,12 +44,23 @@ typedef uint64_t (*pr_hash_fn)(const void *bytes, size_t len);
  * has the bytes to compare in the same cache line. */
 #define PR_ID_INLINE_BYTES 12
 
+/* 16 bytes: the id itself if it fits, else where it is in the table's arena. */
 struct pr_id_entry {
-	const char *id; /* inline_bytes, or the table's arena for longer ids */
-	uint64_t hash;
 	uint32_t len;
-	char inline_bytes[PR_ID_INLINE_BYTES];
+	/* The id (len <= PR_ID_INLINE_BYTES), or a pointer to it in its first
+	 * 8 bytes: read through pr_id_entry_bytes. */
+	char bytes[PR_ID_INLINE_BYTES];
 };
+
+/* An entry's id bytes (len of them), valid while its table lives. */
+static inline const char *pr_id_entry_bytes(const struct pr_id_entry *e)
+{
+	if (e->len <= PR_ID_INLINE_BYTES)
+		return e->bytes;
+	const char *arena;
+	memcpy(&arena, e->bytes, sizeof arena);
+	return arena;
+}
 
 struct pr_id_table {
 	uint32_t *slots;   /* tag << 24 | (index + 1); 0 is empty. Owned. */

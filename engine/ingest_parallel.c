@@ -549,7 +549,7 @@ static void merge_chunk(struct worker *w, uint64_t c, bool decoded)
 	 * read again may refuse the record that would add one). */
 	for (uint32_t s = 0; keep && s < w->stores.count; s++) {
 		const struct pr_id_entry *id = pr_id_table_entry(&w->stores, s);
-		uint32_t engine_store = pr_engine_store_intern(e, id->id, id->len);
+		uint32_t engine_store = pr_engine_store_intern(e, pr_id_entry_bytes(id), id->len);
 		if (engine_store == PR_ID_NONE)
 			keep = false; /* read again: it will say what it can */
 		else if (map)

@@ -50,13 +50,14 @@ static int compare_tie_items(const void *a, const void *b)
 		return x->prefix < y->prefix ? -1 : 1;
 	/* Equal first bytes (or padding that looks like zero bytes): the
 	 * whole ids decide. */
-	return pr_id_compare(x->id->id, x->id->len, y->id->id, y->id->len);
+	return pr_id_compare(pr_id_entry_bytes(x->id), x->id->len, pr_id_entry_bytes(y->id),
+			     y->id->len);
 }
 
 static uint64_t id_prefix(const struct pr_id_entry *id)
 {
 	unsigned char bytes[8] = { 0 };
-	memcpy(bytes, id->id, id->len < 8 ? id->len : 8);
+	memcpy(bytes, pr_id_entry_bytes(id), id->len < 8 ? id->len : 8);
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
 		v = v << 8 | bytes[i];
@@ -684,7 +685,7 @@ static void describe(const struct pr_ranking *r, uint64_t rank, const struct ran
 	const struct pr_engine *e = r->engine;
 	if (!out->customer) {
 		const struct pr_id_entry *id = engine_customer_id(e, x->customer);
-		out->customer = id->id;
+		out->customer = pr_id_entry_bytes(id);
 		out->customer_len = id->len;
 	}
 	out->rank = rank;

@@ -70,7 +70,7 @@ static inline bool entry_before(struct id_source src, const struct rank_entry *a
 	if (a->revenue_minor != b->revenue_minor)
 		return a->revenue_minor > b->revenue_minor;
 	const struct pr_id_entry *x = id_of(src, a->customer), *y = id_of(src, b->customer);
-	return pr_id_compare(x->id, x->len, y->id, y->len) < 0;
+	return pr_id_compare(pr_id_entry_bytes(x), x->len, pr_id_entry_bytes(y), y->len) < 0;
 }
 
 /* ranking.c */

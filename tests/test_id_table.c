@@ -47,7 +47,7 @@ static void fill_and_check(pr_hash_fn hash, uint32_t ids, uint64_t hint)
 		cr_assert_eq(index, i, "find C%u", i);
 		const struct pr_id_entry *e = pr_id_table_entry(&t, index);
 		cr_assert_eq(e->len, (uint32_t)len);
-		cr_assert_eq(memcmp(e->id, id, (size_t)len), 0);
+		cr_assert_eq(memcmp(pr_id_entry_bytes(e), id, (size_t)len), 0);
 		cr_assert_eq(((uint64_t *)pr_id_table_value(&t, index))[0], i * 7 + 1ull);
 		bool created;
 		cr_assert_eq(pr_id_table_upsert(&t, id, (size_t)len, pr_id_hash(&t, id, (size_t)len),
@@ -120,7 +120,7 @@ Test(id_table, ids_differing_in_one_byte_at_any_length)
 				id[at] = 'y';
 			cr_assert_eq(pr_id_table_find(&t, id, len), expect++, "length %zu, byte %zu", len, at);
 			const struct pr_id_entry *e = pr_id_table_entry(&t, expect - 1);
-			cr_assert(e->len == len && memcmp(e->id, id, len) == 0);
+			cr_assert(e->len == len && memcmp(pr_id_entry_bytes(e), id, len) == 0);
 		}
 	}
 	pr_id_table_destroy(&t);
