@@ -19,10 +19,19 @@ static uint64_t xxh3_hash(const void *bytes, size_t len)
 	return XXH3_64bits(bytes, len);
 }
 
+/* Slots fill up to 3/4: with 16 four-byte slots to a cache line, the
+ * longer probe runs of linear probing stay mostly in the line the
+ * look-ahead fetched, and 3/4 instead of 1/2 saves a third of the slots
+ * (65 MB at 10M customers); ingest measured no slower. */
+static bool over_load(uint64_t ids, uint64_t slots)
+{
+	return ids * 4 > slots * 3;
+}
+
 static uint64_t slot_count_for(uint64_t ids)
 {
 	uint64_t n = 16;
-	while (n < ids * 2)
+	while (over_load(ids, n))
 		n <<= 1;
 	return n;
 }
@@ -202,7 +211,7 @@ uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
 		stored = arena_copy(t, id, len);
 	if (!stored)
 		return PR_ID_NONE;
-	if ((uint64_t)(t->count + 1) * 2 > t->mask + 1) {
+	if (over_load((uint64_t)t->count + 1, t->mask + 1)) {
 		if (grow_slots(t) < 0)
 			return PR_ID_NONE;
 		for (s = hash & t->mask; t->slots[s]; s = (s + 1) & t->mask)
