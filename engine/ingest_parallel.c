@@ -712,7 +712,7 @@ static void run_destroy(struct run *run)
 	/* The shard buffers (half the memory limit) came from malloc's heaps
 	 * once its mapping threshold rose past their size, and heaps keep
 	 * freed memory: give it back before the rankings that follow a load
-	 * (67 MB of the lean report's peak at 10M customers). */
+	 * (70 MB of the lean report's peak at 10M customers). */
 	malloc_trim(0);
 }
 
