@@ -19,6 +19,7 @@
  * fence is needed (ThreadSanitizer could not follow one).
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -202,6 +203,7 @@ static struct buffer *wait_back(struct owner *w)
 /* Takes an applied buffer back: its failures noted, the buffer spare. */
 static void take_back(struct pr_shard_owners *o, struct owner *w, struct buffer *b)
 {
+	assert(w->out > 0 && w->spare_count < BUFFERS);
 	o->dropped += b->dropped;
 	o->dropped_volume_minor += b->dropped_volume_minor;
 	if (b->rc < 0)
@@ -215,6 +217,7 @@ unsigned char *pr_shard_owners_stage(struct pr_shard_owners *o, uint32_t shard, 
 {
 	struct owner *w = o->of_shard[shard];
 	struct buffer *b = w->filling;
+	assert(bytes <= o->buffer_bytes && bytes % 8 == 0);
 	if (b->used + bytes > o->buffer_bytes) {
 		hand_over(w, b);
 		/* Buffers already back first; wait only when none is. */
