@@ -5,12 +5,72 @@
 
 #include "purchase_days.h"
 
-#define BLOCK_ENTRIES 4096u /* 32 KiB: malloc's pools, no page of its own */
+#define BLOCK_BYTES 32768u /* malloc's pools, no page of its own */
+#define BLOCK_HEADER 4u     /* the block's length in bytes, once it is full */
+#define ENTRY_MAX_BYTES 10u /* a customer (< 2^32) and a zigzagged difference
+			       of two int32 days (< 2^33): 5 bytes each at most */
+#define DECODED_RUN 512     /* keys decoded at a time for each() */
 #define MAP_DAYS 64
 
 static uint64_t key_of(uint32_t customer, int32_t day)
 {
 	return (uint64_t)customer << 32 | (uint32_t)day;
+}
+
+static unsigned char *put_varint(unsigned char *p, uint64_t v)
+{
+	for (; v >= 0x80; v >>= 7)
+		*p++ = (unsigned char)(v | 0x80);
+	*p++ = (unsigned char)v;
+	return p;
+}
+
+/* The log is the engine's own bytes: no bound to check. */
+static const unsigned char *get_varint(const unsigned char *p, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (int shift = 0;; shift += 7) {
+		unsigned char b = *p++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			break;
+	}
+	*v = x;
+	return p;
+}
+
+static uint32_t block_bytes(const struct pr_day_history *h, uint32_t b)
+{
+	uint32_t len = h->used;
+	if (b + 1 < h->block_count)
+		memcpy(&len, h->blocks[b], sizeof len);
+	return len;
+}
+
+/* The log's keys in order, to each() in runs of up to DECODED_RUN. */
+static void log_each(const struct pr_day_history *h,
+		     void (*each)(void *ctx, const uint64_t *keys, size_t count), void *ctx)
+{
+	uint64_t keys[DECODED_RUN];
+	size_t n = 0;
+	int64_t day = 0;
+	for (uint32_t b = 0; b < h->block_count; b++) {
+		const unsigned char *p = h->blocks[b] + BLOCK_HEADER;
+		const unsigned char *end = h->blocks[b] + block_bytes(h, b);
+		while (p < end) {
+			uint64_t customer, difference;
+			p = get_varint(p, &customer);
+			p = get_varint(p, &difference);
+			day += (int64_t)(difference >> 1) ^ -(int64_t)(difference & 1);
+			keys[n++] = key_of((uint32_t)customer, (int32_t)day);
+			if (n == DECODED_RUN) {
+				each(ctx, keys, n);
+				n = 0;
+			}
+		}
+	}
+	if (n)
+		each(ctx, keys, n);
 }
 
 void pr_day_history_init(struct pr_day_history *h)
@@ -25,6 +85,8 @@ static void free_log(struct pr_day_history *h)
 	free(h->blocks);
 	h->blocks = NULL;
 	h->block_count = h->block_capacity = h->used = 0;
+	h->last_day = 0;
+	h->entries = 0;
 }
 
 void pr_day_history_destroy(struct pr_day_history *h)
@@ -38,21 +100,35 @@ void pr_day_history_destroy(struct pr_day_history *h)
 /* Makes room for one more log entry, so that appending cannot fail. */
 static int reserve_log(struct pr_day_history *h)
 {
-	if (h->block_count && h->used < BLOCK_ENTRIES)
+	if (h->block_count && h->used + ENTRY_MAX_BYTES <= BLOCK_BYTES)
 		return 0;
 	if (h->block_count == h->block_capacity) {
 		uint32_t cap = h->block_capacity ? h->block_capacity * 2 : 8;
-		uint64_t **bigger = realloc(h->blocks, cap * sizeof *bigger);
+		unsigned char **bigger = realloc(h->blocks, cap * sizeof *bigger);
 		if (!bigger)
 			return -ENOMEM;
 		h->blocks = bigger;
 		h->block_capacity = cap;
 	}
-	if (!(h->blocks[h->block_count] = malloc(BLOCK_ENTRIES * sizeof **h->blocks)))
+	if (!(h->blocks[h->block_count] = malloc(BLOCK_BYTES)))
 		return -ENOMEM;
+	if (h->block_count)
+		memcpy(h->blocks[h->block_count - 1], &h->used, sizeof h->used);
 	h->block_count++;
-	h->used = 0;
+	h->used = BLOCK_HEADER;
 	return 0;
+}
+
+/* Appends an entry to the log, whose room reserve_log made. */
+static void append_log(struct pr_day_history *h, uint32_t customer, int32_t day)
+{
+	int64_t difference = (int64_t)day - h->last_day;
+	unsigned char *start = h->blocks[h->block_count - 1] + h->used;
+	unsigned char *p = put_varint(start, customer);
+	p = put_varint(p, (uint64_t)difference << 1 ^ (uint64_t)(difference >> 63));
+	h->used += (uint32_t)(p - start);
+	h->last_day = day;
+	h->entries++;
 }
 
 /* Records a day known to be new for its customer. 0 or -ENOMEM. */
@@ -64,25 +140,23 @@ static int record_new(struct pr_day_history *h, uint32_t customer, int32_t day)
 	}
 	if (reserve_log(h) < 0)
 		return -ENOMEM;
-	h->blocks[h->block_count - 1][h->used++] = key_of(customer, day);
+	append_log(h, customer, day);
 	return 0;
+}
+
+static void insert_keys(void *set, const uint64_t *keys, size_t count)
+{
+	/* Sized for all of them: inserting cannot need to grow. */
+	for (size_t i = 0; i < count; i++)
+		pr_day_set_insert(set, (uint32_t)(keys[i] >> 32), (int32_t)(uint32_t)keys[i]);
 }
 
 /* Turns the log into the set. Every logged pair is distinct. */
 static int log_to_set(struct pr_day_history *h)
 {
-	uint64_t entries = h->block_count ? (uint64_t)(h->block_count - 1) * BLOCK_ENTRIES + h->used
-					  : 0;
-	if (pr_day_set_init(&h->set, entries) < 0)
+	if (pr_day_set_init(&h->set, h->entries) < 0)
 		return -ENOMEM;
-	for (uint32_t b = 0; b < h->block_count; b++) {
-		uint32_t n = b + 1 == h->block_count ? h->used : BLOCK_ENTRIES;
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t key = h->blocks[b][i];
-			/* Sized for all of them: inserting cannot need to grow. */
-			pr_day_set_insert(&h->set, (uint32_t)(key >> 32), (int32_t)(uint32_t)key);
-		}
-	}
+	log_each(h, insert_keys, &h->set);
 	free_log(h);
 	h->as_set = true;
 	return 0;
@@ -132,9 +206,7 @@ int pr_recent_days_note(struct pr_day_history *h, uint32_t customer,
 
 uint64_t pr_day_history_count(const struct pr_day_history *h)
 {
-	if (h->as_set)
-		return h->set.count;
-	return h->block_count ? (uint64_t)(h->block_count - 1) * BLOCK_ENTRIES + h->used : 0;
+	return h->as_set ? h->set.count : h->entries;
 }
 
 void pr_day_history_each(const struct pr_day_history *h,
@@ -152,8 +224,7 @@ void pr_day_history_each(const struct pr_day_history *h,
 		}
 		return;
 	}
-	for (uint32_t b = 0; b < h->block_count; b++)
-		each(ctx, h->blocks[b], b + 1 == h->block_count ? h->used : BLOCK_ENTRIES);
+	log_each(h, each, ctx);
 }
 
 int pr_day_history_restore(struct pr_day_history *h, bool as_set, const uint64_t *keys,
@@ -169,15 +240,10 @@ int pr_day_history_restore(struct pr_day_history *h, bool as_set, const uint64_t
 				goto fail;
 		return 0;
 	}
-	for (uint64_t i = 0; i < count;) {
+	for (uint64_t i = 0; i < count; i++) {
 		if (reserve_log(h) < 0)
 			goto fail;
-		uint64_t n = BLOCK_ENTRIES - h->used;
-		if (n > count - i)
-			n = count - i;
-		memcpy(h->blocks[h->block_count - 1] + h->used, keys + i, n * sizeof *keys);
-		h->used += (uint32_t)n;
-		i += n;
+		append_log(h, (uint32_t)(keys[i] >> 32), (int32_t)(uint32_t)keys[i]);
 	}
 	return 0;
 fail:

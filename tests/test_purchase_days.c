@@ -130,3 +130,75 @@ Test(purchase_days, any_order)
 	for (uint64_t seed = 1; seed <= 5; seed++)
 		run(seed, 40, 30000, 3);
 }
+
+static void collect(void *ctx, const uint64_t *keys, size_t count)
+{
+	uint64_t **at = ctx;
+	memcpy(*at, keys, count * sizeof *keys);
+	*at += count;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The log is kept as varints in blocks: a long one, with days far apart
+ * in both directions and customers of every width, reads back key for
+ * key, in order, and becomes a set with the same keys. */
+Test(purchase_days, a_long_log_reads_back_in_order)
+{
+	const uint64_t n = 200000; /* about 30 blocks */
+	uint64_t *keys = malloc(n * sizeof *keys), *got = malloc(n * sizeof *got);
+	uint64_t state = 42;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t u = next(&state);
+		uint32_t customer = u % 7 == 0 ? UINT32_MAX - (uint32_t)(u >> 40 & 3)
+						: (uint32_t)(u >> 8) & ((1u << (u % 25 + 1)) - 1);
+		int32_t day = u % 11 == 0 ? (u & 64 ? INT32_MAX - (int32_t)(i % 2)
+						    : INT32_MIN + (int32_t)(i % 2))
+					  : (int32_t)(i / 4) - 1000;
+		keys[i] = (uint64_t)customer << 32 | (uint32_t)day;
+	}
+	/* Distinct, as a history's keys are. */
+	qsort(keys, n, sizeof *keys, compare_keys);
+	uint64_t distinct = 0;
+	for (uint64_t i = 0; i < n; i++)
+		if (i == 0 || keys[i] != keys[i - 1])
+			keys[distinct++] = keys[i];
+	/* In an order of their own, not sorted. */
+	for (uint64_t i = distinct - 1; i > 0; i--) {
+		uint64_t j = next(&state) % (i + 1), t = keys[i];
+		keys[i] = keys[j];
+		keys[j] = t;
+	}
+	struct pr_day_history h;
+	pr_day_history_init(&h);
+	cr_assert_eq(pr_day_history_restore(&h, false, keys, distinct), 0);
+	cr_assert(!h.as_set);
+	cr_assert_gt(h.block_count, 10);
+	cr_assert_eq(pr_day_history_count(&h), distinct);
+	uint64_t *at = got;
+	pr_day_history_each(&h, collect, &at);
+	cr_assert_eq((uint64_t)(at - got), distinct);
+	for (uint64_t i = 0; i < distinct; i++)
+		cr_assert_eq(got[i], keys[i], "key %llu", (unsigned long long)i);
+	/* A record 100 days behind its customer's map needs the set. */
+	struct pr_recent_days r;
+	cr_assert_eq(pr_recent_days_start(&h, 5, &r, 2000000), 0);
+	cr_assert_eq(pr_recent_days_note(&h, 5, &r, 2000000 - 100), 0);
+	cr_assert(h.as_set);
+	cr_assert_eq(pr_day_history_count(&h), distinct + 2);
+	at = got = realloc(got, (distinct + 2) * sizeof *got);
+	pr_day_history_each(&h, collect, &at);
+	keys = realloc(keys, (distinct + 2) * sizeof *keys);
+	keys[distinct] = (uint64_t)5 << 32 | 2000000;
+	keys[distinct + 1] = (uint64_t)5 << 32 | (2000000 - 100);
+	qsort(keys, distinct + 2, sizeof *keys, compare_keys);
+	qsort(got, distinct + 2, sizeof *got, compare_keys);
+	cr_assert_eq(memcmp(keys, got, (distinct + 2) * sizeof *keys), 0);
+	pr_day_history_destroy(&h);
+	free(keys);
+	free(got);
+}
