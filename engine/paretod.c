@@ -172,7 +172,8 @@ struct settings {
 	bool cli[OPT_END]; /* options given on the command line */
 	const char *where; /* "" or "config.conf:12: " for messages */
 	struct config first; /* the file as read at start: options point into it */
-	struct config last;  /* the file as last reread, if it was */
+	struct config last;  /* the file as last reread, if reread */
+	bool reread;
 };
 
 /* While running (a reload), messages go to the log; before, to stderr. */
@@ -541,40 +542,29 @@ static const struct config_entry *last_entry(const struct config *c, int id)
 	return NULL;
 }
 
-/* What a running server can take: every use reads the option afresh
- * (server.c applies rank-interval-ms to the ranker and max-output-bytes to
- * the connections open). */
-static bool reloadable(int id)
+/*
+ * Copies option id from src to dst if a running server can take it (every
+ * use reads it afresh; server.c passes rank-interval-ms on to the ranker
+ * and max-output-bytes to the connections open); false, copying nothing,
+ * for the options that wait for the next start. The one list of them.
+ */
+static bool copy_runtime_option(int id, struct pr_server_options *dst,
+				const struct pr_server_options *src)
 {
 	switch (id) {
-	case OPT_MAX_OUTPUT:
-	case OPT_MAX_CLIENTS:
-	case OPT_RANK_INTERVAL:
-	case OPT_INGEST_BATCH:
+	case OPT_MAX_OUTPUT: dst->max_output_bytes = src->max_output_bytes; return true;
+	case OPT_MAX_CLIENTS: dst->max_clients = src->max_clients; return true;
+	case OPT_RANK_INTERVAL: dst->rank_interval_ms = src->rank_interval_ms; return true;
+	case OPT_INGEST_BATCH: dst->ingest_batch_bytes = src->ingest_batch_bytes; return true;
 	case OPT_CHECKPOINT_INTERVAL:
-	case OPT_TIER_BENEFITS:
-	case OPT_SHOW_ERRORS:
-	case OPT_QUIET:
+		dst->checkpoint_interval_s = src->checkpoint_interval_s;
 		return true;
-	default:
-		return false;
-	}
-}
-
-/* A reloadable option back to its default (its line left the file). */
-static void reset_option(int id, struct pr_server_options *o)
-{
-	struct pr_server_options d;
-	pr_server_options_init(&d);
-	switch (id) {
-	case OPT_MAX_OUTPUT: o->max_output_bytes = d.max_output_bytes; break;
-	case OPT_MAX_CLIENTS: o->max_clients = d.max_clients; break;
-	case OPT_RANK_INTERVAL: o->rank_interval_ms = d.rank_interval_ms; break;
-	case OPT_INGEST_BATCH: o->ingest_batch_bytes = d.ingest_batch_bytes; break;
-	case OPT_CHECKPOINT_INTERVAL: o->checkpoint_interval_s = d.checkpoint_interval_s; break;
-	case OPT_TIER_BENEFITS: memcpy(o->benefits, d.benefits, sizeof d.benefits); break;
-	case OPT_SHOW_ERRORS: o->show_errors = d.show_errors; break;
-	case OPT_QUIET: o->quiet = d.quiet; break;
+	case OPT_TIER_BENEFITS:
+		memcpy(dst->benefits, src->benefits, sizeof src->benefits);
+		return true;
+	case OPT_SHOW_ERRORS: dst->show_errors = src->show_errors; return true;
+	case OPT_QUIET: dst->quiet = src->quiet; return true;
+	default: return false;
 	}
 }
 
@@ -588,8 +578,10 @@ static int reload(void *ctx, struct pr_server_options *o)
 		pr_log("SIGHUP: %s not reread: the running configuration stays", path);
 		return -1;
 	}
-	const struct config *was = st->last.entries ? &st->last : &st->first;
+	const struct config *was = st->reread ? &st->last : &st->first;
 	struct settings scratch = { .opt = *o };
+	struct pr_server_options defaults;
+	pr_server_options_init(&defaults);
 	char where[600], changed[512] = "";
 	for (const struct option *opt = options; opt->name; opt++) {
 		int id = opt->val;
@@ -600,21 +592,23 @@ static int reload(void *ctx, struct pr_server_options *o)
 			       opt->name);
 			continue;
 		}
-		if (!reloadable(id)) {
+		/* From its default, then the file's value if it still gives
+		 * one: what the file leaves out (a key, a tier) is the default. */
+		if (!copy_runtime_option(id, &scratch.opt, &defaults)) {
 			pr_log("SIGHUP: %s: %s changed; it takes effect at the next start", path,
 			       opt->name);
 			continue;
 		}
 		const struct config_entry *e = last_entry(&fresh, id);
-		if (id == OPT_TIER_BENEFITS || !e)
-			reset_option(id, &scratch.opt); /* tiers the file leaves out: defaults */
-		if (e)
+		if (e) {
 			snprintf(where, sizeof where, "SIGHUP: %s:%u: ", path, e->line);
-		scratch.where = where;
-		if (e && apply(&scratch, id, opt->name, e->value, false) != 0) {
-			config_free(&fresh);
-			pr_log("SIGHUP: %s not applied: the running configuration stays", path);
-			return -1;
+			scratch.where = where;
+			if (apply(&scratch, id, opt->name, e->value, false) != 0) {
+				config_free(&fresh);
+				pr_log("SIGHUP: %s not applied: the running configuration stays",
+				       path);
+				return -1;
+			}
 		}
 		size_t used = strlen(changed);
 		snprintf(changed + used, sizeof changed - used, "%s%s", used ? ", " : "", opt->name);
@@ -623,6 +617,7 @@ static int reload(void *ctx, struct pr_server_options *o)
 	 * later reading is freed. */
 	config_free(&st->last);
 	st->last = fresh;
+	st->reread = true;
 	*o = scratch.opt;
 	pr_log("SIGHUP: %s reread; %s%s", path, *changed ? "now in effect: " : "",
 	       *changed ? changed : "nothing a running server takes changed");

@@ -932,6 +932,17 @@ Test(paretod, sighup_rereads_the_config_and_reopens_the_log)
 		assert_score(c, "C2", "B", "12", NULL);
 	}
 	cr_assert(log_has(&d, "the running configuration stays"));
+
+	/* An empty file: every option back to its default; the same empty
+	 * file again: nothing changed since the last reading. */
+	write_bytes(conf, "w", "", 0);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	for (int i = 0; i < 300 && strcmp(config_get(c, "rank-interval-ms", v, sizeof v), "10"); i++)
+		sleep_ms(10);
+	cr_assert_str_eq(v, "10", "the empty file's default rank-interval-ms");
+	assert_score(c, "C2", "B", "10", NULL);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	wait_log(&d, "reread; nothing a running server takes changed");
 	redisFree(c);
 	stop(&d);
 }
