@@ -216,6 +216,13 @@ bool log_has(const struct daemon *d, const char *text)
 	return has;
 }
 
+void wait_log(const struct daemon *d, const char *text, int ms)
+{
+	for (int64_t t0 = now_ms(); !log_has(d, text) && now_ms() - t0 < ms;)
+		sleep_ms(10);
+	cr_assert(log_has(d, text), "no '%s' in the log:\n%s", text, read_text(d->log));
+}
+
 char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t *len)
 {
 	char in[160], out[160];

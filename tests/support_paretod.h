@@ -89,6 +89,9 @@ long long info_number(redisContext *c, const char *name);
 
 /* Whether the daemon's log holds text. */
 bool log_has(const struct daemon *d, const char *text);
+/* Waits up to ms for the log to have text; fails the test (with the log)
+ * if it does not. */
+void wait_log(const struct daemon *d, const char *text, int ms);
 
 /* The CSV text converted to binary records by `pareto convert` (through
  * d->dir/part.csv and part.prb): malloc'ed, *len bytes. */

@@ -861,14 +861,6 @@ Test(paretod, config_file_and_flags)
 	}
 }
 
-/* Polls the log until it has text (SIGHUP is handled between turns). */
-static void wait_log(const struct daemon *d, const char *text)
-{
-	for (int i = 0; i < 300 && !log_has(d, text); i++)
-		sleep_ms(10);
-	cr_assert(log_has(d, text), "no '%s' in the log:\n%s", text, read_text(d->log));
-}
-
 static const char *config_get(redisContext *c, const char *name, char *out, size_t size)
 {
 	redisReply *r = cmd(c, "CONFIG GET %s", name);
@@ -905,7 +897,7 @@ Test(paretod, sighup_rereads_the_config_and_reopens_the_log)
 		 "max-clients = 3\nsocket-mode = 0600\n", d.feed);
 	write_bytes(conf, "w", text, strlen(text));
 	cr_assert_eq(kill(d.pid, SIGHUP), 0);
-	wait_log(&d, "reread; now in effect: rank-interval-ms, tier-benefits");
+	wait_log(&d, "reread; now in effect: rank-interval-ms, tier-benefits", 3000);
 	cr_assert(log_has(&d, "SIGHUP: log reopened"));
 	cr_assert(log_has(&d, "socket-mode changed; it takes effect at the next start"));
 	cr_assert(log_has(&d, "max-clients changed; the command line's value stays"));
@@ -927,7 +919,7 @@ Test(paretod, sighup_rereads_the_config_and_reopens_the_log)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		write_bytes(conf, "w", bad[i][0], strlen(bad[i][0]));
 		cr_assert_eq(kill(d.pid, SIGHUP), 0);
-		wait_log(&d, bad[i][1]);
+		wait_log(&d, bad[i][1], 3000);
 		cr_assert_str_eq(config_get(c, "rank-interval-ms", v, sizeof v), "25");
 		assert_score(c, "C2", "B", "12", NULL);
 	}
@@ -942,7 +934,7 @@ Test(paretod, sighup_rereads_the_config_and_reopens_the_log)
 	cr_assert_str_eq(v, "10", "the empty file's default rank-interval-ms");
 	assert_score(c, "C2", "B", "10", NULL);
 	cr_assert_eq(kill(d.pid, SIGHUP), 0);
-	wait_log(&d, "reread; nothing a running server takes changed");
+	wait_log(&d, "reread; nothing a running server takes changed", 3000);
 	redisFree(c);
 	stop(&d);
 }

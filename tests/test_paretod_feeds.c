@@ -469,14 +469,6 @@ Test(paretod_feeds, followed_file_picks_up_appends)
 	stop(&d);
 }
 
-/* Waits until paretod's log has text. */
-static void wait_log(const struct daemon *d, const char *text)
-{
-	for (int i = 0; i < 500 && !log_has(d, text); i++)
-		sleep_ms(10);
-	cr_assert(log_has(d, text), "no '%s' in the log", text);
-}
-
 /*
  * Rotation by rename: the old file is read to its end (a last line without
  * its line end counts then), the new file from its start with its header.
@@ -515,12 +507,12 @@ Test(paretod_feeds, followed_file_rotation_and_truncation)
 	 * and written longer than before in between looks like an append
 	 * (to tail -F as well), and a loaded machine can delay the look. */
 	write_bytes(path, "w", "", 0);
-	wait_log(&d, "truncated to 0 bytes after 42 were read");
+	wait_log(&d, "truncated to 0 bytes after 42 were read", 5000);
 	append_text(path, "T1,1.00,2024-01-05\n");
 	wait_info(c, "records", 5, 2000);
 	/* Truncated, then written again with its header. */
 	write_bytes(path, "w", "", 0);
-	wait_log(&d, "truncated to 0 bytes after 19 were read");
+	wait_log(&d, "truncated to 0 bytes after 19 were read", 5000);
 	append_text(path, "customer_id,amount,ts\nT2,2.00,2024-01-06\n");
 	wait_info(c, "records", 6, 2000);
 	cr_assert_eq(info_number(c, "rejected"), 0);
@@ -536,7 +528,7 @@ Test(paretod_feeds, followed_file_rotation_and_truncation)
 	append_text(path, "T3,3.0");
 	wait_info(c, "feed_bytes", bytes + 6, 2000);
 	write_bytes(path, "w", "", 0);
-	wait_log(&d, "truncated to 0 bytes after 47 were read");
+	wait_log(&d, "truncated to 0 bytes after 47 were read", 5000);
 	append_text(path, "T4,4.00,2024-01-07\n");
 	wait_info(c, "records", 7, 2000);
 	cr_assert_eq(info_number(c, "rejected_truncated"), 1);
