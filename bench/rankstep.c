@@ -30,9 +30,13 @@
 
 #define STEPS 15
 
+/* MORE.csv in memory: records whose ids point into `bytes` once all are
+ * read (the buffer moves while it grows; `at` says where each record's
+ * customer id starts, its store id right after). */
 struct stored {
 	struct pr_record *records;
-	char *bytes; /* the ids and stores, back to back */
+	size_t *at;
+	char *bytes;
 	size_t count, capacity, bytes_used, bytes_capacity;
 };
 
@@ -42,9 +46,12 @@ static int keep_record(void *ctx, const struct pr_record *r)
 	if (s->count == s->capacity) {
 		s->capacity = s->capacity ? 2 * s->capacity : 1 << 16;
 		void *p = realloc(s->records, s->capacity * sizeof *s->records);
-		if (!p)
+		void *q = p ? realloc(s->at, s->capacity * sizeof *s->at) : NULL;
+		if (p)
+			s->records = p;
+		if (!q)
 			return -ENOMEM;
-		s->records = p;
+		s->at = q;
 	}
 	size_t need = r->customer_len + r->store_len;
 	if (s->bytes_used + need > s->bytes_capacity) {
@@ -54,15 +61,11 @@ static int keep_record(void *ctx, const struct pr_record *r)
 			return -ENOMEM;
 		s->bytes = p;
 	}
-	/* Offsets now, pointers once the buffer stops moving. */
-	struct pr_record *k = &s->records[s->count++];
-	*k = *r;
-	k->customer = (const char *)(uintptr_t)s->bytes_used;
+	s->at[s->count] = s->bytes_used;
+	s->records[s->count++] = *r;
 	memcpy(s->bytes + s->bytes_used, r->customer, r->customer_len);
-	s->bytes_used += r->customer_len;
-	k->store = (const char *)(uintptr_t)s->bytes_used;
-	memcpy(s->bytes + s->bytes_used, r->store, r->store_len);
-	s->bytes_used += r->store_len;
+	memcpy(s->bytes + s->bytes_used + r->customer_len, r->store, r->store_len);
+	s->bytes_used += need;
 	return 0;
 }
 
@@ -143,8 +146,8 @@ int main(int argc, char **argv)
 	if (pr_feed_read(argv[2], &fo, &sink, &stats, &err) < 0 || !more.count)
 		die(argv[2], &err);
 	for (size_t i = 0; i < more.count; i++) {
-		more.records[i].customer = more.bytes + (uintptr_t)more.records[i].customer;
-		more.records[i].store = more.bytes + (uintptr_t)more.records[i].store;
+		more.records[i].customer = more.bytes + more.at[i];
+		more.records[i].store = more.records[i].customer + more.records[i].customer_len;
 	}
 
 	struct pr_ranker *ranker;
@@ -191,6 +194,7 @@ int main(int argc, char **argv)
 	pr_ranker_destroy(ranker);
 	pr_engine_destroy(e);
 	free(more.records);
+	free(more.at);
 	free(more.bytes);
 	return 0;
 }
