@@ -1,5 +1,6 @@
 /* checkpoint.c - the engine's state to a file and back; see checkpoint.h. */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -311,6 +312,7 @@ static void w_engine(struct writer *w, const struct pr_engine *e, const void *bl
 		     size_t blob_len)
 {
 	const struct pr_engine_options *o = &e->opt;
+	assert(engine_applied(e));
 	uint64_t pairs = 0;
 	for (uint32_t s = 0; s < PR_SHARDS; s++)
 		pairs += e->shards[s].pairs.count;

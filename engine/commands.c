@@ -240,9 +240,11 @@ static bool parse_scope(struct pr_server *s, struct pr_client *c, const args_t *
 /* ---- published rankings --------------------------------------------------- */
 
 /*
- * Records applied so far, what every query compares its published ranking
- * with: read directly, as pr_engine_state also counts the customers of
- * every shard (256 cache lines, a microsecond).
+ * Records counted so far, what every query compares its published ranking
+ * with. This thread counts them as it accepts them; apply threads may not
+ * have applied them all yet (and a drain uncounts any they could not apply
+ * for memory). Read directly: pr_engine_state also counts the customers of
+ * every shard, which needs a drain first.
  */
 static uint64_t engine_records(const struct pr_server *s)
 {
@@ -305,6 +307,7 @@ static const struct pr_published *company_get(struct pr_server *s, enum pr_windo
 	const struct pr_published *p = s->company[w];
 	if (p && (p->records == engine_records(s) || (!force && pr_server_ingesting(s))))
 		return p;
+	pr_server_drain(s);
 	company_hold(s, w, pr_ranker_wait(r, w));
 	return s->company[w];
 }
@@ -345,6 +348,7 @@ static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr
 	    (p->records == engine_records(s) ||
 	     (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
 		return p;
+	pr_server_drain(s);
 	struct pr_engine_state st;
 	pr_engine_state(s->engine, &st);
 	int64_t began = pr_server_now_ms();
@@ -442,6 +446,7 @@ static int view_find(struct pr_server *s, struct pr_client *c, const struct scop
 			return 0;
 		if (rc == -ENOENT) {
 			struct pr_customer_info info;
+			pr_server_drain(s);
 			if (pr_engine_customer(s->engine, id, len, &info) == -ENOENT)
 				return -ENOENT; /* never seen: in no ranking, old or new */
 		}
@@ -485,6 +490,8 @@ static bool lookup_customer(struct pr_server *s, struct pr_client *c, const args
 	if (rc == -ENOMEM)
 		return false;
 	l->ranked = rc == 0;
+	if (with_history)
+		pr_server_drain(s);
 	l->known = with_history && l->len >= 1 && l->len <= PR_CUSTOMER_MAX_BYTES &&
 		   pr_engine_customer(s->engine, l->id, l->len, &l->info) == 0;
 	return true;
@@ -1046,6 +1053,7 @@ char *pr_commands_metrics(struct pr_server *s, size_t *len)
 static void cmd_info(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
 	struct text t = { 0 };
+	pr_server_drain(s);
 	if (a->argc == 2 && arg_is(a, 1, "metrics"))
 		metrics_text(s, &t);
 	else
@@ -1274,6 +1282,7 @@ static void cmd_lapsed(struct pr_server *s, struct pr_client *c, const args_t *a
 	}
 	struct pr_lapsed *list = NULL;
 	size_t count = 0, total = 0;
+	pr_server_drain(s);
 	if (pr_engine_lapsed(s->engine, (size_t)n, &list, &count, &total) < 0) {
 		pr_resp_error(&c->out, "ERR out of memory listing lapsed customers");
 		return;
@@ -1384,13 +1393,13 @@ static void cmd_ingest(struct pr_server *s, struct pr_client *c, const args_t *a
 		pr_resp_error(&c->out, "ERR %s", err.message);
 		return;
 	}
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
+	/* Counted as they were accepted (applied or not yet). */
+	const struct pr_engine *e = s->engine;
 	struct map m;
 	map_begin(&m, &c->out, 5);
 	f_uint(&m, "accepted", accepted);
 	f_uint(&m, "rejected", rejected);
-	f_meta(&m, st.records, st.has_watermark, st.watermark_ms);
+	f_meta(&m, e->records, e->has_watermark, e->watermark_ms);
 	map_end(&m);
 	/* Subscribers hear about what this INGEST changed before its sender
 	 * can ask anything else. */
@@ -1615,14 +1624,14 @@ int pr_commands_alerts(struct pr_server *s, bool now)
 		al->baseline = false;
 		return -1;
 	}
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
-	if (al->baseline && al->records == st.records)
+	if (al->baseline && al->records == engine_records(s))
 		return -1;
 	int64_t t = pr_server_now_ms();
 	if (!now && al->baseline && pr_server_ingesting(s) &&
 	    t - al->evaluated_ms < (int64_t)s->opt.rank_interval_ms)
 		return (int)(s->opt.rank_interval_ms - (t - al->evaluated_ms));
+	pr_server_drain(s); /* (it may uncount records it could not apply) */
+	uint64_t records = engine_records(s);
 	enum pr_window w = s->opt.alert_window;
 	const struct pr_published *company = company_get(s, w, false);
 	const struct pr_published_stores *stores = stores_get(s, w, true, -1);
@@ -1646,7 +1655,7 @@ int pr_commands_alerts(struct pr_server *s, bool now)
 			     push);
 	}
 	al->baseline = true;
-	al->records = st.records;
+	al->records = records;
 	al->evaluated_ms = t;
 	/* A subscriber that does not read is cut off like any slow reader. */
 	for (struct pr_client *c = s->clients, *next; c; c = next) {

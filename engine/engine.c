@@ -8,6 +8,7 @@
  * shard, the same records find that shard's few megabytes of tables in
  * cache, and the staging itself is sequential writes.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -683,8 +684,14 @@ int pr_engine_drain(struct pr_engine *e)
 	return rc;
 }
 
+bool engine_applied(const struct pr_engine *e)
+{
+	return e->queue_bytes == 0 && (!e->owners || !pr_shard_owners_staged(e->owners));
+}
+
 void pr_engine_state(const struct pr_engine *e, struct pr_engine_state *out)
 {
+	assert(engine_applied(e));
 	out->records = e->records;
 	out->watermark_ms = e->watermark_ms;
 	out->has_watermark = e->has_watermark;
@@ -738,6 +745,7 @@ static double mean_gap_days(const struct customer_aggregate *c)
 int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
 		       struct pr_customer_info *out)
 {
+	assert(engine_applied(e));
 	if (!e->opt.keep_periods || !e->opt.keep_days)
 		return -ENOTSUP;
 	uint32_t ref = engine_find_customer(e, id, len);
@@ -767,6 +775,7 @@ static int compare_lapsed(const void *a, const void *b)
 int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 		     struct pr_lapsed **out, size_t *count, size_t *total)
 {
+	assert(engine_applied(e));
 	if (!e->opt.keep_days)
 		return -ENOTSUP;
 	size_t n = 0, cap = 0;

@@ -143,6 +143,14 @@ static inline const struct pr_id_entry *engine_customer_id(const struct pr_engin
 	return pr_id_table_entry(ref_table(e, ref), ref >> PR_SHARD_BITS);
 }
 
+/*
+ * Whether every record accepted is applied: nothing queued, nothing staged
+ * for an apply thread (pr_engine_drain makes it so). Only then may this
+ * thread read the shards; the readers assert it, so a reader that forgot
+ * to drain fails in the Debug build instead of racing with the owners.
+ */
+bool engine_applied(const struct pr_engine *e);
+
 static inline uint64_t engine_customer_count(const struct pr_engine *e)
 {
 	uint64_t n = 0;

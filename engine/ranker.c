@@ -1,4 +1,5 @@
 /* ranker.c - paretod's ranker and rebaser threads; see ranker.h. */
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -685,11 +686,38 @@ static struct batch *batch_cut(struct pr_ranker *r, bool whole, bool chunks_rese
 	return b;
 }
 
+/* When the interval allows the next batch: -1 nothing is wanted, 0 now,
+ * else in ms. */
+static int interval_wait(const struct pr_ranker *r, bool now)
+{
+	if (!r->wanted)
+		return -1;
+	int64_t since = now_ms() - r->fed_ms;
+	return !now && since < (int64_t)r->interval_ms ? (int)(r->interval_ms - since) : 0;
+}
+
+/* Cut only when the ranker is idle: a batch cut while it merges would
+ * wait, and miss the records that arrive meanwhile; the changes keep
+ * coalescing in the journal. (Relaxed: the count is only compared; the
+ * ring orders the batch itself.) */
+static bool busy(const struct pr_ranker *r)
+{
+	return atomic_load_explicit(&r->done, memory_order_relaxed) != r->batches;
+}
+
+int pr_ranker_due(const struct pr_ranker *r)
+{
+	int wait = interval_wait(r, false);
+	return wait ? wait : busy(r);
+}
+
 int pr_ranker_feed(struct pr_ranker *r, bool now)
 {
 	struct pr_engine *e = r->engine;
-	if (!r->wanted)
-		return -1;
+	int wait = interval_wait(r, now);
+	if (wait)
+		return wait;
+	assert(engine_applied(e));
 	uint32_t failed = atomic_exchange_explicit(&r->failed, 0, memory_order_acquire);
 	r->sent &= ~failed;
 	bool chunks_reset = failed & FAILED_DIRECTORY;
@@ -707,14 +735,7 @@ int pr_ranker_feed(struct pr_ranker *r, bool now)
 		      memcmp(&r->sent_periods, &e->watermark_periods, sizeof r->sent_periods) != 0);
 	if (!whole && !changed && !chunks_reset)
 		return -1;
-	int64_t t = now_ms();
-	if (!now && t - r->fed_ms < (int64_t)r->interval_ms)
-		return (int)(r->interval_ms - (t - r->fed_ms));
-	/* Cut only when the ranker is idle: a batch cut while it merges would
-	 * wait, and miss the records that arrive meanwhile. (Relaxed: the
-	 * count is only compared; the ring orders the batch itself.) */
-	if (atomic_load_explicit(&r->done, memory_order_relaxed) != r->batches) {
-		/* The ranker is busy: the changes keep coalescing. */
+	if (busy(r)) {
 		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
 		return 1;
 	}
@@ -729,7 +750,7 @@ int pr_ranker_feed(struct pr_ranker *r, bool now)
 	r->sent_epoch = e->changes_epoch;
 	r->sent_periods = e->watermark_periods;
 	r->sent = r->wanted;
-	r->fed_ms = t;
+	r->fed_ms = now_ms();
 	r->batches++;
 	/* Cannot fail: the ranker took every batch before, and only this
 	 * thread pushes. */

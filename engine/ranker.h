@@ -87,10 +87,21 @@ void pr_ranker_set_interval(struct pr_ranker *r, unsigned interval_ms);
 void pr_ranker_want(struct pr_ranker *r, enum pr_window w);
 
 /*
+ * Writer: whether pr_ranker_feed would hand over a batch: 0 if it would
+ * look at the changes now (the ranker has taken the last batch and
+ * interval_ms have passed since), else the milliseconds after which to
+ * ask again, or -1 if no window is wanted. Reads nothing of the engine, so
+ * apply threads need no drain for it.
+ */
+int pr_ranker_due(const struct pr_ranker *r);
+
+/*
  * Writer: hands the ranker the changes since the last batch if it has
- * taken that one and (unless now) interval_ms have passed since. Returns
- * -1 when nothing waits to be handed over, else the milliseconds after
- * which to call again (0: at once).
+ * taken that one and (unless now) interval_ms have passed since. Call it
+ * with every record applied (pr_engine_drain) when pr_ranker_due says 0
+ * or now is true: it reads the shards' journals. Returns -1 when nothing
+ * waits to be handed over, else the milliseconds after which to call
+ * again (0: at once).
  */
 int pr_ranker_feed(struct pr_ranker *r, bool now);
 
@@ -99,8 +110,8 @@ int pr_ranker_feed(struct pr_ranker *r, bool now);
 struct pr_published *pr_ranker_take(struct pr_ranker *r, enum pr_window w);
 
 /*
- * Writer and reader at once (paretod's server thread): hands over
- * everything and waits until the ranker publishes w as of every record
+ * Writer and reader at once (paretod's server thread), with every record
+ * applied (pr_engine_drain): hands over everything and waits until the ranker publishes w as of every record
  * applied so far. Returns that snapshot (a reference for the caller) or
  * NULL if the ranker ran out of memory for it.
  */

@@ -10,6 +10,7 @@
  * in int64 because the engine bounds the total absolute volume; squared
  * sums use 128 bits.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,7 @@ static int ranking_finish(struct pr_ranking *r)
 int pr_ranking_build(const struct pr_engine *e, enum pr_window window,
 		     int64_t store, struct pr_ranking **out, struct pr_error *err)
 {
+	assert(engine_applied(e));
 	if (engine_can_rank(e, window, store >= 0) < 0)
 		return pr_error_set(err, -ENOTSUP, "the engine does not keep what this ranking needs");
 	if (store >= 0) {
@@ -504,6 +506,7 @@ static int journal_changes(const struct pr_engine *e, enum pr_window window, uin
 int pr_ranking_refresh(struct pr_engine *e, const struct pr_ranking *old, enum pr_window window,
 		       struct pr_ranking **out, struct pr_error *err)
 {
+	assert(engine_applied(e));
 	uint64_t changed = 0;
 	bool lost = false;
 	for (uint32_t s = 0; s < PR_SHARDS; s++) {
@@ -540,6 +543,7 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 			    struct pr_ranking ***out, uint32_t *count,
 			    struct pr_error *err)
 {
+	assert(engine_applied(e));
 	if (engine_can_rank(e, window, true) < 0)
 		return pr_error_set(err, -ENOTSUP, "the engine does not keep what this ranking needs");
 	uint32_t stores = e->stores.count;

@@ -338,7 +338,6 @@ void pr_server_drain(struct pr_server *s)
 static void client_process(struct pr_server *s, struct pr_client *c)
 {
 	size_t off = 0;
-	pr_server_drain(s);
 	while (off < c->in_len && !c->closing && !c->close_after_write) {
 		struct pr_resp_command cmd = { 0, s->argv, s->argv_len };
 		struct pr_error err = { 0 };
@@ -813,40 +812,24 @@ static int sooner(int a, int b)
 }
 
 /*
- * The readers of a loop turn: the alerts and the ranker's batch (changes
- * handed over as soon as it can take them). With apply threads each needs
- * a drain, which waits for them, so each is asked only once it is due (the
- * wait it asked for last time), not every turn; it would have answered
- * "not yet" in between. Returns the least wait in ms, or -1.
+ * The ranker's batch: the changes handed over as soon as it can take them.
+ * Its journal needs every record applied, and with apply threads a drain
+ * waits for them, so the drain comes only once a batch is due.
  */
+static int ranker_turn(struct pr_server *s)
+{
+	int wait = pr_ranker_due(s->ranker);
+	if (wait)
+		return wait;
+	pr_server_drain(s);
+	return pr_ranker_feed(s->ranker, false);
+}
+
+/* The readers of a loop turn, each draining only once it is due: the
+ * alerts and the ranker. Returns the least wait in ms, or -1. */
 static int readers_turn(struct pr_server *s)
 {
-	if (!apply_threads(s))
-		return sooner(pr_commands_alerts(s, false),
-			      s->ranker ? pr_ranker_feed(s->ranker, false) : -1);
-	int64_t now = pr_server_now_ms();
-	int due = -1;
-	if (s->subscribers) {
-		if (now >= s->alerts_due_ms) {
-			pr_server_drain(s);
-			int wait = pr_commands_alerts(s, false);
-			s->alerts_due_ms = now + (wait > 0 ? wait : 0);
-			due = wait;
-		} else {
-			due = (int)(s->alerts_due_ms - now);
-		}
-	}
-	if (s->ranker) {
-		if (now >= s->rank_due_ms) {
-			pr_server_drain(s);
-			int wait = pr_ranker_feed(s->ranker, false);
-			s->rank_due_ms = now + (wait > 0 ? wait : 0);
-			due = sooner(due, wait);
-		} else {
-			due = sooner(due, (int)(s->rank_due_ms - now));
-		}
-	}
-	return due;
+	return sooner(pr_commands_alerts(s, false), s->ranker ? ranker_turn(s) : -1);
 }
 
 /* Once a second: the ingest rate, and systemd's status line. */

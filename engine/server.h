@@ -206,9 +206,6 @@ struct pr_server {
 	struct pr_published *company[PR_WINDOW_COUNT];
 	struct pr_published_stores stores[PR_WINDOW_COUNT];
 	struct pr_alerts alerts;
-	/* With apply threads: when the alerts and the ranker are next asked
-	 * (monotonic ms; server.c readers_turn) */
-	int64_t alerts_due_ms, rank_due_ms;
 
 	/* counters */
 	struct pr_feed_stats stats;  /* feeds that ended, and INGEST */
@@ -267,8 +264,13 @@ bool pr_server_ingesting(const struct pr_server *s);
 /*
  * Applies the records feeds have queued in the engine (pr_engine_enqueue),
  * and with apply threads waits until they have. Called before anything
- * reads the engine (every request, the alerts, the ranker's batch, a
- * checkpoint, the metrics), so that answers cover every record counted.
+ * reads the shards (a request for a customer's history, a store ranking
+ * rebuilt, a wait for the ranker, LAPSED, INFO; the alerts and the
+ * ranker's batch once due; a checkpoint; the metrics), so that what it
+ * reads covers every record counted; the engine's readers assert it.
+ * Answers from a published ranking need none: they cite what it reflects.
+ * With apply threads a drain waits for them, so it is kept off the paths
+ * that do not read the shards.
  */
 void pr_server_drain(struct pr_server *s);
 

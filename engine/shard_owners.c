@@ -268,6 +268,11 @@ int pr_shard_owners_drain(struct pr_shard_owners *o, uint64_t *dropped,
 	return rc;
 }
 
+bool pr_shard_owners_staged(const struct pr_shard_owners *o)
+{
+	return o->staged;
+}
+
 unsigned pr_shard_owners_count(const struct pr_shard_owners *o)
 {
 	return o->count;

@@ -40,6 +40,7 @@
 #ifndef PARETO_SHARD_OWNERS_H
 #define PARETO_SHARD_OWNERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,10 @@ unsigned char *pr_shard_owners_stage(struct pr_shard_owners *o, uint32_t shard, 
  */
 int pr_shard_owners_drain(struct pr_shard_owners *o, uint64_t *dropped,
 			  uint64_t *dropped_volume_minor);
+
+/* Server only. Whether records were staged since the last drain (then
+ * the shards may be in an owner's hands). */
+bool pr_shard_owners_staged(const struct pr_shard_owners *o);
 
 /* The number of owner threads. */
 unsigned pr_shard_owners_count(const struct pr_shard_owners *o);

@@ -196,6 +196,7 @@ Test(ranker, waits_for_nothing_when_nothing_changed)
 	struct pr_engine *e;
 	struct pr_ranker *r;
 	start(&e, &r, 10);
+	cr_assert_eq(pr_ranker_due(r), -1, "no window is wanted yet");
 	/* An empty engine still gets a ranking: empty, citing 0 records. */
 	struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
 	cr_assert_not_null(p);
@@ -203,6 +204,36 @@ Test(ranker, waits_for_nothing_when_nothing_changed)
 	cr_assert_eq(pr_ranking_customers(p->ranking), 0);
 	cr_assert_eq(pr_ranker_feed(r, true), -1, "nothing to hand over");
 	cr_assert_null(pr_ranker_take(r, PR_WINDOW_ALL), "nothing new published");
+	pr_published_release(p);
+	pr_ranker_destroy(r);
+	pr_engine_destroy(e);
+}
+
+/* pr_ranker_due, which paretod asks before it drains its apply threads,
+ * says "not yet" within the interval and "now" after it once the ranker
+ * is idle. (Intervals of a minute and of nothing: no timing assumed.) */
+Test(ranker, is_due_after_the_interval_and_once_the_ranker_is_idle)
+{
+	int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
+	uint64_t x = 7;
+	struct pr_engine *e;
+	struct pr_ranker *r;
+	start(&e, &r, 60000);
+	pr_published_release(pr_ranker_wait(r, PR_WINDOW_ALL));
+	int wait = pr_ranker_due(r);
+	cr_assert(wait > 0 && wait <= 60000, "just fed: %d ms to wait", wait);
+	add_records(e, &x, &ts, 100);
+	cr_assert_gt(pr_ranker_feed(r, false), 0, "a batch within the interval");
+	pr_ranker_set_interval(r, 0);
+	for (int i = 0; i < 2000 && pr_ranker_due(r) != 0; i++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	cr_assert_eq(pr_ranker_due(r), 0, "idle and past the interval");
+	cr_assert_eq(pr_ranker_feed(r, false), -1, "handed over");
+	pr_ranker_set_interval(r, 60000);
+	wait = pr_ranker_due(r);
+	cr_assert(wait > 0 && wait <= 60000, "fed again: %d ms to wait", wait);
+	struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
+	cr_assert_eq(p->records, 100);
 	pr_published_release(p);
 	pr_ranker_destroy(r);
 	pr_engine_destroy(e);
