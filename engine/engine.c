@@ -29,9 +29,11 @@
 #define QUEUE_BYTES ((size_t)32 << 10)
 
 /* Staged bytes past which a one-lane bulk load applies what it holds. */
+/* What a bulk load stages before it applies (staged.h). */
 static size_t staged_limit(const struct pr_engine *e)
 {
-	return e->opt.memory_limit_bytes ? e->opt.memory_limit_bytes : PR_BULK_MEMORY_DEFAULT;
+	size_t limit = e->opt.memory_limit_bytes ? e->opt.memory_limit_bytes : PR_BULK_MEMORY_DEFAULT;
+	return limit < PR_STAGE_BYTES_PER_THREAD ? limit : PR_STAGE_BYTES_PER_THREAD;
 }
 
 void pr_engine_options_init(struct pr_engine_options *opt)

@@ -784,7 +784,12 @@ static int setup(struct run *run, struct pr_error *err)
 	size_t ring_bytes = floor_pow2(limit / 4 / ((size_t)n * n));
 	ring_bytes = ring_bytes < RING_MIN_BYTES ? RING_MIN_BYTES
 		   : ring_bytes > RING_MAX_BYTES ? RING_MAX_BYTES : ring_bytes;
+	/* Half the limit over the shards, and what an owner stages for all its
+	 * shards at most about its L2 (staged.h). */
+	size_t owned = (PR_SHARDS + n - 1) / n;
 	run->shard_stage_bytes = limit / 2 / PR_SHARDS;
+	if (run->shard_stage_bytes > PR_STAGE_BYTES_PER_THREAD / owned)
+		run->shard_stage_bytes = PR_STAGE_BYTES_PER_THREAD / owned;
 	if (run->shard_stage_bytes < SHARD_STAGE_MIN_BYTES)
 		run->shard_stage_bytes = SHARD_STAGE_MIN_BYTES;
 	/* Chunks of four rings: measured best at 10M rows (a chunk is a merge,

@@ -70,6 +70,18 @@ static inline void pr_staged_copy(unsigned char *dst, const unsigned char *src, 
  * its rings): the memory limit when pr_engine_options leaves it 0. */
 #define PR_BULK_MEMORY_DEFAULT ((size_t)128 << 20)
 
+/*
+ * What one thread of a bulk load stages before it applies, for all the
+ * shards it applies together (the memory limit may make it less): about a
+ * core's L2 cache, so that records are written and read back in cache.
+ * Batches of up to half the memory limit were meant to keep a shard's
+ * tables in cache while it is applied, but the records' writes into 256
+ * buffers that do not fit missed the cache instead (two thirds of the time
+ * of pr_engine_lane_add on one store); the look-ahead hides the tables'
+ * misses either way. docs/ARCHITECTURE.md has the figures.
+ */
+#define PR_STAGE_BYTES_PER_THREAD ((size_t)1 << 20)
+
 /* The shard (0..PR_SHARDS-1) a customer id belongs to. Any thread. */
 uint32_t pr_engine_shard_of(const struct pr_engine *e, const char *id, size_t len);
 
