@@ -72,6 +72,29 @@ static int64_t wait_info(redisContext *c, const char *name, long long want, int 
 	return -1;
 }
 
+/*
+ * Waits (at most ms) until the company ranking answers cite `records`
+ * (PARETO's "records"). While a feed delivers, answers come from the
+ * newest published ranking, which may be up to about --rank-interval-ms
+ * behind INFO's count: a customer's revenue in CUSTOMER is his revenue
+ * there.
+ */
+static void wait_ranked(redisContext *c, long long records, int ms)
+{
+	int64_t t0 = now_ms();
+	long long cited = -1;
+	while (now_ms() - t0 <= ms) {
+		redisReply *r = cmd(c, "PARETO");
+		cited = int_field(r, "records");
+		freeReplyObject(r);
+		if (cited == records)
+			return;
+		sleep_ms(1);
+	}
+	cr_assert_fail("the ranking cites %lld records after %d ms, expected %lld", cited, ms,
+		       records);
+}
+
 /* The port a tcp: feed listens on, from its log line. */
 static int tcp_port(const struct daemon *d)
 {
@@ -461,6 +484,7 @@ Test(paretod_feeds, followed_file_picks_up_appends)
 	cr_assert_eq(info_number(c, "rejected"), 0);
 	append_text(path, "0.00\n");
 	wait_info(c, "records", 23, 1000);
+	wait_ranked(c, 23, 2000);
 	redisReply *r = cmd(c, "CUSTOMER C");
 	cr_assert_eq(int_field(r, "revenue_minor"), 7000, "the line was decoded before its end");
 	freeReplyObject(r);
@@ -493,6 +517,7 @@ Test(paretod_feeds, followed_file_rotation_and_truncation)
 	/* The new file maps its columns in another order: its own header counts. */
 	write_bytes(path, "w", "customer_id,amount,ts\nNEW,4.00,2024-01-04\n", 42);
 	wait_info(c, "records", 4, 2000);
+	wait_ranked(c, 4, 2000);
 	redisReply *r = cmd(c, "CUSTOMER LAST");
 	cr_assert_eq(int_field(r, "revenue_minor"), 300);
 	freeReplyObject(r);
@@ -516,6 +541,7 @@ Test(paretod_feeds, followed_file_rotation_and_truncation)
 	append_text(path, "customer_id,amount,ts\nT2,2.00,2024-01-06\n");
 	wait_info(c, "records", 6, 2000);
 	cr_assert_eq(info_number(c, "rejected"), 0);
+	wait_ranked(c, 6, 2000);
 	r = cmd(c, "CUSTOMER T1");
 	cr_assert_eq(int_field(r, "revenue_minor"), 100);
 	freeReplyObject(r);
@@ -570,6 +596,7 @@ Test(paretod_feeds, followed_binary_file)
 	write_bytes(path, "a", bin + 16 + 2 * 128, 128);
 	wait_info(c, "records", 3, 2000);
 	cr_assert_eq(info_number(c, "rejected"), 0);
+	wait_ranked(c, 3, 2000);
 	redisReply *r = cmd(c, "PARETO");
 	cr_assert_eq(int_field(r, "revenue_minor"), 700);
 	freeReplyObject(r);
