@@ -2,11 +2,12 @@
  * engine.c - applying records to the aggregates; see pareto/engine.h and
  * engine_internal.h.
  *
- * Why bulk mode: the tables of a million customers span hundreds of
- * megabytes, and a record applied at once costs several cache and TLB
- * misses (about 150 ns each on a VM). Staged per shard and applied shard by
- * shard, the same records find that shard's few megabytes of tables in
- * cache, and the staging itself is sequential writes.
+ * Why bulk mode: the tables of a million customers span tens to hundreds
+ * of megabytes, and a record applied at once costs several cache and TLB
+ * misses (about 150 ns each on a VM). Staged per shard (about 1 MiB at a
+ * time, which stays in cache: staged.h) and applied shard by shard with a
+ * look-ahead, the misses of different records overlap, and one shard's
+ * tables are few pages.
  */
 #include <assert.h>
 #include <errno.h>
@@ -28,8 +29,8 @@
  * for the look-ahead to pay, little enough to stay in L1 and L2. */
 #define QUEUE_BYTES ((size_t)32 << 10)
 
-/* Staged bytes past which a one-lane bulk load applies what it holds. */
-/* What a bulk load stages before it applies (staged.h). */
+/* Staged bytes past which a one-lane bulk load applies what it holds
+ * (staged.h). */
 static size_t staged_limit(const struct pr_engine *e)
 {
 	size_t limit = e->opt.memory_limit_bytes ? e->opt.memory_limit_bytes : PR_BULK_MEMORY_DEFAULT;

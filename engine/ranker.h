@@ -111,9 +111,10 @@ struct pr_published *pr_ranker_take(struct pr_ranker *r, enum pr_window w);
 
 /*
  * Writer and reader at once (paretod's server thread), with every record
- * applied (pr_engine_drain): hands over everything and waits until the ranker publishes w as of every record
- * applied so far. Returns that snapshot (a reference for the caller) or
- * NULL if the ranker ran out of memory for it.
+ * applied (pr_engine_drain): hands over everything and waits until the
+ * ranker publishes w as of every record applied so far. Returns that
+ * snapshot (a reference for the caller) or NULL if the ranker ran out of
+ * memory for it.
  */
 struct pr_published *pr_ranker_wait(struct pr_ranker *r, enum pr_window w);
 
