@@ -72,6 +72,7 @@
 #define RING_MAX_BYTES (256u << 10)
 #define SHARD_STAGE_MIN_BYTES (1u << 10)
 #define OWNER_BATCH 256 /* ring records an owner takes before it looks elsewhere */
+_Static_assert(PR_LANES_MAX <= 256, "a worker's number fits run.owner_of's bytes");
 
 /* Tags in the first word of a ring record (staged.h leaves the upper bits
  * of customer_len to the carrier): a record of shard (tag >> SHARD_SHIFT)
@@ -161,6 +162,7 @@ struct run {
 	uint64_t size;
 	uint64_t chunk_bytes, chunk_count;
 	unsigned workers;
+	uint8_t owner_of[PR_SHARDS]; /* shard % workers, without a division per record */
 	size_t shard_stage_bytes;
 	bool keep_stores;
 	uint64_t base_volume; /* the engine's volume before this file */
@@ -295,18 +297,24 @@ static void end_chunk(struct worker *w, const struct ring_end *end)
 		w->owner_done = true;
 }
 
+/* The ring an owner takes its next chunk's records from. */
+static struct pr_record_ring *owner_ring(struct worker *w)
+{
+	return ring_of(w->run, (unsigned)(w->owner_chunk % w->run->workers), w->index);
+}
+
 /* Takes what its rings hold, in chunk order. Returns whether it did anything. */
 static bool serve_owner(struct worker *w)
 {
 	struct run *run = w->run;
 	bool busy = false;
+	/* (Found again only at a chunk's end: a division per record showed.) */
+	struct pr_record_ring *ring = owner_ring(w);
 	for (unsigned n = 0; n < OWNER_BATCH && !w->owner_done; n++) {
 		if (atomic_load_explicit(&run->failed, memory_order_relaxed)) {
 			w->owner_done = true;
 			break;
 		}
-		struct pr_record_ring *ring = ring_of(run, (unsigned)(w->owner_chunk % run->workers),
-						      w->index);
 		const unsigned char *rec = pr_record_ring_front(ring);
 		if (!rec)
 			break;
@@ -318,6 +326,7 @@ static bool serve_owner(struct worker *w)
 			pr_record_ring_pop(ring, sizeof end);
 			pr_record_ring_release(ring); /* the next chunk comes from another */
 			end_chunk(w, &end);
+			ring = owner_ring(w);
 			continue;
 		}
 		size_t bytes = pr_staged_size(tag & PR_STAGED_LEN_MASK);
@@ -330,7 +339,7 @@ static bool serve_owner(struct worker *w)
 		}
 	}
 	if (busy)
-		pr_record_ring_release(ring_of(run, (unsigned)(w->owner_chunk % run->workers), w->index));
+		pr_record_ring_release(ring);
 	return busy;
 }
 
@@ -388,7 +397,7 @@ static int chunk_record(void *ctx, const struct pr_record *r)
 	}
 	uint32_t shard = pr_engine_shard_of(run->engine, r->customer, r->customer_len);
 	size_t bytes = pr_staged_size(r->customer_len);
-	struct pr_record_ring *ring = ring_of(run, w->index, shard % run->workers);
+	struct pr_record_ring *ring = ring_of(run, w->index, run->owner_of[shard]);
 	unsigned char *dst = reserve(w, ring, bytes, false);
 	if (!dst)
 		return -ECANCELED; /* given up: nothing of this chunk counts */
@@ -816,6 +825,8 @@ static int setup(struct run *run, struct pr_error *err)
 		run->workers = n = (unsigned)run->chunk_count;
 	if (n < 2)
 		return 1; /* not worth threads */
+	for (uint32_t s = 0; s < PR_SHARDS; s++)
+		run->owner_of[s] = (uint8_t)(s % n);
 	atomic_init(&run->go, 0);
 	atomic_init(&run->merged, 0);
 	atomic_init(&run->stop, run->chunk_count);
