@@ -600,9 +600,12 @@ static int accept_record(struct pr_engine *e, const struct pr_record *r, uint32_
 	if (*store == PR_ID_NONE)
 		return -ENOMEM;
 	if (!e->has_watermark || r->ts_ms > e->watermark_ms) {
+		/* In a feed in time order nearly every record moves the
+		 * watermark, mostly within its day, and so within its periods. */
+		if (!e->has_watermark || pr_day_of(r->ts_ms) != pr_day_of(e->watermark_ms))
+			pr_periods_of(r->ts_ms, &e->watermark_periods);
 		e->watermark_ms = r->ts_ms;
 		e->has_watermark = true;
-		pr_periods_of(r->ts_ms, &e->watermark_periods);
 	}
 	e->volume_minor += magnitude;
 	e->records++;
