@@ -122,11 +122,22 @@ static inline uint32_t pr_id_slot_index(uint32_t slot, uint32_t tag)
 	return !slot || (slot & ~PR_ID_MAX) != tag ? PR_ID_NONE : (slot & PR_ID_MAX) - 1;
 }
 
-/* The index the first slot of `hash` names if its tag matches, else
- * PR_ID_NONE: a guess for prefetching (no id bytes compared). */
+/* The index the first slot of `hash` with a matching tag names, among the
+ * first GUESS_SLOTS up to an empty one, else PR_ID_NONE: a guess for
+ * prefetching (no id bytes compared). At 3/4 load many ids sit a slot or
+ * two past their first (linear probing), and looking at the first only
+ * left their entries unfetched. */
+#define PR_ID_GUESS_SLOTS 4
 static inline uint32_t pr_id_table_guess(const struct pr_id_table *t, uint64_t hash)
 {
-	return pr_id_slot_index(t->slots[hash & t->mask], pr_id_slot_tag(hash));
+	uint32_t tag = pr_id_slot_tag(hash);
+	uint64_t s = hash & t->mask;
+	for (int i = 0; i < PR_ID_GUESS_SLOTS && t->slots[s]; i++, s = (s + 1) & t->mask) {
+		uint32_t index = pr_id_slot_index(t->slots[s], tag);
+		if (index != PR_ID_NONE)
+			return index;
+	}
+	return PR_ID_NONE;
 }
 
 static inline void pr_id_table_prefetch_value(const struct pr_id_table *t, uint64_t hash)
