@@ -123,7 +123,7 @@ static inline uint32_t pr_id_slot_index(uint32_t slot, uint32_t tag)
 }
 
 /* The index the first slot of `hash` with a matching tag names, among the
- * first GUESS_SLOTS up to an empty one, else PR_ID_NONE: a guess for
+ * first PR_ID_GUESS_SLOTS up to an empty one, else PR_ID_NONE: a guess for
  * prefetching (no id bytes compared). At 3/4 load many ids sit a slot or
  * two past their first (linear probing), and looking at the first only
  * left their entries unfetched. */

@@ -206,9 +206,9 @@ static int parse_iso(const char *p, const char *end, int64_t *ts_ms)
 	if (hi < 0 || lo < 0 || month < 0 || day < 0 || p[4] != '-' || p[7] != '-')
 		return -EINVAL;
 	/* The usual shape, YYYY-MM-DDTHH:MM:SS with a Z or nothing after, read
-	 * at fixed places (a feed's every record has one; the general path
-	 * below was a sixth of paretod's server thread). Anything else, and
-	 * anything out of range, takes the general path. */
+	 * at fixed places (in such a feed the general path below was a sixth
+	 * of paretod's server thread). Anything else, and anything out of
+	 * range, takes the general path. */
 	if ((end - p == 19 || (end - p == 20 && (p[19] == 'Z' || p[19] == 'z'))) &&
 	    (p[10] == 'T' || p[10] == 't' || p[10] == ' ') && p[13] == ':' && p[16] == ':') {
 		int hour = two_digits(p + 11), minute = two_digits(p + 14), second = two_digits(p + 17);
