@@ -20,6 +20,7 @@
 
 #include "checkpoint.h"
 #include "engine_internal.h"
+#include "varint.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 	       "checkpoints are written in the machine's order: little-endian");
@@ -53,51 +54,10 @@ static uint64_t layout_signature(void)
 /*
  * Pairs and purchase days are most of the state (at 1M customers, 1.8M
  * pairs of 72 bytes and 9M days of 8) and mostly small numbers: they are
- * written as LEB128 varints (signed ones zigzagged), about a third of their
- * size, so that the write and the read move less. Customers stay raw: their
- * fields are half of them wide (times, day maps).
+ * written as LEB128 varints (signed ones zigzagged; varint.h), about a
+ * third of their size, so that the write and the read move less. Customers
+ * stay raw: their fields are half of them wide (times, day maps).
  */
-static inline unsigned char *put_varint(unsigned char *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (unsigned char)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (unsigned char)v;
-	return p;
-}
-
-static inline uint64_t zigzag(int64_t v)
-{
-	return (uint64_t)v << 1 ^ (uint64_t)(v >> 63);
-}
-
-static inline int64_t unzigzag(uint64_t v)
-{
-	return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-}
-
-/* A varint in [*p, end); false (p unchanged) if it runs past end or 64 bits. */
-static inline bool get_varint(const unsigned char **p, const unsigned char *end, uint64_t *out)
-{
-	const unsigned char *at = *p;
-	if (at < end && *at < 0x80) { /* most: one byte */
-		*out = *at;
-		*p = at + 1;
-		return true;
-	}
-	uint64_t v = 0;
-	for (unsigned shift = 0; at < end && shift < 64; shift += 7) {
-		unsigned char b = *at++;
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*p = at;
-			*out = v;
-			return true;
-		}
-	}
-	return false;
-}
 
 /* The most bytes one pair or one day takes encoded. */
 #define PAIR_MAX_BYTES (10 * 10)

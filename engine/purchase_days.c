@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "purchase_days.h"
+#include "varint.h"
 
 #define BLOCK_BYTES 32768u /* malloc's pools, no page of its own */
 #define BLOCK_HEADER 4u     /* the block's length in bytes, once it is full */
@@ -15,28 +16,6 @@
 static uint64_t key_of(uint32_t customer, int32_t day)
 {
 	return (uint64_t)customer << 32 | (uint32_t)day;
-}
-
-static unsigned char *put_varint(unsigned char *p, uint64_t v)
-{
-	for (; v >= 0x80; v >>= 7)
-		*p++ = (unsigned char)(v | 0x80);
-	*p++ = (unsigned char)v;
-	return p;
-}
-
-/* The log is the engine's own bytes: no bound to check. */
-static const unsigned char *get_varint(const unsigned char *p, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (int shift = 0;; shift += 7) {
-		unsigned char b = *p++;
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			break;
-	}
-	*v = x;
-	return p;
 }
 
 static uint32_t block_bytes(const struct pr_day_history *h, uint32_t b)
@@ -57,11 +36,10 @@ static void log_each(const struct pr_day_history *h,
 	for (uint32_t b = 0; b < h->block_count; b++) {
 		const unsigned char *p = h->blocks[b] + BLOCK_HEADER;
 		const unsigned char *end = h->blocks[b] + block_bytes(h, b);
-		while (p < end) {
-			uint64_t customer, difference;
-			p = get_varint(p, &customer);
-			p = get_varint(p, &difference);
-			day += (int64_t)(difference >> 1) ^ -(int64_t)(difference & 1);
+		uint64_t customer, difference;
+		/* The engine's own bytes: every entry is whole. */
+		while (get_varint(&p, end, &customer) && get_varint(&p, end, &difference)) {
+			day += unzigzag(difference);
 			keys[n++] = key_of((uint32_t)customer, (int32_t)day);
 			if (n == DECODED_RUN) {
 				each(ctx, keys, n);
@@ -125,7 +103,7 @@ static void append_log(struct pr_day_history *h, uint32_t customer, int32_t day)
 	int64_t difference = (int64_t)day - h->last_day;
 	unsigned char *start = h->blocks[h->block_count - 1] + h->used;
 	unsigned char *p = put_varint(start, customer);
-	p = put_varint(p, (uint64_t)difference << 1 ^ (uint64_t)(difference >> 63));
+	p = put_varint(p, zigzag(difference));
 	h->used += (uint32_t)(p - start);
 	h->last_day = day;
 	h->entries++;
