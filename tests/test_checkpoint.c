@@ -264,16 +264,24 @@ Test(checkpoint, empty_engine)
 	remove_path(path);
 }
 
+/* Writes e's checkpoint (with blob, if not NULL) to a file named into
+ * path, destroys e, and returns the file's bytes. */
+static char *checkpoint_bytes(struct pr_engine *e, const char *blob, char *path, size_t size,
+			      size_t *len)
+{
+	temp_dir_path(path, size, "small.ckpt");
+	cr_assert_eq(pr_checkpoint_write(e, path, blob, blob ? strlen(blob) : 0, NULL, NULL), 0);
+	pr_engine_destroy(e);
+	return read_file(path, len);
+}
+
 /* A checkpoint of a small engine, and its bytes. */
 static char *small_checkpoint(char *path, size_t size, size_t *len, bool keep_all)
 {
 	struct pr_engine *e = new_engine(keep_all);
 	struct pr_engine *es[] = { e };
 	feed(es, 1, 9, 2000, pr_days_from_civil(2024, 3, 1) * PR_MS_PER_DAY, true);
-	temp_dir_path(path, size, "small.ckpt");
-	cr_assert_eq(pr_checkpoint_write(e, path, "x", 1, NULL, NULL), 0);
-	pr_engine_destroy(e);
-	return read_file(path, len);
+	return checkpoint_bytes(e, "x", path, size, len);
 }
 
 static void put(const char *path, const char *bytes, size_t len)
@@ -532,11 +540,8 @@ Test(checkpoint, id_not_under_its_hash_refused)
 			       .store = "S0", .store_len = 2 };
 	cr_assert_eq(pr_engine_add(e, &r), 0);
 	char path[256];
-	temp_dir_path(path, sizeof path, "ids.ckpt");
-	cr_assert_eq(pr_checkpoint_write(e, path, NULL, 0, NULL, NULL), 0);
-	pr_engine_destroy(e);
 	size_t len;
-	char *bytes = read_file(path, &len);
+	char *bytes = checkpoint_bytes(e, NULL, path, sizeof path, &len);
 	size_t at = 0;
 	while (at + 14 <= len && memcmp(bytes + at, "unique-card-77", 14) != 0)
 		at++;
@@ -562,11 +567,8 @@ Test(checkpoint, total_beyond_volume_refused)
 			       .store = "S0", .store_len = 2 };
 	cr_assert_eq(pr_engine_add(e, &r), 0);
 	char path[256];
-	temp_dir_path(path, sizeof path, "lean.ckpt");
-	cr_assert_eq(pr_checkpoint_write(e, path, NULL, 0, NULL, NULL), 0);
-	pr_engine_destroy(e);
 	size_t len;
-	char *bytes = read_file(path, &len);
+	char *bytes = checkpoint_bytes(e, NULL, path, sizeof path, &len);
 	size_t at = 0, found = 0;
 	for (size_t i = 64; i + 8 <= len; i++) {
 		int64_t v;
