@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 	}
 
 	struct pr_ranker *ranker;
-	if (pr_ranker_create(&ranker, e, 0, &err) < 0)
+	if (pr_ranker_create(&ranker, e, 0, 0, &err) < 0)
 		die("ranker", &err);
 	pr_ranker_want(ranker, PR_WINDOW_ALL);
 	double t0 = now_ms();

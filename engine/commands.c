@@ -269,7 +269,9 @@ static bool stale(const struct pr_server *s, uint64_t built_records, int64_t bui
 static struct pr_ranker *ranker_get(struct pr_server *s)
 {
 	struct pr_error err = { 0 };
-	if (!s->ranker && pr_ranker_create(&s->ranker, s->engine, s->opt.rank_interval_ms, &err) < 0)
+	if (!s->ranker && pr_ranker_create(&s->ranker, s->engine,
+					   pr_server_rank_interval_least(&s->opt),
+					   s->opt.rank_interval_ms, &err) < 0)
 		pr_log("ranker: %s", err.message);
 	return s->ranker;
 }
@@ -814,7 +816,10 @@ static void cmd_config(struct pr_server *s, struct pr_client *c, const args_t *a
 	if (arg_is(a, 1, "GET") && a->argc >= 3) {
 		char maxclients[24], rank_interval[24];
 		snprintf(maxclients, sizeof maxclients, "%u", s->opt.max_clients);
-		snprintf(rank_interval, sizeof rank_interval, "%u", s->opt.rank_interval_ms);
+		if (s->opt.rank_interval_auto)
+			snprintf(rank_interval, sizeof rank_interval, "auto");
+		else
+			snprintf(rank_interval, sizeof rank_interval, "%u", s->opt.rank_interval_ms);
 		/* What redis-benchmark and friends ask about, and our own limits. */
 		const char *const params[][2] = {
 			{ "save", "" },
@@ -938,13 +943,19 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		if (s->ranker)
 			pr_ranker_stats(s->ranker, &rs);
 		company_take_all(s);
-		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nranking_builds:%llu\r\n"
+		/* rank_gap_us: the least time between two batches now, from
+		 * PR_RANK_INTERVAL_LEAST_MS to rank_interval_ms if auto. */
+		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nrank_interval_auto:%d\r\n"
+			"rank_gap_us:%lld\r\nranking_builds:%llu\r\n"
 			"ranker_batches:%llu\r\nranker_whole_builds:%llu\r\nranker_rebases:%llu\r\n"
-			"ranker_failures:%llu\r\nranker_last_step_ms:%lld\r\nalert_pushes:%llu\r\n",
-		     s->opt.rank_interval_ms, (unsigned long long)(s->ranking_builds + rs.steps),
+			"ranker_failures:%llu\r\nranker_last_step_ms:%lld\r\n"
+			"ranker_last_step_us:%lld\r\nalert_pushes:%llu\r\n",
+		     s->opt.rank_interval_ms, s->opt.rank_interval_auto,
+		     (long long)(s->ranker ? rs.gap_us : 0),
+		     (unsigned long long)(s->ranking_builds + rs.steps),
 		     (unsigned long long)rs.batches, (unsigned long long)rs.whole,
 		     (unsigned long long)rs.rebases, (unsigned long long)rs.failures,
-		     (long long)rs.last_step_ms,
+		     (long long)(rs.last_step_us / 1000), (long long)rs.last_step_us,
 		     (unsigned long long)s->alerts.pushes);
 		/* lag_ms: from the ranker's batch being cut to its publication. */
 		for (int w = 0; w < PR_WINDOW_COUNT; w++) {

@@ -71,7 +71,8 @@ static const char usage[] =
 	"                           disconnected (default 64M)\n"
 	"  --max-clients N          connections at once (default 10000)\n"
 	"  --rank-interval-ms N     while ingesting, rankings are published at most\n"
-	"                           this often (default 10)\n"
+	"                           every N ms; 'auto' (the default): every 1 to 10\n"
+	"                           ms, less often as each costs the ranker more\n"
 	"  --ingest-batch-bytes N   feed bytes decoded between serving clients\n"
 	"                           (default 64K)\n"
 	"  --threads N              threads applying records, each owning a share of\n"
@@ -341,8 +342,14 @@ static int apply(struct settings *st, int id, const char *name, const char *valu
 		o->max_clients = (unsigned)v;
 		return 0;
 	case OPT_RANK_INTERVAL:
+		if (strcmp(value, "auto") == 0) {
+			o->rank_interval_auto = true;
+			o->rank_interval_ms = PR_RANK_INTERVAL_AUTO_MOST_MS;
+			return 0;
+		}
 		if (!parse_size(value, 3600000, &v))
-			return bad(st, name, "milliseconds", value);
+			return bad(st, name, "milliseconds or 'auto'", value);
+		o->rank_interval_auto = false;
 		o->rank_interval_ms = (unsigned)v;
 		return 0;
 	case OPT_INGEST_BATCH:
@@ -554,7 +561,10 @@ static bool copy_runtime_option(int id, struct pr_server_options *dst,
 	switch (id) {
 	case OPT_MAX_OUTPUT: dst->max_output_bytes = src->max_output_bytes; return true;
 	case OPT_MAX_CLIENTS: dst->max_clients = src->max_clients; return true;
-	case OPT_RANK_INTERVAL: dst->rank_interval_ms = src->rank_interval_ms; return true;
+	case OPT_RANK_INTERVAL:
+		dst->rank_interval_ms = src->rank_interval_ms;
+		dst->rank_interval_auto = src->rank_interval_auto;
+		return true;
 	case OPT_INGEST_BATCH: dst->ingest_batch_bytes = src->ingest_batch_bytes; return true;
 	case OPT_CHECKPOINT_INTERVAL:
 		dst->checkpoint_interval_s = src->checkpoint_interval_s;

@@ -70,7 +70,7 @@ struct rebase_job {
 
 struct pr_ranker {
 	struct pr_engine *engine; /* the writer's; the ranker reads only its options */
-	unsigned interval_ms;
+	unsigned least_ms, most_ms; /* the writer's: the time between batches */
 	pthread_t thread;
 	bool started;
 	int wake_fd;              /* eventfd: the writer's pushes and stop wake the ranker */
@@ -99,7 +99,7 @@ struct pr_ranker {
 	alignas(64) _Atomic uint64_t done; /* batches merged: compared by pr_ranker_feed */
 	_Atomic uint64_t steps;
 	_Atomic uint64_t failures, whole_steps, rebases;
-	_Atomic int64_t last_step_ms;
+	_Atomic int64_t last_step_us;
 
 	/* The writer's side. */
 	alignas(64) uint32_t wanted;   /* windows kept */
@@ -107,7 +107,7 @@ struct pr_ranker {
 	uint32_t sent_chunks[PR_SHARDS];
 	struct pr_periods sent_periods;
 	uint64_t sent_epoch;
-	int64_t fed_ms;
+	int64_t fed_us;                /* when the last batch was cut */
 	uint64_t batches;
 
 	/* The ranker's side. */
@@ -139,11 +139,22 @@ struct pr_ranker {
  * records/s case unchanged (the same 24 rebases). */
 #define LAYER_DIVISOR 16
 
-static int64_t now_ms(void)
+/* The time between two batches is GAP_PER_STEP times the ranker's last
+ * step (within the interval's bounds): the ranker then works at most a
+ * fraction 1 / GAP_PER_STEP of the time, publishing every millisecond when
+ * few records arrive and less often as batches grow. */
+#define GAP_PER_STEP 4
+
+static int64_t now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 /*
@@ -422,7 +433,7 @@ static void adopt_finished(struct pr_ranker *r)
 
 static void step(struct pr_ranker *r, const struct batch *b)
 {
-	int64_t began = now_ms();
+	int64_t began_us = now_us(), began = began_us / 1000;
 	adopt_finished(r);
 	r->last_seq = b->seq;
 	memcpy(r->last_customers, b->customers, sizeof r->last_customers);
@@ -481,7 +492,7 @@ static void step(struct pr_ranker *r, const struct batch *b)
 		if (b->whole)
 			atomic_fetch_add_explicit(&r->whole_steps, 1, memory_order_relaxed);
 	}
-	atomic_store_explicit(&r->last_step_ms, now_ms() - began, memory_order_relaxed);
+	atomic_store_explicit(&r->last_step_us, now_us() - began_us, memory_order_relaxed);
 }
 
 static void *ranker_run(void *arg)
@@ -523,8 +534,8 @@ static void *ranker_run(void *arg)
 
 /* ---- the writer's side ---------------------------------------------------- */
 
-int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned interval_ms,
-		     struct pr_error *err)
+int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned least_ms,
+		     unsigned most_ms, struct pr_error *err)
 {
 	if (!e->opt.keep_changes)
 		return pr_error_set(err, -EINVAL, "the ranker needs an engine that keeps changes");
@@ -532,7 +543,7 @@ int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned inter
 	if (!r)
 		return pr_error_set(err, -ENOMEM, "out of memory starting the ranker");
 	r->engine = e;
-	r->interval_ms = interval_ms;
+	pr_ranker_set_interval(r, least_ms, most_ms);
 	r->wake_fd = eventfd(0, EFD_CLOEXEC);
 	r->rebase_fd = eventfd(0, EFD_CLOEXEC);
 	pr_id_directory_init(&r->ids);
@@ -617,9 +628,10 @@ void pr_ranker_destroy(struct pr_ranker *r)
 	free(r);
 }
 
-void pr_ranker_set_interval(struct pr_ranker *r, unsigned interval_ms)
+void pr_ranker_set_interval(struct pr_ranker *r, unsigned least_ms, unsigned most_ms)
 {
-	r->interval_ms = interval_ms;
+	r->least_ms = least_ms < most_ms ? least_ms : most_ms;
+	r->most_ms = most_ms;
 }
 
 void pr_ranker_want(struct pr_ranker *r, enum pr_window w)
@@ -686,14 +698,23 @@ static struct batch *batch_cut(struct pr_ranker *r, bool whole, bool chunks_rese
 	return b;
 }
 
+/* The least time from one batch to the next, in us. (The step time is
+ * relaxed: it is only a measure.) */
+static int64_t gap_us(const struct pr_ranker *r)
+{
+	int64_t least = (int64_t)r->least_ms * 1000, most = (int64_t)r->most_ms * 1000;
+	int64_t gap = GAP_PER_STEP * atomic_load_explicit(&r->last_step_us, memory_order_relaxed);
+	return gap < least ? least : gap > most ? most : gap;
+}
+
 /* When the interval allows the next batch: -1 nothing is wanted, 0 now,
- * else in ms. */
+ * else in ms (rounded up). */
 static int interval_wait(const struct pr_ranker *r, bool now)
 {
 	if (!r->wanted)
 		return -1;
-	int64_t since = now_ms() - r->fed_ms;
-	return !now && since < (int64_t)r->interval_ms ? (int)(r->interval_ms - since) : 0;
+	int64_t left = gap_us(r) - (now_us() - r->fed_us);
+	return !now && left > 0 ? (int)((left + 999) / 1000) : 0;
 }
 
 /* Cut only when the ranker is idle: a batch cut while it merges would
@@ -750,7 +771,7 @@ int pr_ranker_feed(struct pr_ranker *r, bool now)
 	r->sent_epoch = e->changes_epoch;
 	r->sent_periods = e->watermark_periods;
 	r->sent = r->wanted;
-	r->fed_ms = now_ms();
+	r->fed_us = now_us();
 	r->batches++;
 	/* Cannot fail: the ranker took every batch before, and only this
 	 * thread pushes. */
@@ -788,5 +809,6 @@ void pr_ranker_stats(const struct pr_ranker *r, struct pr_ranker_stats *out)
 	out->failures = atomic_load_explicit(&r->failures, memory_order_relaxed);
 	out->whole = atomic_load_explicit(&r->whole_steps, memory_order_relaxed);
 	out->rebases = atomic_load_explicit(&r->rebases, memory_order_relaxed);
-	out->last_step_ms = atomic_load_explicit(&r->last_step_ms, memory_order_relaxed);
+	out->last_step_us = atomic_load_explicit(&r->last_step_us, memory_order_relaxed);
+	out->gap_us = gap_us(r);
 }

@@ -71,17 +71,20 @@ struct pr_ranker;
 
 /*
  * Starts the ranker thread for engine e (whose change journal it then
- * consumes: nothing else may reset it). interval_ms: the least time between
- * two batches while changes keep coming (fewer, larger merges). 0 or a
- * negative code with *err saying why.
+ * consumes: nothing else may reset it). least_ms, most_ms: the bounds of
+ * the least time between two batches while changes keep coming, which is
+ * a few times the ranker's last step: batches follow each other closely
+ * while they are cheap and come less often (fewer, larger merges) as they
+ * grow. Equal bounds: a fixed interval. 0 or a negative code with *err
+ * saying why.
  */
-int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned interval_ms,
-		     struct pr_error *err);
+int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned least_ms,
+		     unsigned most_ms, struct pr_error *err);
 /* Stops and joins the thread, releases its snapshots. */
 void pr_ranker_destroy(struct pr_ranker *r);
 
-/* Writer: the least time between two batches from now on. */
-void pr_ranker_set_interval(struct pr_ranker *r, unsigned interval_ms);
+/* Writer: the bounds of the time between two batches from now on. */
+void pr_ranker_set_interval(struct pr_ranker *r, unsigned least_ms, unsigned most_ms);
 
 /* Writer: keep the ranking of window w from the next batch on. */
 void pr_ranker_want(struct pr_ranker *r, enum pr_window w);
@@ -89,7 +92,7 @@ void pr_ranker_want(struct pr_ranker *r, enum pr_window w);
 /*
  * Writer: whether pr_ranker_feed would hand over a batch: 0 if it would
  * look at the changes now (the ranker has taken the last batch and
- * interval_ms have passed since), else the milliseconds after which to
+ * the interval has passed since), else the milliseconds after which to
  * ask again, or -1 if no window is wanted. Reads nothing of the engine, so
  * apply threads need no drain for it.
  */
@@ -97,7 +100,7 @@ int pr_ranker_due(const struct pr_ranker *r);
 
 /*
  * Writer: hands the ranker the changes since the last batch if it has
- * taken that one and (unless now) interval_ms have passed since. Call it
+ * taken that one and (unless now) the interval has passed since. Call it
  * with every record applied (pr_engine_drain) when pr_ranker_due says 0
  * or now is true: it reads the shards' journals. Returns -1 when nothing
  * waits to be handed over, else the milliseconds after which to call
@@ -124,7 +127,8 @@ struct pr_ranker_stats {
 	uint64_t failures;     /* rankings the ranker could not build (out of memory) */
 	uint64_t whole;        /* rankings built whole rather than merged */
 	uint64_t rebases;      /* layers merged into a new flat base */
-	int64_t last_step_ms;  /* how long the last batch took the ranker */
+	int64_t last_step_us;  /* how long the last batch took the ranker */
+	int64_t gap_us;        /* the least time between two batches now */
 };
 
 void pr_ranker_stats(const struct pr_ranker *r, struct pr_ranker_stats *out);

@@ -103,7 +103,8 @@ void pr_server_options_init(struct pr_server_options *o)
 	o->max_request_bytes = 1u << 20;
 	o->max_output_bytes = 64u << 20;
 	o->max_clients = 10000;
-	o->rank_interval_ms = 10;
+	o->rank_interval_ms = PR_RANK_INTERVAL_AUTO_MOST_MS;
+	o->rank_interval_auto = true;
 	o->ingest_batch_bytes = 64u * 1024;
 	o->alert_window = PR_WINDOW_ALL;
 	o->benefits[0] = (struct pr_tier_benefit){ 2000, 0 };
@@ -737,7 +738,8 @@ static void hang_up(struct pr_server *s)
 		return;
 	s->opt = o;
 	if (s->ranker)
-		pr_ranker_set_interval(s->ranker, o.rank_interval_ms);
+		pr_ranker_set_interval(s->ranker, pr_server_rank_interval_least(&o),
+				       o.rank_interval_ms);
 	for (struct pr_client *c = s->clients; c; c = c->next)
 		c->out.limit = o.max_output_bytes + 1;
 }

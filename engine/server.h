@@ -43,6 +43,8 @@
 
 #define PR_SERVER_MAX_FEEDS 64
 #define PR_SERVER_APPLY_THREADS_MAX 64 /* --threads (shard_owners.h) */
+#define PR_RANK_INTERVAL_LEAST_MS 1 /* --rank-interval-ms auto: from this */
+#define PR_RANK_INTERVAL_AUTO_MOST_MS 10 /* to this */
 
 /* A loyalty benefit of a tier, in hundredths of a percent (2000 = 20%). */
 struct pr_tier_benefit {
@@ -63,7 +65,12 @@ struct pr_server_options {
 	size_t max_request_bytes;  /* 1 MiB */
 	size_t max_output_bytes;   /* 64 MiB */
 	unsigned max_clients;      /* 10000 */
-	unsigned rank_interval_ms; /* 10: rankings published at most this often while ingesting */
+	/* While ingesting, rankings are published at most every
+	 * rank_interval_ms (10), or, if rank_interval_auto (the default), as
+	 * often as every PR_RANK_INTERVAL_LEAST_MS while the ranker's steps are
+	 * cheap, and every rank_interval_ms as they grow (ranker.h). */
+	unsigned rank_interval_ms;
+	bool rank_interval_auto;
 	size_t ingest_batch_bytes; /* 64 KiB of feed bytes decoded per loop turn */
 	enum pr_window alert_window; /* all */
 	struct pr_tier_benefit benefits[3]; /* A, B, C */
@@ -83,6 +90,13 @@ struct pr_server_options {
 };
 
 void pr_server_options_init(struct pr_server_options *o);
+
+/* The least time between two rankings published while ingesting: the
+ * lower bound for the ranker (ranker.h), rank_interval_ms its upper one. */
+static inline unsigned pr_server_rank_interval_least(const struct pr_server_options *o)
+{
+	return o->rank_interval_auto ? PR_RANK_INTERVAL_LEAST_MS : o->rank_interval_ms;
+}
 
 struct pr_server;
 

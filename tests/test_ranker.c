@@ -71,13 +71,13 @@ static void assert_same(const struct pr_published *p, struct pr_engine *e, enum 
 	pr_ranking_destroy(whole);
 }
 
-/* An engine with default options and its ranker. */
+/* An engine with default options and its ranker, with a fixed interval. */
 static void start(struct pr_engine **e, struct pr_ranker **r, unsigned interval_ms)
 {
 	struct pr_engine_options opt;
 	pr_engine_options_init(&opt);
 	cr_assert_eq(pr_engine_create(e, &opt, NULL), 0);
-	cr_assert_eq(pr_ranker_create(r, *e, interval_ms, NULL), 0);
+	cr_assert_eq(pr_ranker_create(r, *e, interval_ms, interval_ms, NULL), 0);
 }
 
 Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
@@ -224,14 +224,51 @@ Test(ranker, is_due_after_the_interval_and_once_the_ranker_is_idle)
 	cr_assert(wait > 0 && wait <= 60000, "just fed: %d ms to wait", wait);
 	add_records(e, &x, &ts, 100);
 	cr_assert_gt(pr_ranker_feed(r, false), 0, "a batch within the interval");
-	pr_ranker_set_interval(r, 0);
+	pr_ranker_set_interval(r, 0, 0);
 	for (int i = 0; i < 2000 && pr_ranker_due(r) != 0; i++)
 		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 	cr_assert_eq(pr_ranker_due(r), 0, "idle and past the interval");
 	cr_assert_eq(pr_ranker_feed(r, false), -1, "handed over");
-	pr_ranker_set_interval(r, 60000);
+	pr_ranker_set_interval(r, 60000, 60000);
 	wait = pr_ranker_due(r);
 	cr_assert(wait > 0 && wait <= 60000, "fed again: %d ms to wait", wait);
+	struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
+	cr_assert_eq(p->records, 100);
+	pr_published_release(p);
+	pr_ranker_destroy(r);
+	pr_engine_destroy(e);
+}
+
+/* Between bounds, the interval follows the ranker's steps: a few times
+ * the last one, so a cheap batch is followed by the next long before the
+ * upper bound (a minute here), and never sooner than the lower one. */
+Test(ranker, interval_between_bounds_follows_the_last_step)
+{
+	int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
+	uint64_t x = 11;
+	struct pr_engine *e;
+	struct pr_ranker *r;
+	start(&e, &r, 0);
+	pr_ranker_set_interval(r, 0, 60000);
+	pr_published_release(pr_ranker_wait(r, PR_WINDOW_ALL));
+	add_records(e, &x, &ts, 100);
+	struct pr_ranker_stats st;
+	int due = -1;
+	for (int i = 0; i < 2000 && (due = pr_ranker_due(r)) != 0; i++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	pr_ranker_stats(r, &st);
+	cr_assert_eq(due, 0, "not due within 2 s: last step %lld us, gap %lld us",
+		     (long long)st.last_step_us, (long long)st.gap_us);
+	cr_assert(st.gap_us < 60000000 && st.gap_us >= st.last_step_us,
+		  "gap %lld us after a step of %lld us", (long long)st.gap_us,
+		  (long long)st.last_step_us);
+	cr_assert_eq(pr_ranker_feed(r, false), -1, "handed over");
+
+	pr_ranker_set_interval(r, 60000, 120000);
+	pr_ranker_stats(r, &st);
+	cr_assert_eq(st.gap_us, 60000000, "the lower bound holds");
+	int wait = pr_ranker_due(r);
+	cr_assert(wait > 59000 && wait <= 60000, "fed: %d ms to wait", wait);
 	struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
 	cr_assert_eq(p->records, 100);
 	pr_published_release(p);
