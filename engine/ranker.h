@@ -11,7 +11,7 @@
  * ranker puts it on top of its rankings and publishes each as an immutable
  * snapshot: a layer of every change since a flat base (O(K + k log N) for
  * k changes and K since the base; ranking_layer.c). A layer grown past
- * 1/32 of the customers goes to a second thread, the rebaser, which merges
+ * 1/64 of the customers goes to a second thread, the rebaser, which merges
  * it into a new flat base (O(N); pr_ranking_from_changes) while the ranker
  * keeps publishing layers on the old one; the ranker then moves the
  * changes made meanwhile onto the new base.
