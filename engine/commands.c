@@ -3,10 +3,12 @@
  * see commands.h.
  *
  * A published ranking may be older than the engine: while feeds stream
- * in, the company rankings come from the ranker thread (ranker.h), which
- * publishes at most every rank_interval_ms, and store rankings are rebuilt
- * here at most that often and at most one tenth of the time (a build waits
- * 9 x its last duration). Figures read from a ranking's entries (TOP,
+ * in, the company rankings come from the ranker thread (ranker.h): a new
+ * one every rank_interval_ms while a batch takes less (with the auto
+ * interval, every 1 ms to rank_interval_ms, by the batches' cost), else as
+ * soon as the last is done. Store rankings are rebuilt here at most every
+ * rank_interval_ms and at most one tenth of the time (a build waits 9 x
+ * its last duration). Figures read from a ranking's entries (TOP,
  * PARETO, RISK, ...) are exact for the records it cites. Looking up one
  * customer (RANK, CUSTOMER, SCORE) on a company ranking goes through its
  * customer index (his revenue as of the ranking, then O(log N)), so the
