@@ -398,12 +398,157 @@ static int index_from_changes(struct pr_ranking *r, const struct pr_ranking *old
 	return 0;
 }
 
+/* ---- the merge of changes into a flat ranking ------------------------------ */
+
+/* What merge_changes reads and writes. */
+struct merge {
+	struct id_source src;
+	const struct pr_ranking *old;
+	const uint64_t *changed; /* a bit per customer, by index layout */
+	const uint64_t *start;   /* the index layout's shard offsets */
+	struct pr_ranking *r;    /* entries appended */
+};
+
+static bool merge_changed(const struct merge *m, uint32_t ref)
+{
+	uint64_t bit = m->start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS);
+	return m->changed[bit >> 6] >> (bit & 63) & 1;
+}
+
+/* Appends old entries [from, to) of unchanged customers. */
+static void merge_keep(struct merge *m, uint64_t from, uint64_t to)
+{
+	for (uint64_t at = from; at < to; at++)
+		if (!merge_changed(m, m->old->entries[at].customer))
+			m->r->entries[m->r->n++] = m->old->entries[at];
+}
+
+/* The first index from lo on whose revenue is below v (strictly, or at
+ * most v unless strict): galloping, on revenues alone (no id is read). */
+static uint64_t revenue_position(const struct pr_ranking *r, uint64_t lo, int64_t v, bool strict)
+{
+#define AFTER(i) (strict ? r->entries[i].revenue_minor >= v : r->entries[i].revenue_minor > v)
+	uint64_t probe = lo, step = 1;
+	while (probe < r->n && AFTER(probe)) {
+		lo = probe + 1;
+		probe += step;
+		step *= 2;
+	}
+	uint64_t hi = probe < r->n ? probe : r->n;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (AFTER(mid))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+#undef AFTER
+}
+
+/* Prefetches what comparing ref's id reads: its id entry (first call), or
+ * the bytes of a long id it points to (second call, a little later, when
+ * the entry has arrived). */
+static inline void prefetch_id(struct id_source src, uint32_t ref, bool bytes)
+{
+	const struct pr_id_entry *x = id_of(src, ref);
+	if (!bytes)
+		__builtin_prefetch(x);
+	else if (x->len > PR_ID_INLINE_BYTES)
+		__builtin_prefetch(pr_id_entry_bytes(x));
+}
+
+static bool id_before(struct id_source src, uint32_t a, uint32_t b)
+{
+	const struct pr_id_entry *x = id_of(src, a), *y = id_of(src, b);
+	return pr_id_compare(pr_id_entry_bytes(x), x->len, pr_id_entry_bytes(y), y->len) < 0;
+}
+
+/* Ids are prefetched this many entries ahead (their bytes half as far). */
+#define MERGE_AHEAD 16
+/* A run of equal revenues longer than this many times the changes placed
+ * into it is searched (log of it ids read each) rather than walked. */
+#define MERGE_WALK_FACTOR 16
+
+/*
+ * Merges the old run [p, q) of entries of revenue v with the changes
+ * fresh[0..m) of the same revenue, in id order. Every id is a cache miss
+ * (customers are in no order in memory), and ties are common, so the run
+ * is walked with its ids and the changes' prefetched ahead; a long run
+ * with few changes is searched instead.
+ */
+static void merge_run(struct merge *m, uint64_t p, uint64_t q, const struct rank_entry *fresh,
+		      uint64_t count)
+{
+	const struct rank_entry *e = m->old->entries;
+	struct pr_ranking *r = m->r;
+	if (q - p > MERGE_WALK_FACTOR * count) {
+		for (uint64_t b = 0; b < count; b++) {
+			uint64_t until = ranking_position_from(m->old, m->src, p, &fresh[b]);
+			merge_keep(m, p, until);
+			r->entries[r->n++] = fresh[b];
+			p = until;
+		}
+		merge_keep(m, p, q);
+		return;
+	}
+	for (uint64_t i = 0; i < MERGE_AHEAD && p + i < q; i++)
+		prefetch_id(m->src, e[p + i].customer, false);
+	for (uint64_t i = 0; i < MERGE_AHEAD && i < count; i++)
+		prefetch_id(m->src, fresh[i].customer, false);
+	uint64_t a = p, b = 0;
+	for (;;) {
+		while (a < q && merge_changed(m, e[a].customer))
+			a++;
+		if (a == q || b == count)
+			break;
+		if (id_before(m->src, e[a].customer, fresh[b].customer)) {
+			r->entries[r->n++] = e[a];
+			if (a + MERGE_AHEAD < q)
+				prefetch_id(m->src, e[a + MERGE_AHEAD].customer, false);
+			if (a + MERGE_AHEAD / 2 < q)
+				prefetch_id(m->src, e[a + MERGE_AHEAD / 2].customer, true);
+			a++;
+		} else {
+			r->entries[r->n++] = fresh[b];
+			if (b + MERGE_AHEAD < count)
+				prefetch_id(m->src, fresh[b + MERGE_AHEAD].customer, false);
+			if (b + MERGE_AHEAD / 2 < count)
+				prefetch_id(m->src, fresh[b + MERGE_AHEAD / 2].customer, true);
+			b++;
+		}
+	}
+	merge_keep(m, a, q);
+	for (; b < count; b++)
+		r->entries[r->n++] = fresh[b];
+}
+
+/* Appends the old entries of unchanged customers and the changed ones'
+ * entries fresh[0..k) (sorted) in rank order: revenue by revenue, the run
+ * of each revenue with the changes of that revenue. */
+static void merge_changes(struct merge *m, const struct rank_entry *fresh, uint64_t k)
+{
+	uint64_t at = 0;
+	for (uint64_t j = 0; j < k;) {
+		int64_t v = fresh[j].revenue_minor;
+		uint64_t g = j + 1;
+		while (g < k && fresh[g].revenue_minor == v)
+			g++;
+		uint64_t p = revenue_position(m->old, at, v, false);
+		uint64_t q = revenue_position(m->old, p, v, true);
+		merge_keep(m, at, p);
+		merge_run(m, p, q, fresh + j, g - j);
+		at = q;
+		j = g;
+	}
+	merge_keep(m, at, m->old->n);
+}
+
 /*
  * The merge: the old entries of unchanged customers keep their order (in
  * window all their revenue cannot have moved; in another window neither,
  * while the watermark stays in the same periods), so only the changed
- * customers are sorted, and each is placed by a galloping search from the
- * place of the one before.
+ * customers are sorted and merged in (merge_changes).
  */
 int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_directory *ids,
 			    const struct pr_ranking *old, const struct pr_ranking_changes *ch,
@@ -442,18 +587,8 @@ int pr_ranking_from_changes(const struct pr_engine *e, const struct pr_id_direct
 		memcpy(r->entries, fresh, k * sizeof *fresh);
 		r->n = k;
 	} else {
-		uint64_t at = 0;
-		for (uint64_t j = 0; j <= k; j++) {
-			uint64_t until = j < k ? ranking_position_from(old, src, at, &fresh[j]) : old->n;
-			for (; at < until; at++) {
-				uint32_t ref = old->entries[at].customer;
-				uint64_t bit = start[ref & (PR_SHARDS - 1)] + (ref >> PR_SHARD_BITS);
-				if (!(changed[bit >> 6] >> (bit & 63) & 1))
-					r->entries[r->n++] = old->entries[at];
-			}
-			if (j < k)
-				r->entries[r->n++] = fresh[j];
-		}
+		struct merge m = { src, old, changed, start, r };
+		merge_changes(&m, fresh, k);
 	}
 	free(fresh);
 	free(changed);
