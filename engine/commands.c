@@ -1371,7 +1371,7 @@ static void cmd_score(struct pr_server *s, struct pr_client *c, const args_t *a)
 
 	const struct pr_tier_benefit *b = ranked ? &s->opt.benefits[x->tier - 'A'] : NULL;
 	struct map m;
-	map_begin(&m, &c->out, 17);
+	map_begin(&m, &c->out, 18);
 	f_bytes(&m, "customer", id, len);
 	f_bool(&m, "known", known);
 	ranked_fields(&m, ranked, x);
@@ -1391,6 +1391,12 @@ static void cmd_score(struct pr_server *s, struct pr_client *c, const args_t *a)
 			pr_resp_bulk(o, sid, slen);
 		}
 	}
+	/* The store flags come from the store rankings, which may cite other
+	 * records than the company's while feeds stream: they say which. */
+	if (p)
+		f_uint(&m, "stores_records", p->records);
+	else
+		f_null(&m, "stores_records");
 	f_scope(&m, &l.sc);
 	f_meta(&m, l.v.records, l.v.has_watermark, l.v.watermark_ms);
 	map_end(&m);

@@ -300,6 +300,11 @@ Test(paretod, hand_computed_answers)
 	cr_assert_str_eq(flags->element[0]->str, "key_client");
 	cr_assert_str_eq(flags->element[1]->str, "critical_dependency");
 	cr_assert_str_eq(flags->element[2]->str, "store_key_client");
+	cr_assert_eq(int_field(r, "stores_records"), 7, "the store flags' records");
+	cr_assert_eq(int_field(r, "records"), 7);
+	freeReplyObject(r);
+	r = cmd(c, "SCORE nobody");
+	cr_assert_eq(field(r, "stores_records")->type, REDIS_REPLY_NIL, "no store flags looked for");
 	freeReplyObject(r);
 	assert_score(c, "C4", "C", "5", NULL);
 	r = cmd(c, "KEYCLIENTS STORE S2");
