@@ -13,6 +13,15 @@
  *
  * Owns the per-shard pointer arrays, not the chunks (the engine's).
  * Single-threaded: used by its owner thread only.
+ *
+ * Order keys (pr_id_directory_key): ranking ties are ordered by id, and an
+ * id is a cache miss or two away (its entry, and the arena for a long one).
+ * A key is 8 bytes of the id, big-endian and zero-padded, from just past
+ * the prefix every id so far shares (card numbers and padded ids share
+ * long ones, so the first 8 bytes often tell nothing): one 8-byte read in
+ * a dense array by ref. Keys order like the ids where they differ (equal
+ * keys: the ids decide), so a comparison reads the ids only on equal keys.
+ * When a new id shortens the shared prefix, every key is made again.
  */
 #ifndef PARETO_ID_DIRECTORY_H
 #define PARETO_ID_DIRECTORY_H
@@ -22,18 +31,38 @@
 struct pr_id_directory {
 	const struct pr_id_entry **chunks[PR_SHARDS]; /* owned arrays of borrowed chunks */
 	uint32_t count[PR_SHARDS], capacity[PR_SHARDS];
+	/* Order keys by local index, for keyed[shard] customers; keys_on once
+	 * every customer handed over has one (false in a copy, and for good
+	 * after an allocation failed: comparisons then read the ids). */
+	uint64_t *keys[PR_SHARDS];
+	uint32_t keyed[PR_SHARDS], key_capacity[PR_SHARDS];
+	bool keys_on, keys_failed;
+	uint32_t shared;   /* bytes every id keyed so far begins with */
+	uint32_t first_len;
+	unsigned char first[PR_CUSTOMER_MAX_BYTES]; /* the first id keyed */
 };
 
 void pr_id_directory_init(struct pr_id_directory *d);
 void pr_id_directory_destroy(struct pr_id_directory *d);
 
-/* A copy of src's chunk pointers (for a thread that must not see src grow).
- * 0 or -ENOMEM (nothing to destroy). */
+/* A copy of src's chunk pointers (for a thread that must not see src grow),
+ * without keys. 0 or -ENOMEM (nothing to destroy). */
 int pr_id_directory_copy(struct pr_id_directory *dst, const struct pr_id_directory *src);
 
 /* Appends chunk number count[shard] of a shard. 0 or -ENOMEM. */
 int pr_id_directory_add(struct pr_id_directory *d, uint32_t shard,
 			const struct pr_id_entry *chunk);
+
+/* Keys the customers [keyed[s], customers[s]) of each shard s, whose
+ * chunks were added (and every one again if the shared prefix shrinks).
+ * Turns keys off for good when memory runs out. */
+void pr_id_directory_key(struct pr_id_directory *d, const uint32_t *customers);
+
+/* The order key of a keyed customer (keys_on). */
+static inline uint64_t pr_id_directory_key_of(const struct pr_id_directory *d, uint32_t ref)
+{
+	return d->keys[ref & (PR_SHARDS - 1)][ref >> PR_SHARD_BITS];
+}
 
 /* The id entry of a customer ref whose chunk was added. */
 static inline const struct pr_id_entry *pr_id_directory_at(const struct pr_id_directory *d,

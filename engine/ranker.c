@@ -449,6 +449,7 @@ static void step(struct pr_ranker *r, const struct batch *b)
 			fail(r, b->windows | FAILED_DIRECTORY);
 			return;
 		}
+	pr_id_directory_key(&r->ids, b->customers); /* ties compare keys first */
 	size_t stride = (size_t)__builtin_popcount(b->windows);
 	size_t column = 0;
 	for (int w = 0; w < PR_WINDOW_COUNT; w++) {

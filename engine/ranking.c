@@ -39,7 +39,8 @@ uint64_t pr_fraction_ceil(struct pr_fraction f, uint64_t n)
  * as a big-endian integer that decides most comparisons alone.
  */
 struct tie_item {
-	uint64_t prefix; /* the id's first 8 bytes, big-endian, zero-padded */
+	uint64_t prefix; /* the id's first 8 bytes, big-endian, zero-padded, or its
+			  * directory key (id_directory.h): ordered like the ids */
 	const struct pr_id_entry *id;
 	struct rank_entry entry;
 };
@@ -65,6 +66,23 @@ static uint64_t id_prefix(const struct pr_id_entry *id)
 	return v;
 }
 
+/* Prefetches what comparing ref's id reads: its order key, or without
+ * keys its id entry (first call) or the bytes of a long id it points to
+ * (second call, a little later, when the entry has arrived). */
+static inline void prefetch_id(struct id_source src, uint32_t ref, bool bytes)
+{
+	if (src.ids && src.ids->keys_on) {
+		if (!bytes)
+			__builtin_prefetch(&src.ids->keys[ref & (PR_SHARDS - 1)][ref >> PR_SHARD_BITS]);
+		return;
+	}
+	const struct pr_id_entry *x = id_of(src, ref);
+	if (!bytes)
+		__builtin_prefetch(x);
+	else if (x->len > PR_ID_INLINE_BYTES)
+		__builtin_prefetch(pr_id_entry_bytes(x));
+}
+
 /* How far ahead the id of a later entry is fetched while ties are sorted. */
 #define ID_AHEAD 16
 
@@ -73,11 +91,15 @@ static uint64_t id_prefix(const struct pr_id_entry *id)
 static void sort_tie_run(struct id_source src, struct rank_entry *a, uint64_t n,
 			 const struct rank_entry *end, struct tie_item *items)
 {
+	bool keys = src.ids && src.ids->keys_on;
 	for (uint64_t i = 0; i < n; i++) {
 		if (a + i + ID_AHEAD < end)
-			__builtin_prefetch(id_of(src, a[i + ID_AHEAD].customer));
+			prefetch_id(src, a[i + ID_AHEAD].customer, false);
 		const struct pr_id_entry *id = id_of(src, a[i].customer);
-		items[i] = (struct tie_item){ id_prefix(id), id, a[i] };
+		/* A directory's key orders as the prefix does: where they
+		 * differ, the ids do (id_directory.h). */
+		uint64_t prefix = keys ? pr_id_directory_key_of(src.ids, a[i].customer) : id_prefix(id);
+		items[i] = (struct tie_item){ prefix, id, a[i] };
 	}
 	qsort(items, n, sizeof *items, compare_tie_items);
 	for (uint64_t i = 0; i < n; i++)
@@ -446,23 +468,6 @@ static uint64_t revenue_position(const struct pr_ranking *r, uint64_t lo, int64_
 #undef AFTER
 }
 
-/* Prefetches what comparing ref's id reads: its id entry (first call), or
- * the bytes of a long id it points to (second call, a little later, when
- * the entry has arrived). */
-static inline void prefetch_id(struct id_source src, uint32_t ref, bool bytes)
-{
-	const struct pr_id_entry *x = id_of(src, ref);
-	if (!bytes)
-		__builtin_prefetch(x);
-	else if (x->len > PR_ID_INLINE_BYTES)
-		__builtin_prefetch(pr_id_entry_bytes(x));
-}
-
-static bool id_before(struct id_source src, uint32_t a, uint32_t b)
-{
-	const struct pr_id_entry *x = id_of(src, a), *y = id_of(src, b);
-	return pr_id_compare(pr_id_entry_bytes(x), x->len, pr_id_entry_bytes(y), y->len) < 0;
-}
 
 /* Ids are prefetched this many entries ahead (their bytes half as far). */
 #define MERGE_AHEAD 16

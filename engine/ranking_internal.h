@@ -63,14 +63,26 @@ static inline const struct pr_id_entry *id_of(struct id_source src, uint32_t ref
 	return src.ids ? pr_id_directory_at(src.ids, ref) : engine_customer_id(src.engine, ref);
 }
 
+/* Whether customer a's id comes before b's: by their order keys where the
+ * source has them and they differ (id_directory.h), else by the ids. */
+static inline bool id_before(struct id_source src, uint32_t a, uint32_t b)
+{
+	if (src.ids && src.ids->keys_on) {
+		uint64_t ka = pr_id_directory_key_of(src.ids, a), kb = pr_id_directory_key_of(src.ids, b);
+		if (ka != kb)
+			return ka < kb;
+	}
+	const struct pr_id_entry *x = id_of(src, a), *y = id_of(src, b);
+	return pr_id_compare(pr_id_entry_bytes(x), x->len, pr_id_entry_bytes(y), y->len) < 0;
+}
+
 /* Whether entry a comes before b: revenue descending, then id. */
 static inline bool entry_before(struct id_source src, const struct rank_entry *a,
 				const struct rank_entry *b)
 {
 	if (a->revenue_minor != b->revenue_minor)
 		return a->revenue_minor > b->revenue_minor;
-	const struct pr_id_entry *x = id_of(src, a->customer), *y = id_of(src, b->customer);
-	return pr_id_compare(pr_id_entry_bytes(x), x->len, pr_id_entry_bytes(y), y->len) < 0;
+	return id_before(src, a->customer, b->customer);
 }
 
 /* ranking.c */

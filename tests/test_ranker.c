@@ -19,9 +19,20 @@
 
 #define CUSTOMERS 3000
 
+/* Card numbers: ids with a long shared prefix (the ranker's order keys
+ * start past it), but for the last CARD_OUTLIERS customers, whose ids
+ * begin otherwise (the shared prefix shrinks when the first one comes). */
+static bool card_ids;
+#define CARD_OUTLIERS 50
+/* Records name customers [0, customer_span) only. */
+static int customer_span = CUSTOMERS;
+
 /* Customer c's id: short ids inline in their entry, long ones in the arena. */
 static int customer_id(int c, char *id, size_t size)
 {
+	if (card_ids)
+		return snprintf(id, size, "%s-0000-%08d", c < CUSTOMERS - CARD_OUTLIERS ? "4000" : "3999",
+				c);
 	return c % 3 ? snprintf(id, size, "customer%d", c)
 		     : snprintf(id, size, "a-loyalty-card-with-a-long-number-%d", c);
 }
@@ -31,7 +42,7 @@ static void add_records(struct pr_engine *e, uint64_t *x, int64_t *ts, int count
 	for (int i = 0; i < count; i++) {
 		uint64_t u = support_next(x);
 		char id[64];
-		int len = customer_id((int)(u % CUSTOMERS), id, sizeof id);
+		int len = customer_id((int)(u % (uint64_t)customer_span), id, sizeof id);
 		*ts += (int64_t)((u >> 12) % 4000000);
 		/* Few distinct amounts: many ties; some refunds. */
 		struct pr_record r = {
@@ -237,6 +248,36 @@ Test(ranker, is_due_after_the_interval_and_once_the_ranker_is_idle)
 	pr_published_release(p);
 	pr_ranker_destroy(r);
 	pr_engine_destroy(e);
+}
+
+/* Ties ordered through the ranker's order keys (ids with a long shared
+ * prefix: the keys tell them apart) equal the whole build's, before and
+ * after a customer whose id shrinks the shared prefix makes every key
+ * again (then most keys are equal and the ids decide). */
+Test(ranker, ties_ordered_by_keys_past_a_shared_prefix_that_shrinks)
+{
+	int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
+	card_ids = true;
+	for (uint64_t seed = 1; seed <= 2; seed++) {
+		struct pr_engine *e;
+		struct pr_ranker *r;
+		start(&e, &r, 0);
+		uint64_t x = seed * 0x2545f4914f6cdd1dull;
+		for (int round = 0; round < 24; round++) {
+			customer_span = round < 12 ? CUSTOMERS - CARD_OUTLIERS : CUSTOMERS;
+			add_records(e, &x, &ts, round % 5 == 4 ? 3000 : 1 + (int)(support_next(&x) % 200));
+			struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
+			cr_assert_not_null(p);
+			char where[80];
+			snprintf(where, sizeof where, "seed %llu round %d", (unsigned long long)seed, round);
+			assert_same(p, e, PR_WINDOW_ALL, where);
+			pr_published_release(p);
+		}
+		pr_ranker_destroy(r);
+		pr_engine_destroy(e);
+	}
+	card_ids = false;
+	customer_span = CUSTOMERS;
 }
 
 /* Between bounds, the interval follows the ranker's steps: a few times
