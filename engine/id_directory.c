@@ -60,42 +60,83 @@ int pr_id_directory_add(struct pr_id_directory *d, uint32_t shard,
 	return 0;
 }
 
-/* 8 id bytes from `from` on, big-endian, zero past the id's end. */
-static uint64_t key_from(const struct pr_id_entry *e, uint32_t from)
+/* Bytes a and b (of alen and blen) begin with alike. */
+static uint32_t common_prefix(const unsigned char *a, uint32_t alen, const unsigned char *b,
+			      uint32_t blen)
 {
-	const unsigned char *b = (const unsigned char *)pr_id_entry_bytes(e);
-	uint64_t v = 0;
-	for (uint32_t i = from; i < from + 8; i++)
-		v = v << 8 | (i < e->len ? b[i] : 0);
-	return v;
-}
-
-static uint32_t shared_prefix(const unsigned char *a, uint32_t alen, const struct pr_id_entry *e)
-{
-	const unsigned char *b = (const unsigned char *)pr_id_entry_bytes(e);
-	uint32_t n = alen < e->len ? alen : e->len, i = 0;
+	uint32_t n = alen < blen ? alen : blen, i = 0;
 	while (i < n && a[i] == b[i])
 		i++;
 	return i;
+}
+
+/* The key of an id (id_directory.h). */
+static uint64_t key_of_id(const struct pr_id_directory *d, const struct pr_id_entry *e)
+{
+	const unsigned char *b = (const unsigned char *)pr_id_entry_bytes(e);
+	uint32_t len = e->len;
+	uint32_t l = common_prefix(d->prefix, d->prefix_len, b, len);
+	uint64_t cls = 1, from = d->prefix_len;
+	if (l < d->prefix_len) {
+		cls = l == len || b[l] < d->prefix[l] ? 0 : 2;
+		from = 0;
+	}
+	uint64_t v = 0;
+	for (uint32_t i = (uint32_t)from; i < from + 7; i++)
+		v = v << 8 | (i < len ? b[i] : 0);
+	return cls << 62 | v << 6;
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+#define PREFIX_SAMPLE 256
+#define PREFIX_REFERENCES 3
+
+/* P: of a few sampled ids, the longest prefix that nine in ten of a sample
+ * of `total` customers begin with. */
+static void choose_prefix(struct pr_id_directory *d, const uint32_t *customers, uint64_t total)
+{
+	const struct pr_id_entry *sample[PREFIX_SAMPLE];
+	uint32_t n = 0;
+	uint64_t step = total / PREFIX_SAMPLE + 1, base = 0, next = 0;
+	for (uint32_t s = 0; s < PR_SHARDS && n < PREFIX_SAMPLE; s++) {
+		for (; next < base + customers[s] && n < PREFIX_SAMPLE; next += step)
+			sample[n++] = pr_id_directory_at(d, (uint32_t)(next - base) << PR_SHARD_BITS | s);
+		base += customers[s];
+	}
+	uint32_t best = 0;
+	const struct pr_id_entry *best_ref = sample[0];
+	for (uint32_t r = 0; r < PREFIX_REFERENCES && r < n; r++) {
+		const struct pr_id_entry *ref = sample[r * (n - 1) / (PREFIX_REFERENCES - 1)];
+		const unsigned char *rb = (const unsigned char *)pr_id_entry_bytes(ref);
+		uint32_t lcp[PREFIX_SAMPLE];
+		for (uint32_t i = 0; i < n; i++)
+			lcp[i] = common_prefix(rb, ref->len,
+					       (const unsigned char *)pr_id_entry_bytes(sample[i]),
+					       sample[i]->len);
+		qsort(lcp, n, sizeof *lcp, compare_u32);
+		if (lcp[n / 10] > best || r == 0) {
+			best = lcp[n / 10];
+			best_ref = ref;
+		}
+	}
+	if (best > sizeof d->prefix)
+		best = sizeof d->prefix;
+	d->prefix_len = best;
+	memcpy(d->prefix, pr_id_entry_bytes(best_ref), best);
 }
 
 void pr_id_directory_key(struct pr_id_directory *d, const uint32_t *customers)
 {
 	if (d->keys_failed)
 		return;
-	uint32_t shared = d->shared;
+	uint64_t total = 0;
 	for (uint32_t s = 0; s < PR_SHARDS; s++) {
-		for (uint32_t local = d->keyed[s]; local < customers[s]; local++) {
-			const struct pr_id_entry *e = pr_id_directory_at(d, local << PR_SHARD_BITS | s);
-			if (d->first_len == 0) {
-				d->first_len = e->len < sizeof d->first ? e->len : sizeof d->first;
-				memcpy(d->first, pr_id_entry_bytes(e), d->first_len);
-				shared = d->first_len;
-			}
-			uint32_t n = shared_prefix(d->first, d->first_len, e);
-			if (n < shared)
-				shared = n;
-		}
+		total += customers[s];
 		if (customers[s] > d->key_capacity[s]) {
 			uint32_t cap = d->key_capacity[s] ? d->key_capacity[s] : 64;
 			while (cap < customers[s])
@@ -110,12 +151,19 @@ void pr_id_directory_key(struct pr_id_directory *d, const uint32_t *customers)
 			d->key_capacity[s] = cap;
 		}
 	}
-	bool again = shared != d->shared;
-	d->shared = shared;
+	bool again = false;
+	if (total && total >= 2 * d->chosen_at) {
+		uint32_t was_len = d->prefix_len;
+		unsigned char was[sizeof d->prefix];
+		memcpy(was, d->prefix, was_len);
+		choose_prefix(d, customers, total);
+		again = d->chosen_at == 0 || d->prefix_len != was_len ||
+			memcmp(was, d->prefix, was_len) != 0;
+		d->chosen_at = total;
+	}
 	for (uint32_t s = 0; s < PR_SHARDS; s++) {
 		for (uint32_t local = again ? 0 : d->keyed[s]; local < customers[s]; local++)
-			d->keys[s][local] = key_from(pr_id_directory_at(d, local << PR_SHARD_BITS | s),
-						     shared);
+			d->keys[s][local] = key_of_id(d, pr_id_directory_at(d, local << PR_SHARD_BITS | s));
 		d->keyed[s] = customers[s];
 	}
 	d->keys_on = true;

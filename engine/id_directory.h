@@ -16,12 +16,20 @@
  *
  * Order keys (pr_id_directory_key): ranking ties are ordered by id, and an
  * id is a cache miss or two away (its entry, and the arena for a long one).
- * A key is 8 bytes of the id, big-endian and zero-padded, from just past
- * the prefix every id so far shares (card numbers and padded ids share
- * long ones, so the first 8 bytes often tell nothing): one 8-byte read in
- * a dense array by ref. Keys order like the ids where they differ (equal
- * keys: the ids decide), so a comparison reads the ids only on equal keys.
- * When a new id shortens the shared prefix, every key is made again.
+ * A key is 8 bytes by ref in a dense array, ordered like the ids where keys
+ * differ (equal keys: the ids decide), so a comparison reads ids only on
+ * equal keys. Card numbers and padded ids share long prefixes, where an
+ * id's first bytes tell little; so the directory picks a prefix P that
+ * most ids begin with (from a sample, again each time the customers
+ * double), and a key is a class in its top 2 bits, then 7 id bytes:
+ *   class 1: the id begins with P; the 7 bytes after P
+ *   class 0 or 2: it does not, and comes before (0) or after (2) every id
+ *     that does (it differs from P at a smaller or larger byte, or is a
+ *     proper prefix of P: 0); its first 7 bytes
+ * always big-endian, zero past the id's end. An id that does not begin
+ * with P is in order with those that do by its class, and two ids of a
+ * class compare like their 7 bytes where those differ. Another P makes
+ * every key again.
  */
 #ifndef PARETO_ID_DIRECTORY_H
 #define PARETO_ID_DIRECTORY_H
@@ -37,9 +45,9 @@ struct pr_id_directory {
 	uint64_t *keys[PR_SHARDS];
 	uint32_t keyed[PR_SHARDS], key_capacity[PR_SHARDS];
 	bool keys_on, keys_failed;
-	uint32_t shared;   /* bytes every id keyed so far begins with */
-	uint32_t first_len;
-	unsigned char first[PR_CUSTOMER_MAX_BYTES]; /* the first id keyed */
+	uint64_t chosen_at;  /* customers when P was chosen (0: not yet) */
+	uint32_t prefix_len; /* P */
+	unsigned char prefix[PR_CUSTOMER_MAX_BYTES];
 };
 
 void pr_id_directory_init(struct pr_id_directory *d);
@@ -54,8 +62,8 @@ int pr_id_directory_add(struct pr_id_directory *d, uint32_t shard,
 			const struct pr_id_entry *chunk);
 
 /* Keys the customers [keyed[s], customers[s]) of each shard s, whose
- * chunks were added (and every one again if the shared prefix shrinks).
- * Turns keys off for good when memory runs out. */
+ * chunks were added (and every one again when P changes). Turns keys off
+ * for good when memory runs out. */
 void pr_id_directory_key(struct pr_id_directory *d, const uint32_t *customers);
 
 /* The order key of a keyed customer (keys_on). */

@@ -19,9 +19,9 @@
 
 #define CUSTOMERS 3000
 
-/* Card numbers: ids with a long shared prefix (the ranker's order keys
+/* Card numbers: ids with a long common prefix (the ranker's order keys
  * start past it), but for the last CARD_OUTLIERS customers, whose ids
- * begin otherwise (the shared prefix shrinks when the first one comes). */
+ * begin otherwise. */
 static bool card_ids;
 #define CARD_OUTLIERS 50
 /* Records name customers [0, customer_span) only. */
@@ -250,11 +250,12 @@ Test(ranker, is_due_after_the_interval_and_once_the_ranker_is_idle)
 	pr_engine_destroy(e);
 }
 
-/* Ties ordered through the ranker's order keys (ids with a long shared
- * prefix: the keys tell them apart) equal the whole build's, before and
- * after a customer whose id shrinks the shared prefix makes every key
- * again (then most keys are equal and the ids decide). */
-Test(ranker, ties_ordered_by_keys_past_a_shared_prefix_that_shrinks)
+/* Ties ordered through the ranker's order keys equal the whole build's:
+ * card numbers with a long common prefix (the keys tell them apart past
+ * it), first 100 customers (a longer prefix), then more (a shorter one:
+ * every key made again), then a few whose ids begin otherwise (keyed by
+ * their class, before every other). */
+Test(ranker, ties_ordered_by_keys_past_a_common_prefix)
 {
 	int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
 	card_ids = true;
@@ -264,7 +265,7 @@ Test(ranker, ties_ordered_by_keys_past_a_shared_prefix_that_shrinks)
 		start(&e, &r, 0);
 		uint64_t x = seed * 0x2545f4914f6cdd1dull;
 		for (int round = 0; round < 24; round++) {
-			customer_span = round < 12 ? CUSTOMERS - CARD_OUTLIERS : CUSTOMERS;
+			customer_span = round < 6 ? 100 : round < 12 ? CUSTOMERS - CARD_OUTLIERS : CUSTOMERS;
 			add_records(e, &x, &ts, round % 5 == 4 ? 3000 : 1 + (int)(support_next(&x) % 200));
 			struct pr_published *p = pr_ranker_wait(r, PR_WINDOW_ALL);
 			cr_assert_not_null(p);
