@@ -469,18 +469,30 @@ static uint64_t revenue_position(const struct pr_ranking *r, uint64_t lo, int64_
 }
 
 
-/* Ids are prefetched this many entries ahead (their bytes half as far). */
+/* Ids (or keys) are prefetched this many entries ahead (long ids' bytes
+ * half as far). */
 #define MERGE_AHEAD 16
 /* A run of equal revenues longer than this many times the changes placed
  * into it is searched (log of it ids read each) rather than walked. */
 #define MERGE_WALK_FACTOR 16
 
+/* Appends side[*i] and moves on, prefetching the ids of those ahead. */
+static void merge_take(struct merge *m, const struct rank_entry *side, uint64_t *i, uint64_t end)
+{
+	m->r->entries[m->r->n++] = side[*i];
+	if (*i + MERGE_AHEAD < end)
+		prefetch_id(m->src, side[*i + MERGE_AHEAD].customer, false);
+	if (*i + MERGE_AHEAD / 2 < end)
+		prefetch_id(m->src, side[*i + MERGE_AHEAD / 2].customer, true);
+	++*i;
+}
+
 /*
  * Merges the old run [p, q) of entries of revenue v with the changes
- * fresh[0..m) of the same revenue, in id order. Every id is a cache miss
- * (customers are in no order in memory), and ties are common, so the run
- * is walked with its ids and the changes' prefetched ahead; a long run
- * with few changes is searched instead.
+ * fresh[0..count) of the same revenue, in id order. Every id (or order
+ * key) is a cache miss (customers are in no order in memory), and ties are
+ * common, so the run is walked with its ids and the changes' prefetched
+ * ahead; a long run with few changes is searched instead.
  */
 static void merge_run(struct merge *m, uint64_t p, uint64_t q, const struct rank_entry *fresh,
 		      uint64_t count)
@@ -507,21 +519,10 @@ static void merge_run(struct merge *m, uint64_t p, uint64_t q, const struct rank
 			a++;
 		if (a == q || b == count)
 			break;
-		if (id_before(m->src, e[a].customer, fresh[b].customer)) {
-			r->entries[r->n++] = e[a];
-			if (a + MERGE_AHEAD < q)
-				prefetch_id(m->src, e[a + MERGE_AHEAD].customer, false);
-			if (a + MERGE_AHEAD / 2 < q)
-				prefetch_id(m->src, e[a + MERGE_AHEAD / 2].customer, true);
-			a++;
-		} else {
-			r->entries[r->n++] = fresh[b];
-			if (b + MERGE_AHEAD < count)
-				prefetch_id(m->src, fresh[b + MERGE_AHEAD].customer, false);
-			if (b + MERGE_AHEAD / 2 < count)
-				prefetch_id(m->src, fresh[b + MERGE_AHEAD / 2].customer, true);
-			b++;
-		}
+		if (id_before(m->src, e[a].customer, fresh[b].customer))
+			merge_take(m, e, &a, q);
+		else
+			merge_take(m, fresh, &b, count);
 	}
 	merge_keep(m, a, q);
 	for (; b < count; b++)
