@@ -198,13 +198,21 @@ static int two_digits(const char *p)
 }
 
 /* ISO-8601: every field has its fixed width, so it is read in place. */
+/*
+ * The last date the fast path below read on this thread, and its first
+ * millisecond: records mostly come in time order, so most repeat the date
+ * of the one before, and its checks and calendar arithmetic need not be
+ * done again (a third of the fast path). Per thread: decoders run on
+ * several.
+ */
+static _Thread_local struct {
+	bool valid;
+	char text[10];
+	int64_t day_ms;
+} last_date;
+
 static int parse_iso(const char *p, const char *end, int64_t *ts_ms)
 {
-	struct fields f = { .pm = -1 };
-	int hi = two_digits(p), lo = two_digits(p + 2), month = two_digits(p + 5),
-	    day = two_digits(p + 8); /* the caller checked 10 bytes */
-	if (hi < 0 || lo < 0 || month < 0 || day < 0 || p[4] != '-' || p[7] != '-')
-		return -EINVAL;
 	/* The usual shape, YYYY-MM-DDTHH:MM:SS with a Z or nothing after, read
 	 * at fixed places (in such a feed the general path below was a sixth
 	 * of paretod's server thread). Anything else, and anything out of
@@ -212,17 +220,35 @@ static int parse_iso(const char *p, const char *end, int64_t *ts_ms)
 	if ((end - p == 19 || (end - p == 20 && (p[19] == 'Z' || p[19] == 'z'))) &&
 	    (p[10] == 'T' || p[10] == 't' || p[10] == ' ') && p[13] == ':' && p[16] == ':') {
 		int hour = two_digits(p + 11), minute = two_digits(p + 14), second = two_digits(p + 17);
-		unsigned year = (unsigned)(hi * 100 + lo);
 		if (hour >= 0 && hour <= 23 && minute >= 0 && minute <= 59 && second >= 0 &&
-		    second <= 59 && month >= 1 && month <= 12 && day >= 1 &&
-		    (unsigned)day <= days_in_month(year, (unsigned)month)) {
-			*ts_ms = days_from_civil_0_9999(year, (unsigned)month, (unsigned)day) *
-					 PR_MS_PER_DAY +
-				 (int64_t)hour * 3600000 + (int64_t)minute * 60000 +
-				 (int64_t)second * 1000;
-			return 0;
+		    second <= 59) {
+			int64_t time_ms = (int64_t)hour * 3600000 + (int64_t)minute * 60000 +
+					  (int64_t)second * 1000;
+			if (last_date.valid && memcmp(p, last_date.text, 10) == 0) {
+				*ts_ms = last_date.day_ms + time_ms;
+				return 0;
+			}
+			int hi = two_digits(p), lo = two_digits(p + 2), month = two_digits(p + 5),
+			    day = two_digits(p + 8);
+			unsigned year = (unsigned)(hi * 100 + lo);
+			if (hi >= 0 && lo >= 0 && p[4] == '-' && p[7] == '-' && month >= 1 &&
+			    month <= 12 && day >= 1 &&
+			    (unsigned)day <= days_in_month(year, (unsigned)month)) {
+				memcpy(last_date.text, p, 10);
+				last_date.day_ms = days_from_civil_0_9999(year, (unsigned)month,
+									  (unsigned)day) *
+						   PR_MS_PER_DAY;
+				last_date.valid = true;
+				*ts_ms = last_date.day_ms + time_ms;
+				return 0;
+			}
 		}
 	}
+	struct fields f = { .pm = -1 };
+	int hi = two_digits(p), lo = two_digits(p + 2), month = two_digits(p + 5),
+	    day = two_digits(p + 8); /* the caller checked 10 bytes */
+	if (hi < 0 || lo < 0 || month < 0 || day < 0 || p[4] != '-' || p[7] != '-')
+		return -EINVAL;
 	f.year = hi * 100 + lo;
 	f.month = (unsigned)month;
 	f.day = (unsigned)day;

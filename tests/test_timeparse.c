@@ -55,6 +55,22 @@ Test(timeparse, invalid_dates_and_times)
 	parse("1900-02-29", NULL, -EINVAL);
 }
 
+/* The fast path keeps the last date it read: times of that date, other
+ * dates, a bad time or a bad date after a good one with the same start. */
+Test(timeparse, repeated_dates_in_time_order)
+{
+	int64_t d = pr_days_from_civil(2024, 2, 29) * DAY;
+	cr_assert_eq(parse("2024-02-29T00:00:00Z", NULL, 0), d);
+	cr_assert_eq(parse("2024-02-29T23:59:59Z", NULL, 0), d + DAY - 1000);
+	cr_assert_eq(parse("2024-02-29 12:00:01", NULL, 0), d + 43201000);
+	parse("2024-02-29T24:00:00Z", NULL, -EINVAL);
+	parse("2023-02-29T12:00:00Z", NULL, -EINVAL);
+	parse("2024-02-29X12:00:00Z", NULL, -EINVAL);
+	cr_assert_eq(parse("2024-02-28T12:00:00Z", NULL, 0), d - DAY + 43200000);
+	cr_assert_eq(parse("2024-02-29T00:00:01", NULL, 0), d + 1000);
+	cr_assert_eq(parse("2024-03-01T00:00:00Z", NULL, 0), d + DAY);
+}
+
 Test(timeparse, epoch_seconds_and_milliseconds)
 {
 	cr_assert_eq(parse("1700000000", NULL, 0), 1700000000000LL);
