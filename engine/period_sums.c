@@ -56,6 +56,13 @@ void pr_period_sums_add(struct pr_period_sums *s, const struct pr_periods *at,
 			int64_t amount_minor)
 {
 	s->all_minor += amount_minor;
+	if (at->index[PR_GRAN_MONTH] == s->month && s->month >= 0) {
+		/* The latest month again (most records): it is the latest
+		 * period of every granularity, no division needed to say so. */
+		for (int g = 0; g < PR_GRAN_COUNT; g++)
+			s->current_minor[g] += amount_minor;
+		return;
+	}
 	if (at->index[PR_GRAN_MONTH] > s->month) {
 		for (int g = 0; g < PR_GRAN_COUNT; g++) {
 			int32_t p = at->index[g], was = latest(s, g);
