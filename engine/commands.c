@@ -953,7 +953,7 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 			"ranker_failures:%llu\r\nranker_last_step_ms:%lld\r\n"
 			"ranker_last_step_us:%lld\r\nalert_pushes:%llu\r\n",
 		     s->opt.rank_interval_ms, s->opt.rank_interval_auto,
-		     (long long)(s->ranker ? rs.gap_us : 0),
+		     (long long)rs.gap_us,
 		     (unsigned long long)(s->ranking_builds + rs.steps),
 		     (unsigned long long)rs.batches, (unsigned long long)rs.whole,
 		     (unsigned long long)rs.rebases, (unsigned long long)rs.failures,

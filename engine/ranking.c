@@ -468,7 +468,6 @@ static uint64_t revenue_position(const struct pr_ranking *r, uint64_t lo, int64_
 #undef AFTER
 }
 
-
 /* Ids (or keys) are prefetched this many entries ahead (long ids' bytes
  * half as far). */
 #define MERGE_AHEAD 16
@@ -488,8 +487,8 @@ static void merge_take(struct merge *m, const struct rank_entry *side, uint64_t 
 }
 
 /*
- * Merges the old run [p, q) of entries of revenue v with the changes
- * fresh[0..count) of the same revenue, in id order. Every id (or order
+ * Merges the old run [p, q) of entries of one revenue with the changes
+ * fresh[0..count) of that revenue, in id order. Every id (or order
  * key) is a cache miss (customers are in no order in memory), and ties are
  * common, so the run is walked with its ids and the changes' prefetched
  * ahead; a long run with few changes is searched instead.

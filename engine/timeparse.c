@@ -197,7 +197,6 @@ static int two_digits(const char *p)
 	return a < 10 && b < 10 ? (int)(a * 10 + b) : -1;
 }
 
-/* ISO-8601: every field has its fixed width, so it is read in place. */
 /*
  * The last date the fast path below read on this thread, and its first
  * millisecond: records mostly come in time order, so most repeat the date
@@ -211,6 +210,7 @@ static _Thread_local struct {
 	int64_t day_ms;
 } last_date;
 
+/* ISO-8601: every field has its fixed width, so it is read in place. */
 static int parse_iso(const char *p, const char *end, int64_t *ts_ms)
 {
 	/* The usual shape, YYYY-MM-DDTHH:MM:SS with a Z or nothing after, read
