@@ -200,7 +200,7 @@ uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
 		}
 	}
 	/* Not present: the empty slot s is where it goes, unless we grow. */
-	if (t->count >= PR_ID_MAX || len > UINT32_MAX)
+	if (t->count >= PR_ID_MAX || len > PR_ID_MAX_LEN)
 		return PR_ID_NONE;
 	uint32_t index = t->count;
 	if ((index >> PR_ID_CHUNK_SHIFT) >= t->chunk_count && add_chunk(t) < 0)
@@ -222,7 +222,7 @@ uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
 		memcpy(e->bytes, &stored, sizeof stored);
 	else if (len)
 		memcpy(e->bytes, id, len);
-	e->len = (uint32_t)len;
+	e->len = (uint8_t)len;
 	t->slots[s] = slot_of(hash, index);
 	t->count++;
 	*created = true;

@@ -126,6 +126,27 @@ Test(id_table, ids_differing_in_one_byte_at_any_length)
 	pr_id_table_destroy(&t);
 }
 
+/* An entry keeps its id's length in a byte: the longest id fits, and a
+ * longer one is refused without a trace in the table. */
+Test(id_table, longest_id_kept_longer_refused)
+{
+	struct pr_id_table t;
+	cr_assert_eq(pr_id_table_init(&t, 4, 8, NULL), 0);
+	char id[PR_ID_MAX_LEN + 1];
+	memset(id, 'k', sizeof id);
+	bool created = false;
+	uint32_t i = pr_id_table_upsert(&t, id, PR_ID_MAX_LEN, pr_id_hash(&t, id, PR_ID_MAX_LEN),
+					&created);
+	cr_assert(created && i == 0);
+	cr_assert_eq(pr_id_table_entry(&t, 0)->len, PR_ID_MAX_LEN);
+	cr_assert_eq(pr_id_table_upsert(&t, id, sizeof id, pr_id_hash(&t, id, sizeof id), &created),
+		     PR_ID_NONE);
+	cr_assert_eq(t.count, 1);
+	cr_assert_eq(pr_id_table_find(&t, id, sizeof id), PR_ID_NONE);
+	cr_assert_eq(pr_id_table_find(&t, id, PR_ID_MAX_LEN), 0);
+	pr_id_table_destroy(&t);
+}
+
 Test(id_table, order_of_ids)
 {
 	cr_assert_lt(pr_id_compare("A", 1, "AB", 2), 0);
