@@ -816,8 +816,9 @@ static void cmd_command(struct pr_server *s, struct pr_client *c, const args_t *
 static void cmd_config(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
 	if (arg_is(a, 1, "GET") && a->argc >= 3) {
-		char maxclients[24], rank_interval[24];
+		char maxclients[24], rank_interval[24], busy_poll[24];
 		snprintf(maxclients, sizeof maxclients, "%u", s->opt.max_clients);
+		snprintf(busy_poll, sizeof busy_poll, "%u", s->opt.busy_poll_us);
 		if (s->opt.rank_interval_auto)
 			snprintf(rank_interval, sizeof rank_interval, "auto");
 		else
@@ -828,6 +829,7 @@ static void cmd_config(struct pr_server *s, struct pr_client *c, const args_t *a
 			{ "appendonly", "no" },
 			{ "maxclients", maxclients },
 			{ "rank-interval-ms", rank_interval },
+			{ "busy-poll-us", busy_poll },
 			{ "unixsocket", s->socket_path },
 		};
 		size_t nparams = sizeof params / sizeof params[0];
@@ -933,12 +935,15 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		addf(t, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\npubsub_clients:%u\r\n"
 			"total_connections_received:%llu\r\nrejected_connections:%llu\r\n"
 			"output_limit_disconnects:%llu\r\nprotocol_errors:%llu\r\n"
-			"total_commands_processed:%llu\r\n\r\n",
+			"total_commands_processed:%llu\r\nbusy_poll_us:%u\r\nbusy_polls:%llu\r\n"
+			"busy_poll_hits:%llu\r\n\r\n",
 		     s->client_count, s->opt.max_clients, s->subscribers,
 		     (unsigned long long)s->connections_total,
 		     (unsigned long long)s->rejected_connections,
 		     (unsigned long long)s->output_disconnects,
-		     (unsigned long long)s->protocol_errors, (unsigned long long)s->commands_total);
+		     (unsigned long long)s->protocol_errors, (unsigned long long)s->commands_total,
+		     s->opt.busy_poll_us, (unsigned long long)s->busy_polls,
+		     (unsigned long long)s->busy_poll_hits);
 	}
 	if (want_section(a, "ranking", true)) {
 		struct pr_ranker_stats rs = { 0 };

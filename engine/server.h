@@ -72,6 +72,10 @@ struct pr_server_options {
 	unsigned rank_interval_ms;
 	bool rank_interval_auto;
 	size_t ingest_batch_bytes; /* 64 KiB of feed bytes decoded per loop turn */
+	/* After answering, while no feed is ingesting, the server thread
+	 * polls for the next request this long before it sleeps (0: never):
+	 * a client that asks again meanwhile is served without waking it. */
+	unsigned busy_poll_us;     /* PR_BUSY_POLL_DEFAULT_US */
 	enum pr_window alert_window; /* all */
 	struct pr_tier_benefit benefits[3]; /* A, B, C */
 	unsigned show_errors;      /* bad lines described on stderr per feed: 10 */
@@ -88,6 +92,9 @@ struct pr_server_options {
 	int (*reload)(void *ctx, struct pr_server_options *o);
 	void *reload_ctx;
 };
+
+#define PR_BUSY_POLL_DEFAULT_US 50
+#define PR_BUSY_POLL_MAX_US 1000000
 
 void pr_server_options_init(struct pr_server_options *o);
 
@@ -226,6 +233,8 @@ struct pr_server {
 	uint64_t truncated_disconnects;
 	uint64_t connections_total, rejected_connections, output_disconnects;
 	uint64_t protocol_errors, commands_total, ranking_builds;
+	int64_t last_command_us;     /* monotonic; when requests were last answered */
+	uint64_t busy_polls, busy_poll_hits; /* polls begun; those a completion ended */
 	uint64_t rate_records;       /* records at rate_ms */
 	int64_t rate_ms;
 	double records_per_sec;

@@ -875,6 +875,41 @@ static const char *config_get(redisContext *c, const char *name, char *out, size
 	return out;
 }
 
+/* --busy-poll-us: after answering, the server thread polls (INFO counts
+ * the polls); a request that comes meanwhile, on the same connection or
+ * another, is answered at once, not when the poll runs out; 0 never polls. */
+Test(paretod, busy_poll_answers_what_comes_during_the_poll)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	daemon_start(&d, "--busy-poll-us", "1000000", NULL);
+	redisContext *c = client(&d), *other = client(&d);
+	char v[64];
+	cr_assert_str_eq(config_get(c, "busy-poll-us", v, sizeof v), "1000000");
+	for (int i = 0; i < 6; i++) {
+		int64_t t0 = now_ms();
+		redisReply *r = cmd(i % 2 ? other : c, "PING");
+		cr_assert(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0);
+		freeReplyObject(r);
+		cr_assert_lt(now_ms() - t0, 500, "request %d waited for the poll to run out", i);
+	}
+	cr_assert_str_eq(info_value(c, "clients", "busy_poll_us", v, sizeof v), "1000000");
+	cr_assert_gt(atoll(info_value(c, "clients", "busy_polls", v, sizeof v)), 0);
+	cr_assert_gt(atoll(info_value(c, "clients", "busy_poll_hits", v, sizeof v)), 0);
+	redisFree(other);
+	daemon_shutdown(&d, c);
+	daemon_remove_dir(&d);
+
+	daemon_dir(&d);
+	daemon_start(&d, "--busy-poll-us", "0", NULL);
+	c = client(&d);
+	for (int i = 0; i < 6; i++)
+		freeReplyObject(cmd(c, "PING"));
+	cr_assert_str_eq(info_value(c, "clients", "busy_polls", v, sizeof v), "0");
+	daemon_shutdown(&d, c);
+	daemon_remove_dir(&d);
+}
+
 /* SIGHUP: the log file reopened after a rotation; the config file reread,
  * its runtime options in effect, the others waiting for a restart, flags
  * still winning, and a file that does not parse changing nothing. */
