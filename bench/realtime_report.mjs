@@ -23,17 +23,24 @@ export function summarize(lines, meta) {
   const sys = ['paretod', 'redis'];
   const ingest = Object.fromEntries(sys.map((s) => {
     const alone = pick((x) => x.scenario === 'ingest' && x.system === s && !x.queries);
-    const loaded = pick((x) => x.scenario === 'ingest' && x.system === s && x.queries);
     const a = stats(alone.map((x) => x.result.ingest.records_per_s));
-    const w = stats(loaded.map((x) => x.result.ingest.records_per_s));
-    const lat = (k) => stats(loaded.map((x) => x.result.queries.latency[k])).median;
-    return [s, { records_per_s: a, with_4_query_clients: {
-      records_per_s: w, slowdown: 1 - w.median / a.median,
-      query: s === 'paretod' ? 'RANK' : 'ZREVRANK',
-      queries_per_s: stats(loaded.map((x) => x.result.queries.rps)).median,
-      latency_us: { p50: lat('p50_us'), p90: lat('p90_us'), p99: lat('p99_us'), p999: lat('p999_us'),
-                    max: lat('max_us') },
-      samples_per_run: stats(loaded.map((x) => x.result.queries.latency.n)).median } }];
+    // queries 1: the clients as fast as answers come; 2: paced.
+    const withQueries = (kind) => {
+      const loaded = pick((x) => x.scenario === 'ingest' && x.system === s && x.queries === kind);
+      if (!loaded.length)
+        return undefined;
+      const w = stats(loaded.map((x) => x.result.ingest.records_per_s));
+      const lat = (k) => stats(loaded.map((x) => x.result.queries.latency[k])).median;
+      return {
+        records_per_s: w, slowdown: 1 - w.median / a.median,
+        query: s === 'paretod' ? 'RANK' : 'ZREVRANK',
+        queries_per_s: stats(loaded.map((x) => x.result.queries.rps)).median,
+        latency_us: { p50: lat('p50_us'), p90: lat('p90_us'), p99: lat('p99_us'), p999: lat('p999_us'),
+                      max: lat('max_us') },
+        samples_per_run: stats(loaded.map((x) => x.result.queries.latency.n)).median };
+    };
+    return [s, { records_per_s: a, with_4_query_clients: withQueries(1),
+                 with_4_paced_query_clients: withQueries(2) }];
   }));
   const load = Object.fromEntries(pick((x) => x.scenario === 'load').map((x) => [x.system, x.result]));
   const queries = {};
@@ -45,6 +52,11 @@ export function summarize(lines, meta) {
       const pct = (p) => stats(one.map((x) => percentileMs(x.result.dist, p)));
       const exact = pick((x) => x.scenario === 'query' && x.query === q && x.system === s && x.mode === 'exact');
       const ex = (k) => stats(exact.map((x) => x.result.latency[k]));
+      // CPU microseconds a request: the server's, and redis-benchmark's own.
+      const cpu = (runs) => runs.length && runs[0].result.server_cpu_s !== undefined ? {
+        server_us: stats(runs.map((x) => x.result.server_cpu_s / x.result.requests * 1e6)),
+        client_us: stats(runs.map((x) => x.result.client_cpu_s / x.result.requests * 1e6)),
+      } : undefined;
       queries[q][s] = {
         command: { rank: { paretod: 'RANK C__rand_int__', redis: 'ZREVRANK z C__rand_int__' },
                    top10: { paretod: 'TOP 10', redis: 'ZREVRANGE z 0 9 WITHSCORES' } }[q][s],
@@ -55,6 +67,7 @@ export function summarize(lines, meta) {
           requests_per_s: stats(exact.map((x) => x.result.rps)),
           samples_per_run: stats(exact.map((x) => x.result.latency.n)).median } : undefined,
         pipelined_4x32: { requests_per_s: stats(piped.map((x) => x.result.rps)) },
+        cpu_per_request: { one_connection: cpu(one), pipelined_4x32: cpu(piped) },
       };
     }
   }
@@ -92,14 +105,17 @@ export function realtimeMarkdown(r) {
     `sit in ties, where Redis' ZREVRANK orders ids the other way: it differed for ` +
     `${r.gate.zrevrank_differs_in_ties}).`, '',
     `### Ingest (first ${r.ingest_rows} records into an empty server, ${r.runs} runs, median)`, '',
-    '| system | records/s alone (min-max) | with 4 query clients | slowdown | their p50 / p99 / p99.9 us | queries/s |',
-    '|---|---|---|---|---|---|',
-    ...['paretod', 'redis'].map((s) => {
-      const a = i[s].records_per_s, w = i[s].with_4_query_clients;
+    '| system | records/s alone (min-max) | 4 query clients | records/s with them | slowdown | their p50 / p99 / p99.9 us | queries/s |',
+    '|---|---|---|---|---|---|---|',
+    ...['paretod', 'redis'].flatMap((s) => [
+      ['as fast as answered', i[s].with_4_query_clients],
+      [`paced at ${r.paced_queries ?? 5000} requests/s`, i[s].with_4_paced_query_clients],
+    ].filter(([, w]) => w).map(([how, w]) => {
+      const a = i[s].records_per_s;
       return `| ${s === 'paretod' ? 'paretod (producer socket)' : 'Redis ZINCRBY (redis-cli --pipe)'} | ` +
-        `${M(a.median)} (${M(a.min)}-${M(a.max)}) | ${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | ` +
+        `${M(a.median)} (${M(a.min)}-${M(a.max)}) | ${how} | ${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | ` +
         `${f(w.latency_us.p50)} / ${f(w.latency_us.p99)} / ${f(w.latency_us.p999)} (${w.query}) | ${k(w.queries_per_s)} |`;
-    }), '',
+    })), '',
     `paretod / Redis ingest: ${ratio(i.paretod.records_per_s.median, i.redis.records_per_s.median)}. ` +
     `Whole workload (one run each): paretod ${M(r.load.paretod.records_per_s)} records/s ` +
     `(${f(r.load.paretod.seconds, 2)} s), Redis ${M(r.load.redis.records_per_s)} records/s ` +
@@ -116,6 +132,16 @@ export function realtimeMarkdown(r) {
     `Pipelined paretod / Redis: RANK ${ratio(q.rank.paretod.pipelined_4x32.requests_per_s.median,
       q.rank.redis.pipelined_4x32.requests_per_s.median)}, TOP 10 ${ratio(
       q.top10.paretod.pipelined_4x32.requests_per_s.median, q.top10.redis.pipelined_4x32.requests_per_s.median)}.`, '',
+    ...(q.rank.paretod.cpu_per_request?.pipelined_4x32 ? [
+      'CPU per request, µs (median; the server\'s from its /proc ticks, redis-benchmark\'s own from bash `time`; ' +
+      'both share the 2 cores):', '',
+      '| query | 1 conn: server / redis-benchmark | 4 conn x 32 pipelined: server / redis-benchmark |',
+      '|---|---|---|',
+      ...['rank', 'top10'].flatMap((n) => ['paretod', 'redis'].map((s) => {
+        const c = q[n][s].cpu_per_request;
+        const pair = (x) => `${f(x.server_us.median, 2)} / ${f(x.client_us.median, 2)}`;
+        return `| \`${q[n][s].command}\` | ${pair(c.one_connection)} | ${pair(c.pipelined_4x32)} |`;
+      })), ''] : []),
     '### Freshness (record written -> visible to a query), under full ingest load and paced', '',
     '| system | probes | applied p50 / p99 ms | in the published ranking p50 / p99 ms | ingest meanwhile |',
     '|---|---|---|---|---|',

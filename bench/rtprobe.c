@@ -18,11 +18,12 @@
  *       as P takes them, or R records a second, a millisecond's worth at a
  *       time.
  *   rtprobe latency --socket S --clients C --cmd "RANK C__rand_int__"
- *                   --keys K [--seconds T]
- *       C connections, each one request at a time, __rand_int__ replaced by
- *       a random 12-digit number below K; every latency kept; stops after T
- *       seconds or at SIGTERM/SIGINT and prints percentiles of the sorted
- *       samples (nearest rank).
+ *                   --keys K [--seconds T] [--rate R]
+ *       C connections, each one request at a time (as fast as replies come,
+ *       or R requests a second in all), __rand_int__ replaced by a random
+ *       12-digit number below K; every latency kept; stops after T seconds
+ *       or at SIGTERM/SIGINT and prints percentiles of the sorted samples
+ *       (nearest rank).
  *   rtprobe fresh --socket S (--producer P | --redis) [--seconds T]
  *       Freshness: writes one record of a brand-new customer (a line on the
  *       producer socket; ZINCRBY on a connection of its own for Redis) and
@@ -88,7 +89,7 @@ struct opts {
 	uint64_t rows, keys;
 	unsigned clients;
 	double seconds;
-	double rate; /* records/s; 0: as fast as possible */
+	double rate; /* records (stream) or requests (latency) a second; 0: as fast as possible */
 	bool redis;
 };
 
@@ -298,6 +299,18 @@ static uint64_t info_records(redisContext *c)
  * records (0: all), or, with `seconds` > 0, all of them over and over
  * until that much time has passed. Returns the records sent.
  */
+/* Paced at `rate` things a second from `start`: sleeps until the time the
+ * next one after `done` is due (not at all when behind, or rate is 0). */
+static void pace(int64_t start, uint64_t done, double rate)
+{
+	if (rate <= 0)
+		return;
+	int64_t due = start + (int64_t)((double)done / rate * 1e9), now = now_ns();
+	if (due > now)
+		nanosleep(&(struct timespec){ (due - now) / 1000000000, (due - now) % 1000000000 },
+			  NULL);
+}
+
 static uint64_t send_records(int fd, const char *path, uint64_t rows, double seconds,
 			     double rate)
 {
@@ -340,13 +353,7 @@ static uint64_t send_records(int fd, const char *path, uint64_t rows, double sec
 			die("%s: a line longer than %zu bytes", path, sizeof buf);
 		write_all(fd, buf, end);
 		sent += lines;
-		if (rate > 0) {
-			int64_t due = start + (int64_t)((double)sent / rate * 1e9), now = now_ns();
-			if (due > now)
-				nanosleep(&(struct timespec){ (due - now) / 1000000000,
-							      (due - now) % 1000000000 },
-					  NULL);
-		}
+		pace(start, sent, rate);
 		if (rows && sent >= rows)
 			break;
 		if (seconds > 0 && now_ns() >= until)
@@ -514,7 +521,12 @@ static void *client_main(void *arg)
 			break;
 		}
 	uint64_t seed = 0x9e3779b97f4a7c15ull * (c->index + 1);
-	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
+	/* Each client's share of --rate; its requests keep their schedule (a
+	 * late one is sent at once, not dropped). */
+	double rate = c->o->rate / c->o->clients;
+	int64_t start = now_ns();
+	for (uint64_t sent = 0; !atomic_load_explicit(&stopping, memory_order_relaxed); sent++) {
+		pace(start, sent, rate);
 		if (key_arg >= 0) {
 			snprintf(keybuf, sizeof keybuf, "%0*llu", ID_DIGITS,
 				 (unsigned long long)(xorshift(&seed) % c->o->keys));
@@ -551,7 +563,7 @@ static void *client_main(void *arg)
 static int cmd_latency(const struct opts *o)
 {
 	if (!o->socket || !o->cmd || !o->clients || (strstr(o->cmd, "__rand_int__") && !o->keys))
-		die("usage: rtprobe latency --socket S --clients C --cmd CMD --keys K [--seconds T]");
+		die("usage: rtprobe latency --socket S --clients C --cmd CMD --keys K [--seconds T] [--rate R]");
 	sigset_t set;
 	block_stop_signals(&set);
 	struct client *cl = calloc(o->clients, sizeof *cl);
