@@ -1026,6 +1026,12 @@ static void metrics_text(struct pr_server *s, struct text *t)
 	       "Connections refused past max-clients.", (double)s->rejected_connections);
 	metric(t, "pareto_commands_total", "counter", "Commands processed.",
 	       (double)s->commands_total);
+	metric(t, "pareto_busy_polls_total", "counter",
+	       "Polls for the next request after answering (--busy-poll-us).",
+	       (double)s->busy_polls);
+	metric(t, "pareto_busy_poll_hits_total", "counter",
+	       "Polls that a completion ended before their time ran out.",
+	       (double)s->busy_poll_hits);
 	metric(t, "pareto_protocol_errors_total", "counter",
 	       "Connections closed for malformed or oversized requests.",
 	       (double)s->protocol_errors);

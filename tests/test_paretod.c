@@ -896,6 +896,10 @@ Test(paretod, busy_poll_answers_what_comes_during_the_poll)
 	cr_assert_str_eq(info_value(c, "clients", "busy_poll_us", v, sizeof v), "1000000");
 	cr_assert_gt(atoll(info_value(c, "clients", "busy_polls", v, sizeof v)), 0);
 	cr_assert_gt(atoll(info_value(c, "clients", "busy_poll_hits", v, sizeof v)), 0);
+	redisReply *m = cmd(c, "INFO metrics");
+	const char *polls = strstr(m->str, "\npareto_busy_polls_total ");
+	cr_assert(polls && atof(polls + strlen("\npareto_busy_polls_total ")) > 0, "%s", m->str);
+	freeReplyObject(m);
 	redisFree(other);
 	daemon_shutdown(&d, c);
 	daemon_remove_dir(&d);
