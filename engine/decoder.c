@@ -74,7 +74,8 @@ struct pr_decoder {
 
 	/* binary */
 	bool bin_header_done;
-	unsigned char bin_carry[PR_BIN_RECORD_BYTES];
+	struct pr_bin_layout bin;       /* from the header */
+	unsigned char bin_carry[PR_BIN_RECORD_MAX_BYTES];
 	size_t bin_carry_len;
 };
 
@@ -671,21 +672,22 @@ static int bin_record(struct pr_decoder *d, const unsigned char *bytes, struct p
 	struct pr_record r;
 	/* For binary feeds "line" is the record's index, offset its first byte. */
 	uint64_t index = ++d->line, offset = d->offset;
-	d->offset += PR_BIN_RECORD_BYTES;
+	size_t size = d->bin.record_bytes;
+	d->offset += size;
 	d->stats.lines++;
-	if (pr_bin_record_decode(bytes, &r) < 0) {
+	if (pr_bin_record_decode(bytes, &d->bin, &r) < 0) {
 		/* No index in the words: a part of a file split across threads
 		 * knows only its own; the reject's line carries the real one. */
 		DETAIL(d, "binary record: invalid id lengths (%u, %u) or reserved bytes not zero",
 		       bytes[16], bytes[17]);
-		return reject(d, PR_REJECT_BINARY, index, offset, 0, (const char *)bytes,
-			      PR_BIN_RECORD_BYTES, err);
+		return reject(d, PR_REJECT_BINARY, index, offset, 0, (const char *)bytes, size,
+			      err);
 	}
 	if (d->sink.record(d->sink.ctx, &r) < 0) {
 		DETAIL(d, "refused: the time is outside years 0..9999 or the total volume "
 			  "would pass the int64 range");
-		return reject(d, PR_REJECT_OVERFLOW, index, offset, 0, (const char *)bytes,
-			      PR_BIN_RECORD_BYTES, err);
+		return reject(d, PR_REJECT_OVERFLOW, index, offset, 0, (const char *)bytes, size,
+			      err);
 	}
 	d->stats.records++;
 	return 0;
@@ -703,31 +705,33 @@ static int bin_push(struct pr_decoder *d, const unsigned char *p, size_t n, stru
 		p += take;
 		if (d->bin_carry_len < PR_BIN_HEADER_BYTES)
 			return 0;
-		uint32_t scale;
-		if (pr_bin_header_decode(d->bin_carry, &scale) < 0)
-			return pr_error_set(err, -EINVAL, "%s: not a binary feed of %d-byte records",
-					    d->source, PR_BIN_RECORD_BYTES);
-		if (scale != d->opt.scale)
+		if (pr_bin_header_decode(d->bin_carry, &d->bin) < 0)
+			return pr_error_set(err, -EINVAL,
+					    "%s: binary header with a record size or id widths "
+					    "this version does not read",
+					    d->source);
+		if (d->bin.scale != d->opt.scale)
 			return pr_error_set(err, -EINVAL, "%s: binary feed has scale %u, expected %u",
-					    d->source, scale, d->opt.scale);
+					    d->source, d->bin.scale, d->opt.scale);
 		d->bin_header_done = true;
 		d->bin_carry_len = 0;
 		d->offset = d->header_end = PR_BIN_HEADER_BYTES;
 	}
 	int rc = 0;
+	size_t size = d->bin.record_bytes;
 	if (d->bin_carry_len) {
-		size_t take = PR_BIN_RECORD_BYTES - d->bin_carry_len;
+		size_t take = size - d->bin_carry_len;
 		if (take > (size_t)(end - p))
 			take = (size_t)(end - p);
 		memcpy(d->bin_carry + d->bin_carry_len, p, take);
 		d->bin_carry_len += take;
 		p += take;
-		if (d->bin_carry_len < PR_BIN_RECORD_BYTES)
+		if (d->bin_carry_len < size)
 			return 0;
 		d->bin_carry_len = 0;
 		rc = bin_record(d, d->bin_carry, err);
 	}
-	for (; rc == 0 && end - p >= PR_BIN_RECORD_BYTES; p += PR_BIN_RECORD_BYTES)
+	for (; rc == 0 && (size_t)(end - p) >= size; p += size)
 		rc = bin_record(d, p, err);
 	if (rc == 0 && p < end) {
 		memcpy(d->bin_carry, p, (size_t)(end - p));
@@ -826,11 +830,10 @@ static int push_counted(struct pr_decoder *d, const char *bytes, size_t len,
 			take = len;
 		memcpy(d->probe + d->probe_len, bytes, take);
 		d->probe_len += take;
-		if (memcmp(d->probe, PR_BIN_MAGIC, d->probe_len) == 0 &&
-		    d->probe_len < sizeof d->probe)
+		if (pr_bin_magic_prefix(d->probe, d->probe_len) && d->probe_len < sizeof d->probe)
 			return 0;
 		d->format = d->probe_len == sizeof d->probe &&
-					    memcmp(d->probe, PR_BIN_MAGIC, sizeof d->probe) == 0
+					    pr_bin_magic_prefix(d->probe, sizeof d->probe)
 				    ? FORMAT_BINARY
 				    : FORMAT_CSV;
 		int rc = push_known(d, (const char *)d->probe, d->probe_len, err);

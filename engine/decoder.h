@@ -4,7 +4,8 @@
  * Owns the decoding state of one feed: the CSV column mapping (from the
  * header row) or the binary header, the partial line carried between pushes,
  * line numbers and the feed's statistics. The format is chosen by the first
- * bytes: the binary magic "PRTREC01", otherwise CSV.
+ * bytes: a binary magic ("PRTREC02", or the older "PRTREC01"), otherwise
+ * CSV.
  *
  * Bytes may be pushed in pieces of any size (a quoted field, a CRLF or a
  * binary record may straddle two pushes); the records handed to the sink are

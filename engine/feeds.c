@@ -711,7 +711,7 @@ static void header_capture(struct pr_feed *f, const char *p, size_t n)
 		}
 		f->header[f->header_len++] = p[i];
 		size_t probe = f->header_len < 8 ? f->header_len : 8;
-		bool binary = memcmp(f->header, PR_BIN_MAGIC, probe) == 0;
+		bool binary = pr_bin_magic_prefix(f->header, probe);
 		if (binary ? f->header_len == PR_BIN_HEADER_BYTES : p[i] == '\n')
 			f->header_done = true;
 	}

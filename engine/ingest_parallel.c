@@ -159,6 +159,7 @@ struct run {
 	const char *header;
 	size_t header_len;
 	bool binary;
+	uint32_t record_bytes;    /* binary: the header's record size */
 	uint64_t size;
 	uint64_t chunk_bytes, chunk_count;
 	unsigned workers;
@@ -812,11 +813,12 @@ static int setup(struct run *run, struct pr_error *err)
 		chunk = data / (2 * n);
 	chunk = chunk < CHUNK_MIN_BYTES ? CHUNK_MIN_BYTES : chunk > CHUNK_MAX_BYTES ? CHUNK_MAX_BYTES : chunk;
 	if (run->binary) {
-		chunk = chunk / PR_BIN_RECORD_BYTES * PR_BIN_RECORD_BYTES;
+		uint64_t size = run->record_bytes;
+		chunk = chunk / size * size;
 		if (!chunk)
-			chunk = PR_BIN_RECORD_BYTES;
-		uint64_t records = data / PR_BIN_RECORD_BYTES;
-		run->chunk_count = records ? (records * PR_BIN_RECORD_BYTES + chunk - 1) / chunk : 1;
+			chunk = size;
+		uint64_t records = data / size;
+		run->chunk_count = records ? (records * size + chunk - 1) / chunk : 1;
 	} else {
 		run->chunk_count = data ? (data + chunk - 1) / chunk : 1;
 	}
@@ -879,17 +881,21 @@ static int read_header(struct run *run, char **header, struct pr_error *err, uin
 	}
 	/* Binary records split on record boundaries; CSV at line ends after
 	 * a header without quotes. */
-	run->binary = memcmp(buf, PR_BIN_MAGIC, 8) == 0;
+	run->binary = pr_bin_magic_prefix(buf, 8);
 	const char *nl = run->binary ? NULL : memchr(buf, '\n', head.len);
 	if (!run->binary && (!nl || memchr(buf, '"', (size_t)(nl - buf)))) {
 		free(buf);
 		return 1;
 	}
 	run->header_len = run->binary ? PR_BIN_HEADER_BYTES : (size_t)(nl - buf) + 1;
-	if (head.len < run->header_len) {
-		free(buf);
+	struct pr_bin_layout layout;
+	if (head.len < run->header_len ||
+	    (run->binary && pr_bin_header_decode((const unsigned char *)buf, &layout) < 0)) {
+		free(buf); /* one thread says what is wrong */
 		return 1;
 	}
+	if (run->binary)
+		run->record_bytes = layout.record_bytes; /* chunks end on records */
 	*header = buf; /* its first header_len bytes */
 	/* The header decides errors once (a missing column, another scale),
 	 * before threads, and where line numbers start. */

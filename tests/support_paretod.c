@@ -235,8 +235,13 @@ char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t 
 	cr_assert_eq(rr.exit_code, 0, "pareto convert: %s", rr.err);
 	run_result_free(&rr);
 	char *bytes = read_file(out, len);
-	cr_assert_eq(memcmp(bytes, "PRTREC01", 8), 0);
+	cr_assert_eq(memcmp(bytes, "PRTREC02", 8), 0);
 	return bytes;
+}
+
+size_t binary_record_bytes(const char *bin)
+{
+	return (size_t)((unsigned char)bin[8] | (unsigned char)bin[9] << 8);
 }
 
 /* ---- a RESP2/RESP3 reader ------------------------------------------------- */

@@ -882,9 +882,9 @@ Test(decoder, empty_and_short_feeds)
 
 /* ---- binary ------------------------------------------------------------------- */
 
-static size_t binary_feed(char *out, int records, uint32_t scale)
+static size_t binary_feed(char *out, int records, const struct pr_bin_layout *l)
 {
-	pr_bin_header_encode((unsigned char *)out, scale);
+	pr_bin_header_encode((unsigned char *)out, l);
 	size_t n = PR_BIN_HEADER_BYTES;
 	for (int i = 0; i < records; i++) {
 		char id[16], store[8];
@@ -893,17 +893,30 @@ static size_t binary_feed(char *out, int records, uint32_t scale)
 		struct pr_record r = { .ts_ms = 1700000000000LL + i, .amount_minor = i * 10 - 50,
 				       .customer = id, .customer_len = (uint8_t)strlen(id),
 				       .store = store, .store_len = (uint8_t)(i % 4 ? strlen(store) : 0) };
-		pr_bin_record_encode((unsigned char *)out + n, &r);
-		n += PR_BIN_RECORD_BYTES;
+		pr_bin_record_encode((unsigned char *)out + n, l, &r);
+		n += l->record_bytes;
 	}
 	return n;
 }
 
+static void binary_round_trip(const struct pr_bin_layout *l);
+
+/* Both layouts: the old 128-byte records, and records as narrow as these
+ * ids ("cust-6", "S2": 18 + 6 + 2 bytes, 32 with the padding). */
 Test(decoder, binary_records_round_trip_and_truncation)
 {
-	static char feed[PR_BIN_HEADER_BYTES + 100 * PR_BIN_RECORD_BYTES];
-	size_t n = binary_feed(feed, 100, 2);
-	feed[PR_BIN_HEADER_BYTES + 5 * PR_BIN_RECORD_BYTES + 16] = 0; /* record 6: empty id */
+	const struct pr_bin_layout layouts[] = { pr_bin_layout_v1(2), pr_bin_layout_v2(6, 2, 2) };
+	cr_assert_eq(layouts[1].record_bytes, 32);
+	for (size_t k = 0; k < 2; k++)
+		binary_round_trip(&layouts[k]);
+}
+
+static void binary_round_trip(const struct pr_bin_layout *l)
+{
+	static char feed[PR_BIN_HEADER_BYTES + 100 * PR_BIN_RECORD_MAX_BYTES];
+	const size_t size = l->record_bytes;
+	size_t n = binary_feed(feed, 100, l);
+	feed[PR_BIN_HEADER_BYTES + 5 * size + 16] = 0; /* record 6: empty id */
 	struct pr_feed_options opt;
 	pr_feed_options_init(&opt);
 	for (size_t piece = 1; piece <= n; piece = piece * 3 + 1) {
@@ -914,12 +927,10 @@ Test(decoder, binary_records_round_trip_and_truncation)
 		cr_assert_eq(decode(c, &opt, feed, n - 5, piece, &err, &stats), 0, "%s", err.message);
 		cr_assert_eq(c->n_records, 98, "piece %zu", piece);
 		cr_assert_eq(c->n_rejects, 2);
-		expect_reject(c, 0, 6, PR_BIN_HEADER_BYTES + 5 * PR_BIN_RECORD_BYTES, 0,
-			      PR_REJECT_BINARY);
-		cr_assert_eq(c->rejects[0].raw_len, PR_BIN_RECORD_BYTES);
-		expect_reject(c, 1, 100, PR_BIN_HEADER_BYTES + 99 * PR_BIN_RECORD_BYTES, 0,
-			      PR_REJECT_TRUNCATED);
-		cr_assert_eq(c->rejects[1].raw_len, PR_BIN_RECORD_BYTES - 5);
+		expect_reject(c, 0, 6, PR_BIN_HEADER_BYTES + 5 * size, 0, PR_REJECT_BINARY);
+		cr_assert_eq(c->rejects[0].raw_len, size);
+		expect_reject(c, 1, 100, PR_BIN_HEADER_BYTES + 99 * size, 0, PR_REJECT_TRUNCATED);
+		cr_assert_eq(c->rejects[1].raw_len, size - 5);
 		cr_assert_eq(c->records[0].amount_minor, -50);
 		cr_assert_eq(c->records[0].ts_ms, 1700000000000LL);
 		cr_assert_str_eq(c->records[0].customer, "cust-0");
@@ -940,11 +951,21 @@ Test(decoder, binary_records_round_trip_and_truncation)
 	opt.scale = 2;
 	cr_assert_eq(decode(&the_collector, &opt, feed, 12, 5, &err, NULL), -EINVAL);
 	cr_assert_str_eq(err.message, "feed.csv: binary feed ends inside its header");
-	pr_put_le32((unsigned char *)feed + 8, 64);
-	cr_assert_eq(decode(&the_collector, &opt, feed, n, 0, &err, NULL), -EINVAL);
-	cr_assert_str_eq(err.message, "feed.csv: not a binary feed of 128-byte records");
+	/* Headers that do not agree with themselves: another record size, or
+	 * (PRTREC02) id widths out of range. */
+	unsigned char header[PR_BIN_HEADER_BYTES];
+	memcpy(header, feed, sizeof header);
+	const int bad[][2] = { { 8, 64 }, { 8, 0 }, { 10, 0 }, { 10, 65 }, { 11, 33 } };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (l->version == 1 && bad[i][0] != 8)
+			continue;
+		feed[bad[i][0]] = (char)bad[i][1];
+		cr_assert_eq(decode(&the_collector, &opt, feed, n, 0, &err, NULL), -EINVAL);
+		cr_assert_str_eq(err.message, "feed.csv: binary header with a record size or id "
+					      "widths this version does not read");
+		memcpy(feed, header, sizeof header);
+	}
 	/* Strict mode stops at the bad record. */
-	pr_put_le32((unsigned char *)feed + 8, PR_BIN_RECORD_BYTES);
 	collector_reset(&the_collector);
 	the_collector.stop_on_reject = true;
 	cr_assert_eq(decode(&the_collector, &opt, feed, n, 0, &err, NULL), -ECANCELED);
@@ -1288,8 +1309,14 @@ Test(decoder, property_csv_any_split_gives_the_known_records)
  * bytes, invalid lengths or reserved bytes, sometimes a truncated tail. */
 static void gen_binary(struct gen *g)
 {
-	unsigned char rec[PR_BIN_RECORD_BYTES];
-	pr_bin_header_encode(rec, 2);
+	/* Either layout; PRTREC02 with any widths. */
+	struct pr_bin_layout l = rng_below(&g->rng, 4) == 0
+		? pr_bin_layout_v1(2)
+		: pr_bin_layout_v2(1 + (unsigned)rng_below(&g->rng, PR_CUSTOMER_MAX_BYTES),
+				   (unsigned)rng_below(&g->rng, PR_STORE_MAX_BYTES + 1), 2);
+	const size_t size = l.record_bytes;
+	unsigned char rec[PR_BIN_RECORD_MAX_BYTES];
+	pr_bin_header_encode(rec, &l);
 	gen_put(g, (const char *)rec, PR_BIN_HEADER_BYTES);
 	int records = (int)rng_below(&g->rng, 300);
 	for (int i = 0; i < records; i++) {
@@ -1298,41 +1325,49 @@ static void gen_binary(struct gen *g)
 			.ts_ms = (int64_t)rng_next(&g->rng),
 			.amount_minor = (int64_t)rng_next(&g->rng),
 			.customer = customer,
-			.customer_len = (uint8_t)(1 + rng_below(&g->rng, PR_CUSTOMER_MAX_BYTES)),
+			.customer_len = (uint8_t)(1 + rng_below(&g->rng, l.customer_width)),
 			.store = store,
-			.store_len = (uint8_t)rng_below(&g->rng, PR_STORE_MAX_BYTES + 1),
+			.store_len = (uint8_t)rng_below(&g->rng, l.store_width + 1u),
 		};
 		for (int k = 0; k < PR_CUSTOMER_MAX_BYTES; k++)
 			customer[k] = (char)rng_next(&g->rng);
 		for (int k = 0; k < PR_STORE_MAX_BYTES; k++)
 			store[k] = (char)rng_next(&g->rng);
-		pr_bin_record_encode(rec, &r);
+		pr_bin_record_encode(rec, &l, &r);
+		unsigned zero_bytes = l.zero_len[0] + l.zero_len[1];
 		switch (rng_below(&g->rng, 12)) {
-		case 0:
-			rec[16] = (uint8_t)(rng_below(&g->rng, 2) ? 0 : 65 + rng_below(&g->rng, 191));
+		case 0: /* no customer id, or one longer than its field */
+			rec[16] = (uint8_t)(rng_below(&g->rng, 2)
+						    ? 0
+						    : l.customer_width + 1 +
+							      rng_below(&g->rng, 255u - l.customer_width));
 			want_reject(g, PR_REJECT_BINARY, 0);
 			break;
 		case 1:
-			rec[17] = (uint8_t)(33 + rng_below(&g->rng, 223));
+			rec[17] = (uint8_t)(l.store_width + 1 + rng_below(&g->rng, 255u - l.store_width));
 			want_reject(g, PR_REJECT_BINARY, 0);
 			break;
-		case 2: {
-			static const int reserved[] = { 18, 19, 20, 21, 22, 23, 120, 121, 122, 123, 124,
-							125, 126, 127 };
-			rec[reserved[rng_below(&g->rng, 14)]] = (unsigned char)(1 + rng_below(&g->rng, 255));
-			want_reject(g, PR_REJECT_BINARY, 0);
-			break;
-		}
+		case 2:
+			if (zero_bytes) { /* a reserved or padding byte not zero */
+				unsigned k = (unsigned)rng_below(&g->rng, zero_bytes);
+				unsigned at = k < l.zero_len[0] ? l.zero_at[0] + k
+								 : l.zero_at[1] + k - l.zero_len[0];
+				rec[at] = (unsigned char)(1 + rng_below(&g->rng, 255));
+				want_reject(g, PR_REJECT_BINARY, 0);
+				break;
+			}
+			/* Nothing of this layout must be zero: a good record. */
+			__attribute__((fallthrough));
 		default:
 			want_record(g, r.ts_ms, r.amount_minor, r.customer, r.customer_len, r.store,
 				    r.store_len);
 		}
 		g->line++;
-		gen_put(g, (const char *)rec, PR_BIN_RECORD_BYTES);
+		gen_put(g, (const char *)rec, size);
 	}
 	if (rng_below(&g->rng, 2)) {
 		want_reject(g, PR_REJECT_TRUNCATED, 0);
-		size_t tail = 1 + (size_t)rng_below(&g->rng, PR_BIN_RECORD_BYTES - 1);
+		size_t tail = 1 + (size_t)rng_below(&g->rng, size - 1);
 		for (size_t k = 0; k < tail; k++)
 			rec[k] = (unsigned char)rng_next(&g->rng);
 		gen_put(g, (const char *)rec, tail);

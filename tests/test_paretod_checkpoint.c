@@ -413,8 +413,9 @@ Test(paretod_checkpoint, binary_file_resumes)
 	size_t csv_len, len;
 	char *csv = feed_text(18, &csv_len);
 	char *bin = binary_of(&d, csv, csv_len, &len); /* the two bad lines left out */
-	cr_assert_eq(len, 16 + (size_t)(RECORDS - 2) * 128);
-	size_t cut = 16 + 2500 * 128;
+	size_t size = binary_record_bytes(bin);
+	cr_assert_eq(len, 16 + (size_t)(RECORDS - 2) * size);
+	size_t cut = 16 + 2500 * size;
 	write_bytes(d.feed, "w", bin, cut);
 	start(&d, d.feed, ckpt, "60");
 	redisContext *c = client(&d);
@@ -424,7 +425,9 @@ Test(paretod_checkpoint, binary_file_resumes)
 	start(&d, d.feed, ckpt, "60");
 	c = client(&d);
 	wait_records(c, RECORDS - 2);
-	cr_assert(log_has(&d, "resuming at byte 320016 (line 2500)"));
+	char resume[64];
+	snprintf(resume, sizeof resume, "resuming at byte %zu (line 2500)", cut);
+	cr_assert(log_has(&d, resume), "expected '%s' in the log", resume);
 	compare_with_report(c, d.feed);
 	daemon_shutdown(&d, c);
 	free(bin);

@@ -343,10 +343,12 @@ Test(paretod_feeds, producers_disconnecting_mid_record)
 			       "2024-01-04,D,S2,1.00\n2024-01-05,E,S2,2.00\n2024-01-06,HALF,S2,4.00\n";
 	size_t bin_len;
 	char *bin = binary_of(&d, bin_csv, sizeof bin_csv - 1, &bin_len);
-	cr_assert_eq(bin_len, 16 + 3 * 128);
+	size_t size = binary_record_bytes(bin);
+	cr_assert_eq(size, 24, "ids up to 4 and 2 bytes: 18 + 4 + 2");
+	cr_assert_eq(bin_len, 16 + 3 * size);
 	int p2 = connect_unix(unix_path);
 	cr_assert_geq(p2, 0);
-	send_all(p2, bin, 16 + 2 * 128 + 50); /* 50 bytes into the third record */
+	send_all(p2, bin, 16 + 2 * size + 10); /* 10 bytes into the third record */
 	redisContext *c = client(&d);
 	wait_info(c, "records", 4, 5000);
 	close(p1);
@@ -576,24 +578,26 @@ Test(paretod_feeds, followed_binary_file)
 			   "2024-01-01,A,S1,1.00\n2024-01-02,B,S1,2.00\n2024-01-03,C,S1,4.00\n";
 	size_t len;
 	char *bin = binary_of(&d, csv, sizeof csv - 1, &len);
-	cr_assert_eq(len, 16 + 3 * 128);
+	size_t size = binary_record_bytes(bin);
+	cr_assert_eq(size, 24, "ids up to 1 and 2 bytes: 18 + 1 + 2, padded");
+	cr_assert_eq(len, 16 + 3 * size);
 	char path[160], source[170];
 	snprintf(path, sizeof path, "%s/followed.prb", d.dir);
 	snprintf(source, sizeof source, "follow:%s", path);
-	write_bytes(path, "w", bin, 16 + 128);
+	write_bytes(path, "w", bin, 16 + size);
 	daemon_start(&d, "--feed", source, NULL);
 	redisContext *c = client(&d);
 	wait_info(c, "records", 1, 5000);
-	write_bytes(path, "a", bin + 16 + 128, 100);
+	write_bytes(path, "a", bin + 16 + size, 17);
 	sleep_ms(100);
 	cr_assert_eq(info_number(c, "records"), 1);
 	cr_assert_eq(info_number(c, "rejected"), 0);
-	write_bytes(path, "a", bin + 16 + 128 + 100, 28);
+	write_bytes(path, "a", bin + 16 + size + 17, size - 17);
 	wait_info(c, "records", 2, 1000);
 	/* Truncated, then records only: the old header applies. */
 	write_bytes(path, "w", "", 0);
 	sleep_ms(100);
-	write_bytes(path, "a", bin + 16 + 2 * 128, 128);
+	write_bytes(path, "a", bin + 16 + 2 * size, size);
 	wait_info(c, "records", 3, 2000);
 	cr_assert_eq(info_number(c, "rejected"), 0);
 	wait_ranked(c, 3, 2000);

@@ -471,6 +471,7 @@ struct generator {
 	float noise[1u << NORMAL_TABLE_BITS]; /* basket multipliers by quantile */
 	uint8_t hour_of[4096];                /* a uniform 12-bit draw -> hour */
 	unsigned customer_width, store_width;
+	struct pr_bin_layout layout; /* of --format binary */
 	uint64_t refunds; /* refund lines written */
 	uint64_t retries; /* candidates redrawn: not yet joined or already gone */
 };
@@ -538,6 +539,8 @@ static int model_build(struct generator *g)
 
 	g->customer_width = digits_of(o->customers) > 8 ? digits_of(o->customers) : 8;
 	g->store_width = digits_of(o->stores) > 4 ? digits_of(o->stores) : 4;
+	/* Binary records as narrow as the ids ("C" or "S" and the digits). */
+	g->layout = pr_bin_layout_v2(1 + g->customer_width, 1 + g->store_width, 2);
 	return 0;
 }
 
@@ -641,8 +644,8 @@ static inline void emit_binary(struct generator *g, struct out *o, int64_t ts_ms
 		.customer_len = (uint8_t)(1 + g->customer_width),
 		.store_len = (uint8_t)(1 + g->store_width),
 	};
-	pr_bin_record_encode(out_reserve(o), &rec);
-	o->len += PR_BIN_RECORD_BYTES;
+	pr_bin_record_encode(out_reserve(o), &g->layout, &rec);
+	o->len += g->layout.record_bytes;
 }
 
 static int generate(struct generator *g, struct out *o)
@@ -659,7 +662,7 @@ static int generate(struct generator *g, struct out *o)
 		cumulative[d] = (total += day_weight(opt->start_day + d, d));
 
 	if (opt->binary) {
-		pr_bin_header_encode(out_reserve(o), 2);
+		pr_bin_header_encode(out_reserve(o), &g->layout);
 		o->len += PR_BIN_HEADER_BYTES;
 	} else {
 		static const char header[] = "ts,customer_id,store_id,amount\n";
