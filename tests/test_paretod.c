@@ -912,6 +912,35 @@ Test(paretod, busy_poll_answers_what_comes_during_the_poll)
 	cr_assert_str_eq(info_value(c, "clients", "busy_polls", v, sizeof v), "0");
 	daemon_shutdown(&d, c);
 	daemon_remove_dir(&d);
+
+	/* While a feed ingests (bytes decoded within the last
+	 * rank-interval-ms, here a second) the thread does not poll: the
+	 * apply threads want the cores. */
+	daemon_dir(&d);
+	char producer[128], source[140];
+	snprintf(producer, sizeof producer, "%s/producer.sock", d.dir);
+	snprintf(source, sizeof source, "unix:%s", producer);
+	daemon_start(&d, "--busy-poll-us", "1000000", "--rank-interval-ms", "1000", "--feed", source,
+		     NULL);
+	int fd = connect_unix(producer);
+	cr_assert_geq(fd, 0);
+	const char header[] = "ts,customer_id,store_id,amount\n";
+	cr_assert_eq(write(fd, header, sizeof header - 1), (ssize_t)(sizeof header - 1));
+	c = client(&d);
+	for (int i = 0; i < 10; i++) {
+		char line[64];
+		int n = snprintf(line, sizeof line, "2024-01-%02d,C%d,S1,1.00\n", 1 + i, i);
+		cr_assert_eq(write(fd, line, (size_t)n), n);
+		for (int k = 0; k < 100 && atoll(info_value(c, "ingest", "records", v, sizeof v)) <= i; k++)
+			sleep_ms(5);
+		freeReplyObject(cmd(c, "PING"));
+	}
+	cr_assert_eq(atoll(info_value(c, "ingest", "records", v, sizeof v)), 10);
+	cr_assert_str_eq(info_value(c, "clients", "busy_polls", v, sizeof v), "0",
+			 "polled while a feed was ingesting");
+	close(fd);
+	daemon_shutdown(&d, c);
+	daemon_remove_dir(&d);
 }
 
 /* SIGHUP: the log file reopened after a rotation; the config file reread,
