@@ -79,8 +79,15 @@ export function summarize(lines, meta) {
     ...(x.rate ? { paced_records_per_s: x.rate } : {}),
   }]));
   const gate = pick((x) => x.scenario === 'gate')[0]?.result;
+  // The round trip with no server work (rtprobe floor): an echo thread
+  // that polls, and one that blocks.
+  const floors = pick((x) => x.scenario === 'floor');
+  const floor = floors.length ? Object.fromEntries(['polling', 'blocking'].map((k) => [k, {
+    p50_us: stats(floors.map((x) => x.result[k].p50_us)),
+    p99_us: stats(floors.map((x) => x.result[k].p99_us)),
+  }])) : undefined;
   return {
-    ...meta, gate, ingest, load, queries, freshness,
+    ...meta, gate, ingest, load, queries, floor, freshness,
     method: 'servers and clients on the same machine (2 shared cores), all under nice -n 5, over Unix ' +
       'sockets; query latency by redis-benchmark (its HDR histogram, about 8 us buckets at these ' +
       'latencies) for both servers; latency under ingest and freshness by bench/rtprobe.c (hiredis, ' +
@@ -142,6 +149,12 @@ export function realtimeMarkdown(r) {
         const pair = (x) => `${f(x.server_us.median, 2)} / ${f(x.client_us.median, 2)}`;
         return `| \`${q[n][s].command}\` | ${pair(c.one_connection)} | ${pair(c.pipelined_4x32)} |`;
       })), ''] : []),
+    ...(r.floor ? [
+      `The round trip this machine allows (\`rtprobe floor\`: "PING" over a socketpair, the client blocking ` +
+      `in read, answered by a thread that does nothing else): p50 / p99 ${f(r.floor.polling.p50_us.median, 1)} / ` +
+      `${f(r.floor.polling.p99_us.median, 1)} us when that thread polls (as paretod's --busy-poll-us), ` +
+      `${f(r.floor.blocking.p50_us.median, 1)} / ${f(r.floor.blocking.p99_us.median, 1)} us when it blocks in recv.`,
+      ''] : []),
     '### Freshness (record written -> visible to a query), under full ingest load and paced', '',
     '| system | probes | applied p50 / p99 ms | in the published ranking p50 / p99 ms | ingest meanwhile |',
     '|---|---|---|---|---|',

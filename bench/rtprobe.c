@@ -24,6 +24,12 @@
  *       12-digit number below K; every latency kept; stops after T seconds
  *       or at SIGTERM/SIGINT and prints percentiles of the sorted samples
  *       (nearest rank).
+ *   rtprobe floor [--rows N]
+ *       The round trip this machine allows before any server work: N (50000)
+ *       requests of "PING" over a socketpair, one at a time, the client
+ *       blocking in read, answered by a thread that polls (as paretod's
+ *       --busy-poll-us does) and by one that blocks in recv (as Redis
+ *       does); percentiles of each.
  *   rtprobe fresh --socket S (--producer P | --redis) [--seconds T]
  *       Freshness: writes one record of a brand-new customer (a line on the
  *       producer socket; ZINCRBY on a connection of its own for Redis) and
@@ -727,10 +733,72 @@ static int cmd_fresh(const struct opts *o)
 	return f.timeouts ? 1 : 0;
 }
 
+/* ---- the round-trip floor ------------------------------------------------- */
+
+struct echo {
+	int fd;
+	bool poll; /* poll with MSG_DONTWAIT instead of blocking in recv */
+};
+
+static void *echo_main(void *arg)
+{
+	const struct echo *e = arg;
+	char buf[64];
+	for (;;) {
+		ssize_t n = recv(e->fd, buf, sizeof buf, e->poll ? MSG_DONTWAIT : 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return NULL; /* the client closed its end */
+		if (n > 0 && send(e->fd, "+PONG\r\n", 7, MSG_NOSIGNAL) != 7)
+			return NULL;
+	}
+}
+
+/* "name":{...}: round trips of `requests` PINGs to an echo thread. */
+static void floor_run(const char *name, bool poll, uint64_t requests)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		die("socketpair: %s", strerror(errno));
+	struct echo e = { sv[1], poll };
+	pthread_t thread;
+	if (pthread_create(&thread, NULL, echo_main, &e))
+		die("pthread_create failed");
+	struct samples lat = { 0 };
+	char buf[64];
+	for (uint64_t i = 0; i < requests; i++) {
+		int64_t t0 = now_ns();
+		write_all(sv[0], "PING\r\n", 6);
+		size_t got = 0;
+		while (got < 7) {
+			ssize_t n = read(sv[0], buf + got, sizeof buf - got);
+			if (n <= 0)
+				die("floor: read: %s", n ? strerror(errno) : "end of stream");
+			got += (size_t)n;
+		}
+		sample_add(&lat, now_ns() - t0);
+	}
+	close(sv[0]);
+	pthread_join(thread, NULL);
+	close(sv[1]);
+	print_stats(name, &lat);
+	free(lat.ns);
+}
+
+static int cmd_floor(const struct opts *o)
+{
+	uint64_t requests = o->rows ? o->rows : 50000;
+	printf("{\"requests\":%llu,", (unsigned long long)requests);
+	floor_run("polling", true, requests);
+	printf(",");
+	floor_run("blocking", false, requests);
+	printf("}\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		die("usage: rtprobe prepare|ingest|stream|latency|fresh ... (see rtprobe.c)");
+		die("usage: rtprobe prepare|ingest|stream|latency|fresh|floor ... (see rtprobe.c)");
 	struct opts o = { .ts = "2024-06-01T00:00:00Z" };
 	const char *mode = argv[1];
 	if (!strcmp(mode, "prepare"))
@@ -744,5 +812,7 @@ int main(int argc, char **argv)
 		return cmd_latency(&o);
 	if (!strcmp(mode, "fresh"))
 		return cmd_fresh(&o);
+	if (!strcmp(mode, "floor"))
+		return cmd_floor(&o);
 	die("unknown mode %s", mode);
 }
