@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pareto/record.h"
 #include "support_feed.h"
 #include "support_json.h"
 
@@ -823,6 +824,78 @@ Test(e2e, exit_codes_and_messages)
 
 /* ---- other ways in: stdin, binary records, several files -------------------------------- */
 
+/* A whole file: its bytes (owned) and their count. */
+static char *file_bytes(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s", path);
+	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+	long size = ftell(f);
+	cr_assert_geq(size, 0);
+	rewind(f);
+	char *bytes = malloc((size_t)size + 1);
+	cr_assert_not_null(bytes);
+	cr_assert_eq(fread(bytes, 1, (size_t)size, f), (size_t)size);
+	fclose(f);
+	*len = (size_t)size;
+	return bytes;
+}
+
+/* wide: records converted from standard input (room for the longest ids).
+ * The same records in the 128-byte PRTREC01 layout, and each file
+ * converted again from a file (read twice: as narrow as its ids), give
+ * the report `want`. */
+static void binary_layouts_agree(const char *wide, const char *want)
+{
+	size_t len;
+	char *bytes = file_bytes(wide, &len);
+	struct pr_bin_layout in, old = pr_bin_layout_v1(2);
+	cr_assert_eq(pr_bin_header_decode((const unsigned char *)bytes, &in), 0);
+	cr_assert_eq(in.record_bytes, 120);
+	char *v1 = tmpdir_path(dir, "five-v1.prb");
+	FILE *f = fopen(v1, "wb");
+	cr_assert_not_null(f);
+	unsigned char rec[PR_BIN_RECORD_MAX_BYTES];
+	pr_bin_header_encode(rec, &old);
+	fwrite(rec, 1, PR_BIN_HEADER_BYTES, f);
+	for (size_t at = PR_BIN_HEADER_BYTES; at + in.record_bytes <= len; at += in.record_bytes) {
+		struct pr_record r = { 0 };
+		cr_assert_eq(pr_bin_record_decode((const unsigned char *)bytes + at, &in, &r), 0);
+		pr_bin_record_encode(rec, &old, &r);
+		fwrite(rec, 1, old.record_bytes, f);
+	}
+	fclose(f);
+	const char *sources[] = { wide, v1 };
+	for (int i = 0; i < 2; i++) {
+		char *narrow = tmpdir_path(dir, i ? "five-narrow-1.prb" : "five-narrow-0.prb");
+		const char *convert[] = { "convert", "--quiet", sources[i], narrow, NULL };
+		struct proc_result r;
+		run(&r, NULL, convert);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		proc_result_free(&r);
+		size_t narrow_len;
+		char *out = file_bytes(narrow, &narrow_len);
+		struct pr_bin_layout l;
+		cr_assert_eq(pr_bin_header_decode((const unsigned char *)out, &l), 0);
+		cr_assert_lt(l.record_bytes, in.record_bytes, "%s: not narrower", sources[i]);
+		cr_assert_eq((narrow_len - PR_BIN_HEADER_BYTES) / l.record_bytes,
+			     (len - PR_BIN_HEADER_BYTES) / in.record_bytes);
+		free(out);
+		const char *args[] = { "report", "--json", "--by-store", "--lapsed", "10",
+				       "--customer", "e", i ? v1 : narrow, NULL };
+		for (int k = 0; k < 2; k++) {
+			args[7] = k ? narrow : sources[i];
+			run(&r, NULL, args);
+			cr_assert_eq(r.status, 0, "%s", r.err);
+			cr_assert_str_eq(r.out, want, "%s", args[7]);
+			proc_result_free(&r);
+		}
+		free(narrow);
+	}
+	free(v1);
+	free(bytes);
+}
+
 Test(e2e, standard_input_binary_records_and_several_files_agree)
 {
 	struct proc_result from_file, from_stdin, converted, from_binary, from_parts;
@@ -844,6 +917,7 @@ Test(e2e, standard_input_binary_records_and_several_files_agree)
 	run(&from_binary, NULL, binary);
 	cr_assert_eq(from_binary.status, 0, "%s", from_binary.err);
 	cr_assert_str_eq(from_binary.out, from_file.out);
+	binary_layouts_agree(bin, from_file.out);
 
 	/* The same records in two files (the second with its own header). */
 	const char *split = strstr(five, "2024-02-01");
