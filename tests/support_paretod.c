@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pareto/record.h"
 #include "support_json.h"
 #include "support_paretod.h"
 #include "support_run.h"
@@ -241,7 +242,9 @@ char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t 
 
 size_t binary_record_bytes(const char *bin)
 {
-	return (size_t)((unsigned char)bin[8] | (unsigned char)bin[9] << 8);
+	struct pr_bin_layout l = { 0 };
+	cr_assert_eq(pr_bin_header_decode((const unsigned char *)bin, &l), 0);
+	return l.record_bytes;
 }
 
 /* ---- a RESP2/RESP3 reader ------------------------------------------------- */

@@ -96,7 +96,7 @@ void wait_log(const struct daemon *d, const char *text, int ms);
 /* The CSV text converted to binary records by `pareto convert` (through
  * d->dir/part.csv and part.prb): malloc'ed, *len bytes. */
 char *binary_of(const struct daemon *d, const char *csv, size_t csv_len, size_t *len);
-/* The record size a binary feed's header (PRTREC02) declares. */
+/* The record size a binary feed's header declares (asserting it is ours). */
 size_t binary_record_bytes(const char *bin);
 
 /* ---- a RESP2/RESP3 reader ------------------------------------------------- */

@@ -1161,10 +1161,12 @@ Test(e2e, threads_on_binary_records, .timeout = 120)
 	 * have room for the longest ids (the header says how long they are). */
 	FILE *f = fopen(bin, "r+b");
 	cr_assert_not_null(f);
-	unsigned char header[16];
+	unsigned char header[PR_BIN_HEADER_BYTES];
 	cr_assert_eq(fread(header, 1, sizeof header, f), sizeof header);
-	cr_assert(memcmp(header, "PRTREC02", 8) == 0);
-	long size = header[8] | header[9] << 8;
+	cr_assert(memcmp(header, PR_BIN_MAGIC_V2, 8) == 0);
+	struct pr_bin_layout layout = { 0 };
+	cr_assert_eq(pr_bin_header_decode(header, &layout), 0);
+	long size = layout.record_bytes;
 	cr_assert_eq(size, 120);
 	for (long rec = 5; rec <= 3001; rec += 2996) {
 		fseek(f, 16 + (rec - 1) * size + 16, SEEK_SET);

@@ -80,6 +80,17 @@ static inline uint64_t pr_get_le64(const unsigned char *p)
 	return v;
 }
 
+static inline void pr_put_le16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static inline uint16_t pr_get_le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
 static inline void pr_put_le32(unsigned char *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -151,8 +162,7 @@ static inline void pr_bin_header_encode(unsigned char out[PR_BIN_HEADER_BYTES],
 		pr_put_le32(out + 8, PR_BIN_V1_RECORD_BYTES);
 	} else {
 		memcpy(out, PR_BIN_MAGIC_V2, 8);
-		out[8] = (unsigned char)l->record_bytes;
-		out[9] = (unsigned char)(l->record_bytes >> 8);
+		pr_put_le16(out + 8, (uint16_t)l->record_bytes);
 		out[10] = l->customer_width;
 		out[11] = l->store_width;
 	}
@@ -175,7 +185,7 @@ static inline int pr_bin_header_decode(const unsigned char in[PR_BIN_HEADER_BYTE
 	    in[10] > PR_CUSTOMER_MAX_BYTES || in[11] > PR_STORE_MAX_BYTES)
 		return -1;
 	*l = pr_bin_layout_v2(in[10], in[11], scale);
-	return (uint32_t)(in[8] | in[9] << 8) == l->record_bytes ? 0 : -1;
+	return pr_get_le16(in + 8) == l->record_bytes ? 0 : -1;
 }
 
 /* Encodes a record whose ids fit the layout's widths into
