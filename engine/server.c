@@ -55,18 +55,16 @@ static struct signalfd_siginfo siginfo; /* the signal read in flight */
 
 /* ---- time and logging ----------------------------------------------------- */
 
-int64_t pr_server_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t pr_server_now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 static int64_t wall_ms(void)
