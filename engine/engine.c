@@ -192,15 +192,18 @@ static void note_change(struct shard *sh, uint32_t local)
 	sh->changed[sh->changed_count++] = local;
 }
 
+void engine_shard_changes_reset(struct shard *sh)
+{
+	for (uint32_t i = 0; i < sh->changed_count; i++)
+		sh->changed_bits[sh->changed[i] >> 6] &= ~((uint64_t)1 << (sh->changed[i] & 63));
+	sh->changed_count = 0;
+	sh->changes_lost = false;
+}
+
 void engine_changes_reset(struct pr_engine *e)
 {
-	for (uint32_t s = 0; s < PR_SHARDS; s++) {
-		struct shard *sh = &e->shards[s];
-		for (uint32_t i = 0; i < sh->changed_count; i++)
-			sh->changed_bits[sh->changed[i] >> 6] &= ~((uint64_t)1 << (sh->changed[i] & 63));
-		sh->changed_count = 0;
-		sh->changes_lost = false;
-	}
+	for (uint32_t s = 0; s < PR_SHARDS; s++)
+		engine_shard_changes_reset(&e->shards[s]);
 	e->changes_epoch++;
 }
 

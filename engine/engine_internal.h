@@ -127,14 +127,21 @@ static inline const struct customer_aggregate *engine_customer(const struct pr_e
 }
 
 /* A customer's revenue in `window` (one the engine keeps, engine_can_rank)
- * from his value in either layout. */
-static inline int64_t customer_revenue(const struct pr_engine *e, const void *value,
-				       enum pr_window window)
+ * from his value in either layout, with the watermark in `periods`. */
+static inline int64_t customer_revenue_in(const void *value, enum pr_window window,
+					  const struct pr_periods *periods)
 {
 	if (window == PR_WINDOW_ALL) /* the first 8 bytes of both layouts */
 		return *(const int64_t *)value;
 	return pr_period_sums_in(&((const struct customer_aggregate *)value)->sums, window,
-				 &e->watermark_periods);
+				 periods);
+}
+
+/* The same as of the engine's watermark now (its writer's thread). */
+static inline int64_t customer_revenue(const struct pr_engine *e, const void *value,
+				       enum pr_window window)
+{
+	return customer_revenue_in(value, window, &e->watermark_periods);
 }
 
 static inline const struct pr_id_entry *engine_customer_id(const struct pr_engine *e,
@@ -172,6 +179,9 @@ static inline bool engine_changed(const struct shard *sh, uint32_t local)
 
 /* Empties every shard's change journal and starts a new epoch. */
 void engine_changes_reset(struct pr_engine *e);
+/* Empties one shard's journal, on the thread that writes the shard (its
+ * apply thread's cut, shard_owners.h); the epoch is the caller's. */
+void engine_shard_changes_reset(struct shard *sh);
 
 /* The ref of a customer id, or PR_ID_NONE. */
 uint32_t engine_find_customer(const struct pr_engine *e, const char *id, size_t len);

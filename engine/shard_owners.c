@@ -68,6 +68,11 @@ struct buffer {
 	 * ring's release/acquire makes them visible to the server. */
 	uint64_t dropped, dropped_volume_minor;
 	int rc;
+	/* A cut (pr_shard_owners_cut), or NULL: called by the owner once the
+	 * buffer's records are applied. Written by the server before the
+	 * handoff, like used. */
+	pr_shard_owners_cut_fn *cut;
+	void *cut_arg;
 	alignas(64) unsigned char bytes[BUFFER_BYTES];
 };
 
@@ -80,6 +85,10 @@ struct owner {
 	struct pr_spsc_ring full; /* server -> owner: buffers to apply */
 	struct pr_spsc_ring done; /* owner -> server: buffers applied */
 	struct buffer *buffers[BUFFERS]; /* owned */
+	unsigned index;           /* k: owner of the shards s % count == k */
+	/* The owner's alone: whether it failed to apply a record (out of
+	 * memory) since its last cut, for the next cut to say. */
+	bool dropped_since_cut;
 
 	/* The server's: read and written by the server only. */
 	alignas(64) struct buffer *filling;  /* being staged into: never NULL between calls */
@@ -167,6 +176,11 @@ static void *owner_run(void *arg)
 		b->dropped = b->dropped_volume_minor = 0;
 		b->rc = pr_engine_apply_queued(e, b->bytes, b->bytes + b->used, &b->dropped,
 					       &b->dropped_volume_minor);
+		w->dropped_since_cut |= b->dropped > 0 || b->rc < 0;
+		if (b->cut) {
+			b->cut(b->cut_arg, w->index, w->pool->count, w->dropped_since_cut);
+			w->dropped_since_cut = false;
+		}
 		/* Cannot fail: the ring has a slot for every buffer. */
 		pr_spsc_ring_push(&w->done, b);
 		wake(&w->server_asleep);
@@ -212,8 +226,22 @@ static void take_back(struct pr_shard_owners *o, struct owner *w, struct buffer 
 	if (b->rc < 0)
 		o->rc = b->rc;
 	b->used = 0;
+	b->cut = NULL;
 	w->spare[w->spare_count++] = b;
 	w->out--;
+}
+
+/* Hands the buffer being filled over and makes another the one filled:
+ * those already back first; waits only when none is. */
+static struct buffer *next_filling(struct pr_shard_owners *o, struct owner *w)
+{
+	hand_over(w, w->filling);
+	struct buffer *back;
+	while ((back = pr_spsc_ring_pop(&w->done)))
+		take_back(o, w, back);
+	if (!w->spare_count)
+		take_back(o, w, wait_back(w));
+	return w->filling = w->spare[--w->spare_count];
 }
 
 unsigned char *pr_shard_owners_stage(struct pr_shard_owners *o, uint32_t shard, size_t bytes)
@@ -221,16 +249,8 @@ unsigned char *pr_shard_owners_stage(struct pr_shard_owners *o, uint32_t shard, 
 	struct owner *w = o->of_shard[shard];
 	struct buffer *b = w->filling;
 	assert(bytes <= o->buffer_bytes && bytes % 8 == 0);
-	if (b->used + bytes > o->buffer_bytes) {
-		hand_over(w, b);
-		/* Buffers already back first; wait only when none is. */
-		struct buffer *back;
-		while ((back = pr_spsc_ring_pop(&w->done)))
-			take_back(o, w, back);
-		if (!w->spare_count)
-			take_back(o, w, wait_back(w));
-		b = w->filling = w->spare[--w->spare_count];
-	}
+	if (b->used + bytes > o->buffer_bytes)
+		b = next_filling(o, w);
 	o->staged = true;
 	unsigned char *at = b->bytes + b->used;
 	b->used += bytes;
@@ -266,6 +286,18 @@ int pr_shard_owners_drain(struct pr_shard_owners *o, uint64_t *dropped,
 	o->rc = 0;
 	o->staged = false;
 	return rc;
+}
+
+void pr_shard_owners_cut(struct pr_shard_owners *o, pr_shard_owners_cut_fn *cut, void *arg)
+{
+	for (unsigned k = 0; k < o->count; k++) {
+		struct owner *w = &o->owners[k];
+		struct buffer *b = w->filling;
+		b->cut = cut;
+		b->cut_arg = arg;
+		next_filling(o, w);
+	}
+	o->staged = true; /* the shards are in the owners' hands until a drain */
 }
 
 bool pr_shard_owners_staged(const struct pr_shard_owners *o)
@@ -335,6 +367,7 @@ int pr_shard_owners_start(struct pr_shard_owners **out, struct pr_engine *e, uns
 	for (unsigned k = 0; k < threads && rc == 0; k++) {
 		struct owner *w = &o->owners[k];
 		w->pool = o;
+		w->index = k;
 		atomic_init(&w->owner_asleep, 0);
 		atomic_init(&w->server_asleep, 0);
 		if (pr_spsc_ring_init(&w->full, BUFFERS) < 0 || pr_spsc_ring_init(&w->done, BUFFERS) < 0)
@@ -345,6 +378,7 @@ int pr_shard_owners_start(struct pr_shard_owners **out, struct pr_engine *e, uns
 				rc = -ENOMEM;
 			} else {
 				w->buffers[i]->used = 0;
+				w->buffers[i]->cut = NULL;
 			}
 		}
 		if (rc == 0) {

@@ -33,6 +33,11 @@
  * the futex call only when the other side sleeps (otherwise a fence and a
  * load).
  *
+ * A cut (pr_shard_owners_cut) rides in the stream: each owner's buffer
+ * is handed over marked, and the owner calls the cut once it has applied
+ * that buffer, so every owner's cut sees exactly the records staged before
+ * it (the ranker's batch without a drain; ranker.h).
+ *
  * Cost: O(1) per record (its copy into a buffer); one handoff per
  * BUFFER_BYTES of an owner's records; a drain with nothing staged since
  * the last one tests a flag.
@@ -77,8 +82,26 @@ unsigned char *pr_shard_owners_stage(struct pr_shard_owners *o, uint32_t shard, 
 int pr_shard_owners_drain(struct pr_shard_owners *o, uint64_t *dropped,
 			  uint64_t *dropped_volume_minor);
 
-/* Server only. Whether records were staged since the last drain (then
- * the shards may be in an owner's hands). */
+/*
+ * A cut of the record stream, for paretod's ranker: called on the thread of
+ * owner `owner` (of `owners`) when every record staged before the cut is
+ * applied to its shards and none staged after it is, with whether it
+ * failed to apply any record (out of memory) since its previous cut. It may
+ * read and reset what the owner's shards hold (s % owners == owner); when
+ * it returns the owner goes on.
+ */
+typedef void pr_shard_owners_cut_fn(void *arg, unsigned owner, unsigned owners, bool dropped);
+/*
+ * Server only. Cuts the stream here: hands every owner's staged records
+ * over with cut(arg, ...) to be called after them (an owner with nothing
+ * staged calls it at once), and returns without waiting, as the records
+ * after the cut go on being staged. Every owner calls it exactly once, in
+ * the order of their cuts; a drain waits for it as for the records. Waits
+ * only while an owner has every buffer handed over (backpressure).
+ */
+void pr_shard_owners_cut(struct pr_shard_owners *o, pr_shard_owners_cut_fn *cut, void *arg);
+/* Server only. Whether records were staged (or a cut made) since the last
+ * drain (then the shards may be in an owner's hands). */
 bool pr_shard_owners_staged(const struct pr_shard_owners *o);
 
 /* The number of owner threads. */
