@@ -954,13 +954,15 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		 * PR_RANK_INTERVAL_LEAST_MS to rank_interval_ms if auto. */
 		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nrank_interval_auto:%d\r\n"
 			"rank_gap_us:%lld\r\nranking_builds:%llu\r\n"
-			"ranker_batches:%llu\r\nranker_whole_builds:%llu\r\nranker_rebases:%llu\r\n"
+			"ranker_batches:%llu\r\nranker_staged_cuts:%llu\r\n"
+			"ranker_whole_builds:%llu\r\nranker_rebases:%llu\r\n"
 			"ranker_failures:%llu\r\nranker_last_step_ms:%lld\r\n"
 			"ranker_last_step_us:%lld\r\nalert_pushes:%llu\r\n",
 		     s->opt.rank_interval_ms, s->opt.rank_interval_auto,
 		     (long long)rs.gap_us,
 		     (unsigned long long)(s->ranking_builds + rs.steps),
-		     (unsigned long long)rs.batches, (unsigned long long)rs.whole,
+		     (unsigned long long)rs.batches, (unsigned long long)rs.staged_cuts,
+		     (unsigned long long)rs.whole,
 		     (unsigned long long)rs.rebases, (unsigned long long)rs.failures,
 		     (long long)(rs.last_step_us / 1000), (long long)rs.last_step_us,
 		     (unsigned long long)s->alerts.pushes);

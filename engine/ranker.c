@@ -1,4 +1,5 @@
 /* ranker.c - paretod's ranker and rebaser threads; see ranker.h. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 
 #include "ranker.h"
 #include "ranking_internal.h"
+#include "shard_owners.h"
 #include "spsc_ring.h"
 
 #define WINDOW_BIT(w) (1u << (w))
@@ -27,12 +29,33 @@ struct chunk_grant {
 	const struct pr_id_entry *chunk;
 };
 
+/* Changed customers and new id chunks of some shards: a batch's, or an
+ * apply thread's share of one. */
+struct part {
+	uint64_t count;
+	uint32_t *refs;             /* count */
+	int64_t *revenue;           /* count x popcount(windows) */
+	struct chunk_grant *grants; /* grant_count */
+	uint32_t grant_count;
+	bool failed;                /* out of memory, or changes the journal lost */
+};
+
 /*
  * What the writer hands over: written entirely before the push, read-only
  * for the ranker after its pop (the ring's release/acquire pair orders it),
  * freed by the ranker.
+ *
+ * Or, when the apply threads cut it (pr_shard_owners_cut), its header is
+ * and the rest is theirs: owner k writes parts[k] and customers[s] of its
+ * shards s, then counts `pending` down (release); the ranker reads them
+ * only once it loads 0 (acquire: the count's release sequence carries
+ * every owner's writes), and joins the parts into refs, revenue, grants.
  */
 struct batch {
+	struct pr_ranker *ranker;
+	struct part *parts;         /* part_count, or NULL: cut by the writer */
+	unsigned part_count;
+	_Atomic unsigned pending;   /* parts not filled yet */
 	uint64_t records;
 	int64_t watermark_ms;
 	bool has_watermark;
@@ -104,11 +127,15 @@ struct pr_ranker {
 	/* The writer's side. */
 	alignas(64) uint32_t wanted;   /* windows kept */
 	uint32_t sent;                 /* windows sent whole since they were wanted */
+	/* Id chunks of each shard handed over: written by whoever cuts that
+	 * shard, the writer or (cut_part) its apply thread, which take turns
+	 * as they do with the shard itself (shard_owners.h). */
 	uint32_t sent_chunks[PR_SHARDS];
 	struct pr_periods sent_periods;
 	uint64_t sent_epoch;
+	uint64_t cut_records;          /* the engine's records at the last cut */
 	int64_t fed_us;                /* when the last batch was cut */
-	uint64_t batches;
+	uint64_t batches, staged_cuts;
 
 	/* The ranker's side. */
 	alignas(64) struct pr_id_directory ids;
@@ -188,10 +215,20 @@ void pr_published_release(struct pr_published *p)
 	}
 }
 
+static void part_free(struct part *p)
+{
+	free(p->refs);
+	free(p->revenue);
+	free(p->grants);
+}
+
 static void batch_free(struct batch *b)
 {
 	if (!b)
 		return;
+	for (unsigned k = 0; k < b->part_count; k++)
+		part_free(&b->parts[k]);
+	free(b->parts);
 	free(b->refs);
 	free(b->revenue);
 	free(b->grants);
@@ -435,12 +472,55 @@ static void adopt_finished(struct pr_ranker *r)
 	}
 }
 
-static void step(struct pr_ranker *r, const struct batch *b)
+/*
+ * The ranker's side of a batch the apply threads cut: waits until every
+ * part is in, then joins them. 0; 1 if a part failed (the batch then only
+ * brings the other parts' id chunks); -1 if memory is short (and it brings
+ * nothing).
+ */
+static int batch_join(struct pr_ranker *r, struct batch *b)
+{
+	if (!b->parts)
+		return 0;
+	while (atomic_load_explicit(&b->pending, memory_order_acquire)) {
+		uint64_t wakes; /* (another's wake, if it takes one: the loop looks again) */
+		if (read(r->wake_fd, &wakes, sizeof wakes) < 0 && errno != EINTR)
+			nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+	}
+	size_t stride = (size_t)__builtin_popcount(b->windows);
+	bool failed = false;
+	uint64_t count = 0, grants = 0;
+	for (unsigned k = 0; k < b->part_count; k++) {
+		failed |= b->parts[k].failed;
+		count += b->parts[k].count;
+		grants += b->parts[k].grant_count;
+	}
+	b->refs = malloc((count ? count : 1) * sizeof *b->refs);
+	b->revenue = malloc((count ? count : 1) * stride * sizeof *b->revenue);
+	b->grants = malloc((grants ? grants : 1) * sizeof *b->grants);
+	if (!b->refs || !b->revenue || !b->grants)
+		return -1;
+	for (unsigned k = 0; k < b->part_count; k++) {
+		const struct part *p = &b->parts[k];
+		memcpy(b->refs + b->count, p->refs, p->count * sizeof *p->refs);
+		memcpy(b->revenue + b->count * stride, p->revenue,
+		       p->count * stride * sizeof *p->revenue);
+		memcpy(b->grants + b->grant_count, p->grants, p->grant_count * sizeof *p->grants);
+		b->count += p->count;
+		b->grant_count += p->grant_count;
+	}
+	return failed;
+}
+
+static void step(struct pr_ranker *r, struct batch *b)
 {
 	int64_t began_us = now_us(), began = began_us / 1000;
 	adopt_finished(r);
-	r->last_seq = b->seq;
-	memcpy(r->last_customers, b->customers, sizeof r->last_customers);
+	int joined = batch_join(r, b);
+	if (joined < 0) {
+		fail(r, b->windows | FAILED_DIRECTORY);
+		return;
+	}
 	if (b->chunks_reset)
 		for (uint32_t s = 0; s < PR_SHARDS; s++)
 			r->ids.count[s] = 0;
@@ -449,6 +529,14 @@ static void step(struct pr_ranker *r, const struct batch *b)
 			fail(r, b->windows | FAILED_DIRECTORY);
 			return;
 		}
+	if (joined > 0) {
+		fail(r, b->windows);
+		return;
+	}
+	r->last_seq = b->seq;
+	memcpy(r->last_customers, b->customers, sizeof r->last_customers);
+	for (uint32_t s = 0; s < PR_SHARDS; s++)
+		b->customer_count += b->customers[s];
 	pr_id_directory_key(&r->ids, b->customers); /* ties compare keys first */
 	size_t stride = (size_t)__builtin_popcount(b->windows);
 	size_t column = 0;
@@ -573,8 +661,11 @@ int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned least
 	int rc = pthread_create(&r->thread, NULL, ranker_run, r);
 	if (rc == 0) {
 		r->started = true;
+		pthread_setname_np(r->thread, "pareto-ranker"); /* for top -H and /proc */
 		rc = pthread_create(&r->rebaser, NULL, rebaser_run, r);
 		r->rebaser_started = rc == 0;
+		if (rc == 0)
+			pthread_setname_np(r->rebaser, "pareto-rebase");
 	}
 	if (rc != 0) {
 		pr_ranker_destroy(r);
@@ -595,6 +686,10 @@ void pr_ranker_destroy(struct pr_ranker *r)
 {
 	if (!r)
 		return;
+	/* Every cut the apply threads were given is made (they write into
+	 * its batch and wake the ranker through wake_fd). */
+	if (r->engine->owners)
+		pr_engine_drain(r->engine);
 	atomic_store_explicit(&r->stop, true, memory_order_release);
 	if (r->started) {
 		wake(r);
@@ -647,59 +742,134 @@ void pr_ranker_want(struct pr_ranker *r, enum pr_window w)
 /* How far ahead batch_cut fetches the aggregate of a changed customer. */
 #define CUT_AHEAD 8
 
-/* Copies a customer's revenue in every window of the mask to out. */
-static void revenues(const struct pr_engine *e, const struct customer_aggregate *c,
-		     uint32_t windows, int64_t *out)
+/* Copies a customer's revenue in every window of the batch to out, as of
+ * its watermark: not the engine's, which the writer moves on meanwhile when
+ * an apply thread cuts. */
+static void revenues(const struct batch *b, const struct customer_aggregate *c, int64_t *out)
 {
 	for (int w = 0; w < PR_WINDOW_COUNT; w++)
-		if (windows & WINDOW_BIT(w))
-			*out++ = customer_revenue(e, c, (enum pr_window)w);
+		if (b->windows & WINDOW_BIT(w))
+			*out++ = customer_revenue_in(c, (enum pr_window)w, &b->periods);
 }
 
-/* The batch of what changed (or, whole, of every customer), or NULL. */
-static struct batch *batch_cut(struct pr_ranker *r, bool whole, bool chunks_reset,
-			       uint64_t changed)
+/*
+ * Fills p with the changes (or, whole, every customer) and the new id
+ * chunks of shards first, first + step, ...: on the thread that writes
+ * them, with every record before the cut applied. Sets their customer
+ * counts in b and, unless p failed, what was sent of their chunks.
+ */
+static void part_fill(struct pr_ranker *r, struct batch *b, struct part *p, uint32_t first,
+		      uint32_t step)
+{
+	const struct pr_engine *e = r->engine;
+	size_t stride = (size_t)__builtin_popcount(b->windows);
+	uint64_t items = 0;
+	uint32_t grants = 0;
+	for (uint32_t s = first; s < PR_SHARDS; s += step) {
+		const struct shard *sh = &e->shards[s];
+		items += b->whole ? sh->customers.count : sh->changed_count;
+		grants += sh->customers.chunk_count - (b->chunks_reset ? 0 : r->sent_chunks[s]);
+		p->failed |= !b->whole && sh->changes_lost;
+	}
+	p->refs = malloc((items ? items : 1) * sizeof *p->refs);
+	p->revenue = malloc((items ? items : 1) * stride * sizeof *p->revenue);
+	p->grants = malloc((grants ? grants : 1) * sizeof *p->grants);
+	if (!p->refs || !p->revenue || !p->grants)
+		p->failed = true;
+	if (p->failed)
+		return;
+	for (uint32_t s = first; s < PR_SHARDS; s += step) {
+		const struct shard *sh = &e->shards[s];
+		const struct pr_id_table *t = &sh->customers;
+		b->customers[s] = t->count;
+		for (uint32_t c = b->chunks_reset ? 0 : r->sent_chunks[s]; c < t->chunk_count; c++)
+			p->grants[p->grant_count++] = (struct chunk_grant){ s, t->entry_chunks[c] };
+		r->sent_chunks[s] = t->chunk_count;
+		uint32_t n = b->whole ? t->count : sh->changed_count;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t local = b->whole ? i : sh->changed[i];
+			/* The journal is in change order, the aggregates all over:
+			 * fetch ahead so that their misses overlap. */
+			if (!b->whole && i + CUT_AHEAD < n)
+				__builtin_prefetch(pr_id_table_value(t, sh->changed[i + CUT_AHEAD]));
+			p->refs[p->count] = customer_ref(s, local);
+			revenues(b, pr_id_table_value(t, local), p->revenue + p->count * stride);
+			p->count++;
+		}
+	}
+}
+
+/* A batch as of the engine's last record (its header), or NULL. */
+static struct batch *batch_new(struct pr_ranker *r, bool whole, bool chunks_reset)
 {
 	const struct pr_engine *e = r->engine;
 	struct batch *b = calloc(1, sizeof *b);
 	if (!b)
 		return NULL;
-	*b = (struct batch){ .records = e->records, .watermark_ms = e->watermark_ms,
+	*b = (struct batch){ .ranker = r, .records = e->records, .watermark_ms = e->watermark_ms,
 			     .has_watermark = e->has_watermark, .periods = e->watermark_periods,
 			     .epoch = e->changes_epoch, .seq = r->batches + 1, .cut_ms = now_ms(),
-			     .windows = r->wanted,
-			     .whole = whole, .chunks_reset = chunks_reset };
-	uint64_t items = whole ? engine_customer_count(e) : changed;
-	size_t stride = (size_t)__builtin_popcount(r->wanted);
-	uint32_t grants = 0;
-	for (uint32_t s = 0; s < PR_SHARDS; s++)
-		grants += e->shards[s].customers.chunk_count - (chunks_reset ? 0 : r->sent_chunks[s]);
-	b->refs = malloc((items ? items : 1) * sizeof *b->refs);
-	b->revenue = malloc((items ? items : 1) * stride * sizeof *b->revenue);
-	b->grants = malloc((grants ? grants : 1) * sizeof *b->grants);
-	if (!b->refs || !b->revenue || !b->grants) {
+			     .windows = r->wanted, .whole = whole, .chunks_reset = chunks_reset };
+	atomic_init(&b->pending, 0);
+	return b;
+}
+
+/* The batch of what changed (or, whole, of every customer), cut on the
+ * writer's thread with every record applied; or NULL. */
+static struct batch *batch_cut(struct pr_ranker *r, bool whole, bool chunks_reset)
+{
+	struct batch *b = batch_new(r, whole, chunks_reset);
+	if (!b)
+		return NULL;
+	struct part p = { 0 };
+	part_fill(r, b, &p, 0, 1);
+	if (p.failed) { /* out of memory: lost changes make the batch whole */
+		part_free(&p);
 		batch_free(b);
 		return NULL;
 	}
-	for (uint32_t s = 0; s < PR_SHARDS; s++) {
-		const struct shard *sh = &e->shards[s];
-		const struct pr_id_table *t = &sh->customers;
-		b->customers[s] = t->count;
-		b->customer_count += t->count;
-		for (uint32_t c = chunks_reset ? 0 : r->sent_chunks[s]; c < t->chunk_count; c++)
-			b->grants[b->grant_count++] = (struct chunk_grant){ s, t->entry_chunks[c] };
-		uint32_t n = whole ? t->count : sh->changed_count;
-		for (uint32_t i = 0; i < n; i++) {
-			uint32_t local = whole ? i : sh->changed[i];
-			/* The journal is in change order, the aggregates all over:
-			 * fetch ahead so that their misses overlap. */
-			if (!whole && i + CUT_AHEAD < n)
-				__builtin_prefetch(pr_id_table_value(t, sh->changed[i + CUT_AHEAD]));
-			b->refs[b->count] = customer_ref(s, local);
-			revenues(e, pr_id_table_value(t, local), r->wanted, b->revenue + b->count * stride);
-			b->count++;
-		}
+	b->refs = p.refs;
+	b->revenue = p.revenue;
+	b->grants = p.grants;
+	b->count = p.count;
+	b->grant_count = p.grant_count;
+	return b;
+}
+
+/* On apply thread `owner`'s thread, at its cut (shard_owners.h): its part
+ * of batch arg, its shards' journals emptied. */
+static void cut_part(void *arg, unsigned owner, unsigned owners, bool dropped)
+{
+	struct batch *b = arg;
+	struct pr_ranker *r = b->ranker;
+	struct part *p = &b->parts[owner];
+	/* A record it could not apply is counted in b->records: the batch
+	 * cannot be exact, and fails (the next one is whole). */
+	p->failed = dropped;
+	part_fill(r, b, p, owner, owners);
+	for (uint32_t s = owner; s < PR_SHARDS; s += owners)
+		engine_shard_changes_reset(&r->engine->shards[s]);
+	/* r outlives every cut: pr_ranker_destroy drains first. */
+	int fd = r->wake_fd;
+	atomic_fetch_sub_explicit(&b->pending, 1, memory_order_release);
+	uint64_t one = 1;
+	(void)!write(fd, &one, sizeof one);
+}
+
+/* The batch the apply threads cut where the records staged so far end,
+ * handed to them (not waiting for it), or NULL. */
+static struct batch *batch_mark(struct pr_ranker *r, bool chunks_reset)
+{
+	struct pr_engine *e = r->engine;
+	unsigned owners = pr_shard_owners_count(e->owners);
+	struct batch *b = batch_new(r, false, chunks_reset);
+	if (!b || !(b->parts = calloc(owners, sizeof *b->parts))) {
+		free(b);
+		return NULL;
 	}
+	b->part_count = owners;
+	atomic_init(&b->pending, owners);
+	pr_shard_owners_cut(e->owners, cut_part, b);
 	return b;
 }
 
@@ -737,45 +907,70 @@ int pr_ranker_due(const struct pr_ranker *r)
 	return wait ? wait : busy(r);
 }
 
+/* Whether the next batch must be whole (every customer): a window not sent
+ * yet (or failed since: `failed`), a journal reset by someone else, or
+ * other periods for the calendar windows (every customer's sums there
+ * move at once). Reads nothing of the shards. */
+static bool whole_due(const struct pr_ranker *r, uint32_t failed)
+{
+	const struct pr_engine *e = r->engine;
+	return (r->wanted & ~(r->sent & ~failed)) || e->changes_epoch != r->sent_epoch ||
+	       ((r->wanted & ~WINDOW_BIT(PR_WINDOW_ALL)) &&
+		memcmp(&r->sent_periods, &e->watermark_periods, sizeof r->sent_periods) != 0);
+}
+
+bool pr_ranker_cuts_staged(const struct pr_ranker *r)
+{
+	return r->engine->owners &&
+	       !whole_due(r, atomic_load_explicit(&r->failed, memory_order_acquire));
+}
+
 int pr_ranker_feed(struct pr_ranker *r, bool now)
 {
 	struct pr_engine *e = r->engine;
 	int wait = interval_wait(r, now);
 	if (wait)
 		return wait;
-	assert(engine_applied(e));
+	/* Records still with the apply threads: they cut the batch (below). */
+	bool applied = engine_applied(e);
+	assert(applied || e->owners);
 	uint32_t failed = atomic_exchange_explicit(&r->failed, 0, memory_order_acquire);
-	r->sent &= ~failed;
 	bool chunks_reset = failed & FAILED_DIRECTORY;
-	uint64_t changed = 0;
-	bool lost = false;
-	for (uint32_t s = 0; s < PR_SHARDS; s++) {
-		changed += e->shards[s].changed_count;
-		lost |= e->shards[s].changes_lost;
+	bool whole = whole_due(r, failed), changed = false;
+	if (applied) {
+		for (uint32_t s = 0; s < PR_SHARDS; s++) {
+			changed |= e->shards[s].changed_count > 0;
+			whole |= e->shards[s].changes_lost; /* a change not noted */
+		}
+	} else {
+		/* Every record counted reaches its shard's journal (or fails
+		 * the batch, cut_part). */
+		changed = e->records != r->cut_records;
 	}
-	/* Whole: a window not sent yet (or lost by the ranker), a journal that
-	 * missed changes or was reset by someone else, or other periods for
-	 * the calendar windows (every customer's sums there move at once). */
-	bool whole = (r->wanted & ~r->sent) || lost || e->changes_epoch != r->sent_epoch ||
-		     ((r->wanted & ~WINDOW_BIT(PR_WINDOW_ALL)) &&
-		      memcmp(&r->sent_periods, &e->watermark_periods, sizeof r->sent_periods) != 0);
-	if (!whole && !changed && !chunks_reset)
-		return -1;
-	if (busy(r)) {
+	if (!whole && !changed && !chunks_reset) {
 		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
-		return 1;
+		return -1;
 	}
-	struct batch *b = batch_cut(r, whole, chunks_reset, changed);
+	/* A whole batch reads every shard: only with them all applied. */
+	if (busy(r) || (whole && !applied)) {
+		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
+		return busy(r) ? 1 : 0;
+	}
+	struct batch *b = applied ? batch_cut(r, whole, chunks_reset) : batch_mark(r, chunks_reset);
 	if (!b) {
 		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
 		return 1; /* out of memory: the journal keeps the changes */
 	}
-	for (uint32_t s = 0; s < PR_SHARDS; s++)
-		r->sent_chunks[s] = e->shards[s].customers.chunk_count;
-	engine_changes_reset(e);
+	if (applied) {
+		engine_changes_reset(e);
+	} else {
+		e->changes_epoch++; /* the journals: each apply thread at its cut */
+		r->staged_cuts++;
+	}
 	r->sent_epoch = e->changes_epoch;
 	r->sent_periods = e->watermark_periods;
 	r->sent = r->wanted;
+	r->cut_records = e->records;
 	r->fed_us = now_us();
 	r->batches++;
 	/* Cannot fail: the ranker took every batch before, and only this
@@ -810,6 +1005,7 @@ struct pr_published *pr_ranker_wait(struct pr_ranker *r, enum pr_window w)
 void pr_ranker_stats(const struct pr_ranker *r, struct pr_ranker_stats *out)
 {
 	out->batches = r->batches;
+	out->staged_cuts = r->staged_cuts;
 	out->steps = atomic_load_explicit(&r->steps, memory_order_relaxed);
 	out->failures = atomic_load_explicit(&r->failures, memory_order_relaxed);
 	out->whole = atomic_load_explicit(&r->whole_steps, memory_order_relaxed);

@@ -7,7 +7,11 @@
  * writer's thread, cuts the journal into a batch: the record count and
  * watermark it reflects, every changed customer with his revenue in each
  * window the ranker keeps, the chunks of new customer ids. The batch goes
- * to the ranker thread through a single-producer single-consumer ring. The
+ * to the ranker thread through a single-producer single-consumer ring.
+ * With apply threads (shard_owners.h) the writer only writes the batch's
+ * header: each apply thread cuts its shards' journals into its part once
+ * it has applied every record before the cut (pr_shard_owners_cut), and
+ * the ranker joins the parts; the writer goes on decoding meanwhile. The
  * ranker puts it on top of its rankings and publishes each as an immutable
  * snapshot: a layer of every change since a flat base (O(K + k log N) for
  * k changes and K since the base; ranking_layer.c). A layer grown past
@@ -27,7 +31,9 @@
  *
  * Threads and ownership:
  *   writer's side (pr_ranker_want, pr_ranker_feed, pr_ranker_wait): the
- *     engine, the journal, what was sent; one thread, the engine's writer.
+ *     engine, the journal, what was sent; one thread, the engine's writer,
+ *     but for a shard's journal and chunks sent while its apply thread
+ *     holds it (that thread's cut).
  *   ranker thread: its current rankings, its id directory (id_directory.h);
  *     reads nothing of the engine but its options (written before the
  *     thread starts, never after).
@@ -80,7 +86,8 @@ struct pr_ranker;
  */
 int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned least_ms,
 		     unsigned most_ms, struct pr_error *err);
-/* Stops and joins the thread, releases its snapshots. */
+/* Stops and joins the thread, releases its snapshots. Writer's thread
+ * (it drains the engine: the apply threads finish any cut they hold). */
 void pr_ranker_destroy(struct pr_ranker *r);
 
 /* Writer: the bounds of the time between two batches from now on. */
@@ -99,12 +106,22 @@ void pr_ranker_want(struct pr_ranker *r, enum pr_window w);
 int pr_ranker_due(const struct pr_ranker *r);
 
 /*
+ * Writer: whether the next batch can be cut by the engine's apply threads
+ * (shard_owners.h) where the records enqueued so far end, so that
+ * pr_ranker_feed needs no drain: with apply threads, unless the batch
+ * must be whole. Reads nothing of the shards.
+ */
+bool pr_ranker_cuts_staged(const struct pr_ranker *r);
+/*
  * Writer: hands the ranker the changes since the last batch if it has
  * taken that one and (unless now) the interval has passed since. Call it
- * with every record applied (pr_engine_drain) when pr_ranker_due says 0
- * or now is true: it reads the shards' journals. Returns -1 when nothing
- * waits to be handed over, else the milliseconds after which to call
- * again (0: at once).
+ * when pr_ranker_due says 0 or now is true, with every record applied
+ * (pr_engine_drain; it then reads the shards' journals itself) or when
+ * pr_ranker_cuts_staged says so (the apply threads then cut the batch
+ * after the records they hold, and this returns without waiting for
+ * them). Returns -1 when nothing waits to be handed over, else the
+ * milliseconds after which to call again (0: at once; with records
+ * still staged, after a drain).
  */
 int pr_ranker_feed(struct pr_ranker *r, bool now);
 
@@ -123,6 +140,7 @@ struct pr_published *pr_ranker_wait(struct pr_ranker *r, enum pr_window w);
 
 struct pr_ranker_stats {
 	uint64_t batches;      /* handed over */
+	uint64_t staged_cuts;  /* of them, cut by the apply threads (no drain) */
 	uint64_t steps;        /* rankings published */
 	uint64_t failures;     /* rankings the ranker could not build (out of memory) */
 	uint64_t whole;        /* rankings built whole rather than merged */

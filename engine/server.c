@@ -833,15 +833,17 @@ static int sooner(int a, int b)
 
 /*
  * The ranker's batch: the changes handed over as soon as it can take them.
- * Its journal needs every record applied, and with apply threads a drain
- * waits for them, so the drain comes only once a batch is due.
+ * With apply threads, they cut it behind the records they hold, and this
+ * thread goes on decoding: a drain here would stop ingest until the
+ * slowest of them is done. Only a whole batch, rare, waits for a drain.
  */
 static int ranker_turn(struct pr_server *s)
 {
 	int wait = pr_ranker_due(s->ranker);
 	if (wait)
 		return wait;
-	pr_server_drain(s);
+	if (!pr_ranker_cuts_staged(s->ranker))
+		pr_server_drain(s);
 	return pr_ranker_feed(s->ranker, false);
 }
 

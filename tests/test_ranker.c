@@ -37,18 +37,24 @@ static int customer_id(int c, char *id, size_t size)
 		     : snprintf(id, size, "a-loyalty-card-with-a-long-number-%d", c);
 }
 
+/* The next random record, its id in id[64]. */
+static struct pr_record next_record(uint64_t *x, int64_t *ts, char *id)
+{
+	uint64_t u = support_next(x);
+	int len = customer_id((int)(u % (uint64_t)customer_span), id, 64);
+	*ts += (int64_t)((u >> 12) % 4000000);
+	/* Few distinct amounts: many ties; some refunds. */
+	return (struct pr_record){
+		.ts_ms = *ts, .amount_minor = (int64_t)((u >> 24) % 7) * 500 - 1000,
+		.customer = id, .customer_len = (uint32_t)len, .store = "S", .store_len = 1,
+	};
+}
+
 static void add_records(struct pr_engine *e, uint64_t *x, int64_t *ts, int count)
 {
 	for (int i = 0; i < count; i++) {
-		uint64_t u = support_next(x);
 		char id[64];
-		int len = customer_id((int)(u % (uint64_t)customer_span), id, sizeof id);
-		*ts += (int64_t)((u >> 12) % 4000000);
-		/* Few distinct amounts: many ties; some refunds. */
-		struct pr_record r = {
-			.ts_ms = *ts, .amount_minor = (int64_t)((u >> 24) % 7) * 500 - 1000,
-			.customer = id, .customer_len = (uint32_t)len, .store = "S", .store_len = 1,
-		};
+		struct pr_record r = next_record(x, ts, id);
 		cr_assert_eq(pr_engine_add(e, &r), 0);
 	}
 }
@@ -161,6 +167,86 @@ Test(ranker, publishes_what_a_whole_build_gives_while_the_writer_adds)
 		pr_published_release(held);
 		pr_engine_destroy(e);
 	}
+}
+
+/*
+ * With apply threads, a batch is cut by them behind the records each holds,
+ * while the writer goes on enqueueing (no drain): every snapshot must still
+ * be exactly the records it cites, as an engine of its own fed just those
+ * gives them, on 2 and 3 threads, in window all and in the month (whose
+ * revenues are as of the batch's watermark, not the writer's by then; a
+ * new month makes the batch whole, cut after a drain as paretod does).
+ */
+Test(ranker, apply_threads_cut_batches_exactly_where_the_records_end)
+{
+	enum { RECORDS = 30000 };
+	struct logged {
+		char id[64];
+		struct pr_record r;
+	} *log = malloc(RECORDS * sizeof *log);
+	cr_assert_not_null(log);
+	for (unsigned threads = 2; threads <= 3; threads++) {
+		uint64_t x = threads * 0x9e3779b97f4a7c15ull;
+		int64_t ts = pr_days_from_civil(2024, 1, 1) * PR_MS_PER_DAY;
+		int64_t t0 = ts;
+		for (int i = 0; i < RECORDS; i++) {
+			log[i].r = next_record(&x, &ts, log[i].id);
+			/* Months of about 10K records: a few whole batches. */
+			log[i].r.ts_ms = t0 + (log[i].r.ts_ms - t0) / 8;
+		}
+		struct pr_engine_options opt;
+		pr_engine_options_init(&opt);
+		opt.apply_threads = threads;
+		struct pr_engine *e;
+		struct pr_ranker *r;
+		cr_assert_eq(pr_engine_create(&e, &opt, NULL), 0);
+		cr_assert_eq(pr_ranker_create(&r, e, 0, 0, NULL), 0);
+		/* The first batches: whole. */
+		pr_published_release(pr_ranker_wait(r, PR_WINDOW_ALL));
+		pr_published_release(pr_ranker_wait(r, PR_WINDOW_MONTH));
+		unsigned verified = 0;
+		for (int at = 0; at < RECORDS;) {
+			int slices = 1 + (int)(support_next(&x) % 4);
+			for (int k = 0; k < slices; k++) {
+				for (int n = 1 + (int)(support_next(&x) % 900); n > 0 && at < RECORDS; n--)
+					cr_assert_eq(pr_engine_enqueue(e, &log[at++].r), 0);
+				if (!pr_ranker_cuts_staged(r))
+					cr_assert_eq(pr_engine_drain(e), 0);
+				pr_ranker_feed(r, false);
+			}
+			cr_assert_eq(wait_due(r), 0, "the ranker took the last batch");
+			struct pr_published *p[2] = { pr_ranker_take(r, PR_WINDOW_ALL),
+						      pr_ranker_take(r, PR_WINDOW_MONTH) };
+			cr_assert_eq(pr_engine_drain(e), 0); /* p reads ids from e */
+			for (int w = 0; w < 2; w++) {
+				if (!p[w])
+					continue;
+				struct pr_engine *replay;
+				pr_engine_options_init(&opt);
+				cr_assert_eq(pr_engine_create(&replay, &opt, NULL), 0);
+				cr_assert_leq(p[w]->records, (uint64_t)at);
+				for (uint64_t i = 0; i < p[w]->records; i++)
+					cr_assert_eq(pr_engine_add(replay, &log[i].r), 0);
+				char where[80];
+				snprintf(where, sizeof where, "%u threads, %s, %llu of %d records",
+					 threads, w ? "month" : "all",
+					 (unsigned long long)p[w]->records, at);
+				assert_same(p[w], replay, w ? PR_WINDOW_MONTH : PR_WINDOW_ALL, where);
+				verified++;
+				pr_published_release(p[w]);
+				pr_engine_destroy(replay);
+			}
+		}
+		struct pr_ranker_stats st;
+		pr_ranker_stats(r, &st);
+		cr_assert_eq(st.failures, 0);
+		cr_assert_gt(st.staged_cuts, 8, "%llu batches cut by the apply threads",
+			     (unsigned long long)st.staged_cuts);
+		cr_assert_gt(verified, 20, "%u snapshots compared", verified);
+		pr_ranker_destroy(r);
+		pr_engine_destroy(e);
+	}
+	free(log);
 }
 
 Test(ranker, merges_batches_too_large_to_layer)
