@@ -311,6 +311,7 @@ static const struct pr_published *company_get(struct pr_server *s, enum pr_windo
 	const struct pr_published *p = s->company[w];
 	if (p && (p->records == engine_records(s) || (!force && pr_server_ingesting(s))))
 		return p;
+	pr_persist_wait(s); /* the batch resets the engine's change journal */
 	pr_server_drain(s);
 	company_hold(s, w, pr_ranker_wait(r, w));
 	return s->company[w];
@@ -1819,6 +1820,8 @@ static const struct pr_command commands[] = {
 	{ "SELECT", 2, PR_CMD_FAST, cmd_select, "0", "Database 0 is the only one." },
 	{ "SAVE", 1, PR_CMD_ADMIN, pr_persist_command_save, "",
 	  "Writes a checkpoint (--checkpoint) now; +OK once it is in place." },
+	{ "BGSAVE", 1, PR_CMD_ADMIN, pr_persist_command_bgsave, "",
+	  "Starts writing a checkpoint beside the answers; INFO persistence tells when it is done." },
 	{ "SHUTDOWN", -1, PR_CMD_ADMIN, cmd_shutdown, "[NOSAVE|SAVE]",
 	  "Stops the server after a checkpoint (none with NOSAVE) and removes its socket." },
 	{ "HELP", 1, 0, cmd_help, "", "This list." },

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,36 @@
 
 #define BLOB_VERSION 1
 
+/* What a checkpoint reflects, taken when it starts. */
+struct snapshot {
+	const char *why;            /* for the log */
+	char *blob;                 /* owned: scale, counters, positions */
+	size_t len, positions;
+	uint64_t records, customers;
+	uint64_t lines, bytes;      /* the feeds' counters then, for changed() */
+};
+
+/*
+ * A checkpoint written on a thread of its own (pr_persist_start). While it
+ * runs nothing writes the engine: the server thread stops decoding feeds
+ * and cutting the ranker's batches (pr_persist_writing), and whatever else
+ * would write it waits for the thread (pr_persist_wait). The thread writes
+ * rc, st and err, then sets done (release); the server reads them after
+ * loading done (acquire) or after the join.
+ */
+struct background {
+	pthread_t thread;
+	struct pr_engine *engine;
+	const char *path;
+	struct snapshot snap;
+	int rc;
+	struct pr_checkpoint_stats st;
+	struct pr_error err;
+	_Atomic bool done;
+};
+
 struct pr_persistence {
+	struct background *writing; /* the checkpoint being written, or NULL */
 	int64_t next_ms;            /* monotonic: the next periodic checkpoint */
 	bool skip_final;            /* SHUTDOWN NOSAVE */
 	/* the last checkpoint written */
@@ -268,13 +299,14 @@ const struct pr_feed_position *pr_persist_position(struct pr_server *s, const ch
 	return NULL;
 }
 
-int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
+/*
+ * What a checkpoint of now holds besides the engine: the queued records
+ * applied, every feed's position and the counters as of them. 0, or
+ * -ENOMEM with *err.
+ */
+static int snapshot_take(struct pr_server *s, const char *why, struct snapshot *snap,
+			 struct pr_error *err)
 {
-	struct pr_persistence *p = s->persist;
-	const char *path = s->opt.checkpoint_path;
-	if (!p || !path)
-		return pr_error_set(err, -ENOENT, "no checkpoint file: start paretod with "
-				    "--checkpoint PATH");
 	pr_server_drain(s);
 	struct pr_feed_position positions[PR_SERVER_MAX_FEEDS];
 	size_t n = pr_feeds_positions(s, positions, PR_SERVER_MAX_FEEDS);
@@ -307,38 +339,147 @@ int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
 		put_u64(&o, fp->head_hash);
 		put_u64(&o, fp->tail_hash);
 	}
-	p->attempted = true;
-	p->next_ms = pr_server_now_ms() + (int64_t)s->opt.checkpoint_interval_s * 1000;
-	int rc;
-	struct pr_checkpoint_stats st = { 0 };
-	if (o.failed)
-		rc = pr_error_set(err, -ENOMEM, "%s: out of memory", path);
-	else
-		rc = pr_checkpoint_write(s->engine, path, o.p, o.len, &st, err);
-	free(o.p);
+	struct pr_engine_state es;
+	pr_engine_state(s->engine, &es);
+	*snap = (struct snapshot){ .why = why, .blob = o.p, .len = o.len, .positions = n,
+				   .records = es.records, .customers = es.customers,
+				   .lines = stats.lines, .bytes = bytes_now };
+	if (o.failed) {
+		free(o.p);
+		snap->blob = NULL;
+		return pr_error_set(err, -ENOMEM, "%s: out of memory", s->opt.checkpoint_path);
+	}
+	return 0;
+}
+
+/* Notes how the checkpoint of snap went, and logs it; frees its blob. */
+static int snapshot_done(struct pr_server *s, struct snapshot *snap, int rc,
+			 const struct pr_checkpoint_stats *st, const struct pr_error *err)
+{
+	struct pr_persistence *p = s->persist;
+	const char *path = s->opt.checkpoint_path;
+	free(snap->blob);
+	snap->blob = NULL;
 	if (rc < 0) {
 		p->failures++;
 		p->last_ok = false;
 		snprintf(p->last_error, sizeof p->last_error, "%s", err->message);
-		pr_log("checkpoint (%s) failed: %s", why, err->message);
+		pr_log("checkpoint (%s) failed: %s", snap->why, err->message);
 		return rc;
 	}
-	struct pr_engine_state es;
-	pr_engine_state(s->engine, &es);
 	p->saves++;
 	p->last_ok = true;
 	p->last_error[0] = 0;
-	p->last_wall_ms = st.written_ms;
-	p->last_us = st.write_us;
-	p->last_sync_us = st.sync_us;
-	p->last_bytes = st.bytes;
-	p->saved_records = es.records;
-	p->saved_lines = stats.lines;
-	p->saved_bytes = bytes_now;
+	p->last_wall_ms = st->written_ms;
+	p->last_us = st->write_us;
+	p->last_sync_us = st->sync_us;
+	p->last_bytes = st->bytes;
+	p->saved_records = snap->records;
+	p->saved_lines = snap->lines;
+	p->saved_bytes = snap->bytes;
 	pr_log("checkpoint (%s): %s: %llu records, %llu customers, %zu feed positions, %llu bytes "
-	       "in %.1f ms (fsync %.1f ms)", why, path, (unsigned long long)es.records,
-	       (unsigned long long)es.customers, n, (unsigned long long)st.bytes,
-	       (double)st.write_us / 1000.0, (double)st.sync_us / 1000.0);
+	       "in %.1f ms (fsync %.1f ms)", snap->why, path, (unsigned long long)snap->records,
+	       (unsigned long long)snap->customers, snap->positions, (unsigned long long)st->bytes,
+	       (double)st->write_us / 1000.0, (double)st->sync_us / 1000.0);
+	return 0;
+}
+
+/* Joins the checkpoint thread and notes its result. */
+static void background_finish(struct pr_server *s)
+{
+	struct pr_persistence *p = s->persist;
+	struct background *b = p->writing;
+	pthread_join(b->thread, NULL);
+	p->writing = NULL;
+	snapshot_done(s, &b->snap, b->rc, &b->st, &b->err);
+	free(b);
+}
+
+void pr_persist_wait(struct pr_server *s)
+{
+	if (s->persist && s->persist->writing)
+		background_finish(s);
+}
+
+bool pr_persist_writing(const struct pr_server *s)
+{
+	return s->persist && s->persist->writing;
+}
+
+static int checkpoint_path_missing(struct pr_error *err)
+{
+	return pr_error_set(err, -ENOENT, "no checkpoint file: start paretod with "
+			    "--checkpoint PATH");
+}
+
+int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
+{
+	struct pr_persistence *p = s->persist;
+	const char *path = s->opt.checkpoint_path;
+	if (!p || !path)
+		return checkpoint_path_missing(err);
+	pr_persist_wait(s);
+	p->attempted = true;
+	p->next_ms = pr_server_now_ms() + (int64_t)s->opt.checkpoint_interval_s * 1000;
+	struct snapshot snap;
+	struct pr_checkpoint_stats st = { 0 };
+	int rc = snapshot_take(s, why, &snap, err);
+	if (rc == 0)
+		rc = pr_checkpoint_write(s->engine, path, snap.blob, snap.len, &st, err);
+	return snapshot_done(s, &snap, rc, &st, err);
+}
+
+static void *background_run(void *arg)
+{
+	struct background *b = arg;
+	/* Test hook: a write that takes this much longer, so that a test sees
+	 * the server answer and hold its feeds meanwhile. */
+	const char *hook = getenv("PARETO_CHECKPOINT_DELAY_MS");
+	if (hook && *hook) {
+		long ms = strtol(hook, NULL, 10);
+		if (ms > 0 && ms <= 60000)
+			nanosleep(&(struct timespec){ ms / 1000, ms % 1000 * 1000000 }, NULL);
+	}
+	b->rc = pr_checkpoint_write(b->engine, b->path, b->snap.blob, b->snap.len, &b->st, &b->err);
+	atomic_store_explicit(&b->done, true, memory_order_release);
+	return NULL;
+}
+
+int pr_persist_start(struct pr_server *s, const char *why, struct pr_error *err)
+{
+	struct pr_persistence *p = s->persist;
+	const char *path = s->opt.checkpoint_path;
+	if (!p || !path)
+		return checkpoint_path_missing(err);
+	if (p->writing)
+		return pr_error_set(err, -EBUSY, "a checkpoint is being written already");
+	struct background *b = calloc(1, sizeof *b);
+	if (!b)
+		return pr_error_set(err, -ENOMEM, "%s: out of memory", path);
+	p->attempted = true;
+	p->next_ms = pr_server_now_ms() + (int64_t)s->opt.checkpoint_interval_s * 1000;
+	int rc = snapshot_take(s, why, &b->snap, err);
+	if (rc < 0) {
+		snapshot_done(s, &b->snap, rc, NULL, err);
+		free(b);
+		return rc;
+	}
+	b->engine = s->engine;
+	b->path = path;
+	atomic_init(&b->done, false);
+	/* The thread inherits the server thread's mask: every signal blocked
+	 * (paretod reads them through its signalfd). */
+	int e = pthread_create(&b->thread, NULL, background_run, b);
+	if (e != 0) {
+		/* No thread: written here, as SAVE does. */
+		struct pr_checkpoint_stats st = { 0 };
+		rc = pr_checkpoint_write(s->engine, path, b->snap.blob, b->snap.len, &st, err);
+		rc = snapshot_done(s, &b->snap, rc, &st, err);
+		free(b);
+		return rc;
+	}
+	pthread_setname_np(b->thread, "pareto-ckpt");
+	p->writing = b;
 	return 0;
 }
 
@@ -366,6 +507,11 @@ void pr_persist_tick(struct pr_server *s, int64_t now_ms)
 				pr_log("checkpoint: %s had a position, but is not a --feed now: "
 				       "dropped at the next checkpoint", p->positions[i].source);
 	}
+	if (p->writing) {
+		if (atomic_load_explicit(&p->writing->done, memory_order_acquire))
+			background_finish(s);
+		return;
+	}
 	if (!s->opt.checkpoint_interval_s || now_ms < p->next_ms)
 		return;
 	pr_server_drain(s); /* changed() reads the engine */
@@ -374,11 +520,12 @@ void pr_persist_tick(struct pr_server *s, int64_t now_ms)
 		return;
 	}
 	struct pr_error err = { 0 };
-	pr_persist_save(s, "periodic", &err);
+	pr_persist_start(s, "periodic", &err);
 }
 
 int pr_persist_final(struct pr_server *s, struct pr_error *err)
 {
+	pr_persist_wait(s);
 	if (!s->persist || s->persist->skip_final)
 		return 0;
 	return pr_persist_save(s, "at stop", err);
@@ -388,6 +535,18 @@ void pr_persist_skip_final(struct pr_server *s)
 {
 	if (s->persist)
 		s->persist->skip_final = true;
+}
+
+void pr_persist_command_bgsave(struct pr_server *s, struct pr_client *c,
+			       const struct pr_resp_command *cmd)
+{
+	(void)cmd;
+	struct pr_error err = { 0 };
+	pr_log("client %llu: BGSAVE", (unsigned long long)c->id);
+	if (pr_persist_start(s, "BGSAVE", &err) < 0)
+		pr_resp_error(&c->out, "ERR %s", err.message);
+	else
+		pr_resp_simple(&c->out, "Background saving started");
 }
 
 void pr_persist_command_save(struct pr_server *s, struct pr_client *c,
@@ -415,6 +574,7 @@ size_t pr_persist_info(const struct pr_server *s, char *out, size_t size)
 			     "# Persistence\r\ncheckpoint_path:%s\r\ncheckpoint_interval_s:%u\r\n"
 			     "checkpoint_loaded:%d\r\ncheckpoint_loaded_records:%llu\r\n"
 			     "checkpoint_load_ms:%.1f\r\ncheckpoint_load_bytes:%llu\r\n"
+			     "checkpoint_in_progress:%d\r\n"
 			     "checkpoints_saved:%llu\r\ncheckpoint_failures:%llu\r\n"
 			     "last_checkpoint_status:%s\r\nlast_checkpoint_time:%lld\r\n"
 			     "last_checkpoint_ms:%.1f\r\nlast_checkpoint_fsync_ms:%.1f\r\n"
@@ -422,7 +582,8 @@ size_t pr_persist_info(const struct pr_server *s, char *out, size_t size)
 			     "last_checkpoint_error:%s\r\n\r\n",
 			     s->opt.checkpoint_path, s->opt.checkpoint_interval_s, p->loaded ? 1 : 0,
 			     (unsigned long long)p->loaded_records, (double)p->load_us / 1000.0,
-			     (unsigned long long)p->load_bytes, (unsigned long long)p->saves,
+			     (unsigned long long)p->load_bytes, p->writing ? 1 : 0,
+			     (unsigned long long)p->saves,
 			     (unsigned long long)p->failures,
 			     !p->attempted ? "none" : p->last_ok ? "ok" : "err",
 			     (long long)(p->last_wall_ms / 1000), (double)p->last_us / 1000.0,
@@ -451,7 +612,7 @@ size_t pr_persist_metrics(const struct pr_server *s, char *out, size_t size)
 			 "# TYPE pareto_checkpoint_last_success_timestamp_seconds gauge\n"
 			 "pareto_checkpoint_last_success_timestamp_seconds %.3f\n"
 			 "# HELP pareto_checkpoint_last_duration_seconds How long the last checkpoint "
-			 "blocked the server, fsync included.\n"
+			 "took to write, fsync included (ingest waits meanwhile).\n"
 			 "# TYPE pareto_checkpoint_last_duration_seconds gauge\n"
 			 "pareto_checkpoint_last_duration_seconds %.6f\n"
 			 "# HELP pareto_checkpoint_last_size_bytes Size of the last checkpoint.\n"
@@ -468,6 +629,7 @@ void pr_persist_destroy(struct pr_server *s)
 	struct pr_persistence *p = s->persist;
 	if (!p)
 		return;
+	pr_persist_wait(s);
 	free(p->blob);
 	free(p->positions);
 	free(p->used);

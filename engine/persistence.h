@@ -13,13 +13,24 @@
  * positions, and the positions. A checkpoint that cannot be read stops the
  * start with the reason: starting empty would overwrite it at the next save.
  *
- * Writing blocks the server thread (no fork: it would double the memory at
- * the worst time); INFO persistence says how long the last one took.
- * Owns struct pr_persistence (s->persist) and the positions read at start.
+ * Periodic checkpoints and BGSAVE are written by a thread of their own
+ * while the server thread goes on answering: from a consistent engine,
+ * since meanwhile nothing writes it. The server thread stops decoding
+ * feeds (their reads wait, producers feel TCP backpressure) and cutting
+ * the ranker's batches, and whatever else would write the engine (INGEST,
+ * a query that must wait for a new ranking, SAVE, the stop) first waits
+ * for the checkpoint (pr_persist_wait). So queries answered from what is
+ * published or from the engine's state (CUSTOMER) go on; ingest pauses
+ * for the write, as it did when the write blocked the server thread. No
+ * fork: a copy-on-write child would double the memory under ingest. SAVE
+ * writes on the server thread, as Redis' does. INFO persistence says how
+ * long the last one took. Owns struct pr_persistence (s->persist) and the
+ * positions read at start.
  */
 #ifndef PARETO_PERSISTENCE_H
 #define PARETO_PERSISTENCE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "feeds.h"
@@ -37,8 +48,19 @@ const struct pr_feed_position *pr_persist_position(struct pr_server *s, const ch
  * *err; -ENOENT without a checkpoint path. */
 int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err);
 
-/* From the loop: a checkpoint when the interval has passed and anything
- * changed since the last. */
+/* Starts writing a checkpoint on a thread of its own (why: for the log).
+ * 0 once started; -EBUSY while one is being written; -ENOENT without a
+ * checkpoint path; -ENOMEM. */
+int pr_persist_start(struct pr_server *s, const char *why, struct pr_error *err);
+
+/* Whether a checkpoint is being written: nothing may write the engine. */
+bool pr_persist_writing(const struct pr_server *s);
+
+/* Waits until the checkpoint being written, if any, is done. */
+void pr_persist_wait(struct pr_server *s);
+
+/* From the loop: takes a finished checkpoint's result; starts one when the
+ * interval has passed and anything changed since the last. */
 void pr_persist_tick(struct pr_server *s, int64_t now_ms);
 
 /* After the loop: the final checkpoint, unless SHUTDOWN NOSAVE. 0 or a
@@ -46,9 +68,12 @@ void pr_persist_tick(struct pr_server *s, int64_t now_ms);
 int pr_persist_final(struct pr_server *s, struct pr_error *err);
 void pr_persist_skip_final(struct pr_server *s);
 
-/* SAVE: +OK once the file is renamed into place. */
+/* SAVE: +OK once the file is renamed into place. BGSAVE: starts one on
+ * its thread. */
 void pr_persist_command_save(struct pr_server *s, struct pr_client *c,
 			     const struct pr_resp_command *cmd);
+void pr_persist_command_bgsave(struct pr_server *s, struct pr_client *c,
+			       const struct pr_resp_command *cmd);
 
 /* INFO's "# Persistence" section and the Prometheus metrics, appended to
  * out (NUL-terminated; cut short at size). Return the length written. */

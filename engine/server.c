@@ -529,6 +529,7 @@ int pr_server_ingest_lines(struct pr_server *s, const char *const *lines,
 			   const size_t *lens, size_t count, uint64_t *accepted,
 			   uint64_t *rejected, struct pr_error *err)
 {
+	pr_persist_wait(s); /* nothing writes the engine while a checkpoint is written */
 	struct ingest_ctx ctx = { s, 0 };
 	struct pr_feed_sink sink = { &ctx, ingest_record, ingest_reject };
 	struct pr_decoder *d;
@@ -916,13 +917,18 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 	       (unsigned)s->opt.socket_mode, s->opt.feed_count, s->opt.feed_count == 1 ? "" : "s");
 	notify("READY=1\nSTATUS=listening");
 	while (!s->stopping) {
-		pr_feeds_turn(s);
-		int due = readers_turn(s);
+		/* While a checkpoint is written nothing writes the engine
+		 * (persistence.h): no feed is decoded, no batch cut, and the
+		 * loop looks every millisecond whether it is done. */
+		bool writing = pr_persist_writing(s);
+		if (!writing)
+			pr_feeds_turn(s);
+		int due = writing ? 1 : readers_turn(s);
 		int64_t now = pr_server_now_ms();
 		tick(s, now);
 		pr_persist_tick(s, now);
 		int rc;
-		if (s->ready) {
+		if (s->ready && !writing) {
 			/* Not io_uring_submit: deferred completions run only when
 			 * the thread asks for events. */
 			rc = io_uring_submit_and_get_events(&s->ring);

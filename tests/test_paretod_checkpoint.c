@@ -260,6 +260,69 @@ Test(paretod_checkpoint, save_info_interval_and_nosave)
 	daemon_remove_dir(&d);
 }
 
+/*
+ * BGSAVE writes on a thread of its own (held 1.5 s longer by a test hook):
+ * meanwhile the server answers at once, from published rankings and from
+ * the engine, and holds its feeds (lines appended to a followed file are
+ * read only after); INGEST waits for the write; a second BGSAVE is
+ * refused. The file holds exactly the records of its start.
+ */
+Test(paretod_checkpoint, bgsave_answers_while_it_writes_and_holds_the_feeds)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160], source[200];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	snprintf(source, sizeof source, "follow:%s", d.feed);
+	size_t len;
+	char *text = feed_text(15, &len);
+	size_t first = line_start(text, 4000);
+	write_bytes(d.feed, "w", text, first);
+	setenv("PARETO_CHECKPOINT_DELAY_MS", "1500", 1);
+	start(&d, source, ckpt, "0");
+	unsetenv("PARETO_CHECKPOINT_DELAY_MS");
+	redisContext *c = client(&d);
+	wait_records(c, 3998); /* the bad line 100 is not a record */
+	redisReply *r = cmd(c, "PARETO"); /* a published ranking of every record */
+	freeReplyObject(r);
+	int64_t t0 = now_ms();
+	r = cmd(c, "BGSAVE");
+	cr_assert(r->type == REDIS_REPLY_STATUS && strstr(r->str, "started"), "BGSAVE: %s", r->str);
+	freeReplyObject(r);
+	write_bytes(d.feed, "a", text + first, len - first);
+	for (int i = 0; i < 20; i++) {
+		int64_t asked = now_ms();
+		r = cmd(c, i % 2 ? "CUSTOMER C0007" : "RANK C0042");
+		cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "query %d: %s", i, r->type == REDIS_REPLY_ERROR ? r->str : "");
+		freeReplyObject(r);
+		cr_assert_lt(now_ms() - asked, 500, "query %d took %lld ms during BGSAVE", i,
+			     (long long)(now_ms() - asked));
+		sleep_ms(20);
+	}
+	cr_assert_lt(now_ms() - t0, 1400, "the queries outlasted the held write");
+	cr_assert_eq(info_number(c, "checkpoint_in_progress"), 1);
+	cr_assert_eq(info_number(c, "records"), 3998, "feed lines decoded during the write");
+	r = cmd(c, "BGSAVE");
+	cr_assert(r->type == REDIS_REPLY_ERROR && strstr(r->str, "already"), "%s", r->str);
+	freeReplyObject(r);
+	r = cmd(c, "INGEST 2024-05-01,C0001,S1,10.00");
+	freeReplyObject(r);
+	cr_assert_geq(now_ms() - t0, 1500, "INGEST did not wait for the write");
+	cr_assert_eq(info_number(c, "checkpoint_in_progress"), 0);
+	cr_assert_eq(info_number(c, "checkpoints_saved"), 1);
+	wait_records(c, RECORDS - 2 + 1); /* the rest of the file, and INGEST's */
+	r = redisCommand(c, "SHUTDOWN NOSAVE");
+	if (r)
+		freeReplyObject(r);
+	daemon_shutdown(&d, c);
+	daemon_start(&d, "--checkpoint", ckpt, "--quiet", NULL);
+	c = client(&d);
+	cr_assert_eq(info_number(c, "records"), 3998, "the checkpoint holds other records");
+	daemon_shutdown(&d, c);
+	free(text);
+	daemon_remove_dir(&d);
+}
+
 /* Without --checkpoint, SAVE and SHUTDOWN SAVE are errors. */
 Test(paretod_checkpoint, save_without_a_checkpoint_path)
 {
