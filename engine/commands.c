@@ -985,6 +985,26 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		pr_persist_info(s, text, sizeof text);
 		addf(t, "%s", text);
 	}
+	if (want_section(a, "producers", true)) {
+		/* Producers that named themselves (producers.h): the record each
+		 * is expected to send next, and below which it may forget what
+		 * it sent (saved: in the last checkpoint). */
+		const struct pr_producers *pt = &s->producers;
+		uint64_t duplicates, missing;
+		pr_producers_totals(pt, &duplicates, &missing);
+		addf(t, "# Producers\r\nnamed_producers:%zu\r\nproducer_duplicates:%llu\r\n"
+			"producer_missing:%llu\r\n",
+		     pt->count, (unsigned long long)duplicates, (unsigned long long)missing);
+		for (size_t i = 0; i < pt->count; i++) {
+			const struct pr_producer *p = &pt->items[i];
+			addf(t, "producer_%s:next=%llu,saved=%llu,connected=%d,duplicates=%llu,"
+				"missing=%llu\r\n",
+			     p->name, (unsigned long long)p->next, (unsigned long long)p->saved,
+			     p->connected ? 1 : 0, (unsigned long long)p->duplicates,
+			     (unsigned long long)p->missing);
+		}
+		addf(t, "\r\n");
+	}
 }
 
 static void metric(struct text *t, const char *name, const char *type, const char *help,

@@ -405,6 +405,7 @@ static int decode_fields(struct pr_decoder *d, const char *p, size_t len, long n
 		return reject(d, rc == -ERANGE ? PR_REJECT_OVERFLOW : PR_REJECT_AMOUNT, line, offset,
 			      column, p, len, err);
 	}
+	r.rounded = rc == 1;
 	if (d->sink.record(d->sink.ctx, &r) < 0) {
 		DETAIL(d, "refused: the time is outside years 0..9999 or the total volume "
 			  "would pass the int64 range");

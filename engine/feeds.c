@@ -36,6 +36,7 @@
 #include "feeds.h"
 #include "pareto/record.h"
 #include "persistence.h"
+#include "producers.h"
 
 enum feed_kind { FEED_FILE, FEED_FOLLOW, FEED_LISTENER, FEED_PRODUCER };
 
@@ -71,6 +72,14 @@ struct pr_feed {
 	socklen_t peer_len;
 	int64_t opened_ms;
 	struct pr_server *server;
+
+	/* producers: the opening line (producers.h) */
+	bool opened;                /* past it: named, or not */
+	char line[PR_PRODUCER_LINE_MAX]; /* the first bytes, until they tell */
+	size_t line_len;
+	size_t producer;            /* 1 + its index in s->producers; 0: unnamed */
+	uint64_t skip;              /* records still to skip: counted before */
+	struct pr_feed_stats skipped; /* what the decoder counted of them */
 
 	/* followed files */
 	char *follow_path;          /* owned */
@@ -112,10 +121,39 @@ static void follow_at_end(struct pr_server *s, struct pr_feed *f);
 
 /* ---- records, rejects and counts ------------------------------------------ */
 
+static struct pr_producer *producer_of(const struct pr_feed *f)
+{
+	return f->producer ? &f->server->producers.items[f->producer - 1] : NULL;
+}
+
+/* A record a named producer sent before (f->skip > 0): skipped, and left
+ * out of every count but its producer's duplicates. */
+static void skip_record(struct pr_feed *f, const struct pr_record *r,
+			const struct pr_reject *bad)
+{
+	f->skip--;
+	f->skipped.lines++;
+	if (bad) {
+		f->skipped.rejected++;
+		f->skipped.by_reason[bad->reason]++;
+	} else {
+		f->skipped.records++;
+		f->skipped.rounded += r->rounded;
+	}
+	producer_of(f)->duplicates++;
+}
+
 static int feed_record(void *ctx, const struct pr_record *r)
 {
 	struct pr_feed *f = ctx;
-	return pr_engine_enqueue(f->server->engine, r);
+	if (f->skip) {
+		skip_record(f, r, NULL);
+		return 0;
+	}
+	int rc = pr_engine_enqueue(f->server->engine, r);
+	if (rc == 0 && f->producer)
+		producer_of(f)->next++; /* (refused, it comes back as a reject) */
+	return rc;
 }
 
 void pr_feed_describe_reject(const char *source, const struct pr_reject *r)
@@ -132,6 +170,12 @@ void pr_feed_describe_reject(const char *source, const struct pr_reject *r)
 static int feed_reject(void *ctx, const struct pr_reject *r)
 {
 	struct pr_feed *f = ctx;
+	if (f->skip) {
+		skip_record(f, NULL, r);
+		return 0;
+	}
+	if (f->producer)
+		producer_of(f)->next++;
 	const struct pr_server *s = f->server;
 	if (!s->opt.quiet && f->shown < s->opt.show_errors)
 		pr_feed_describe_reject(f->name, r);
@@ -139,12 +183,25 @@ static int feed_reject(void *ctx, const struct pr_reject *r)
 	return 0;
 }
 
+/* A decoder's counts without the records its feed skipped. */
+static void decoder_counts(const struct pr_feed *f, struct pr_feed_stats *to)
+{
+	struct pr_feed_stats st = *pr_decoder_stats(f->decoder);
+	st.lines -= f->skipped.lines;
+	st.records -= f->skipped.records;
+	st.rejected -= f->skipped.rejected;
+	st.rounded -= f->skipped.rounded;
+	for (int i = 0; i < PR_REJECT_REASON_COUNT; i++)
+		st.by_reason[i] -= f->skipped.by_reason[i];
+	pr_feed_stats_add(to, &st);
+}
+
 void pr_server_stats(const struct pr_server *s, struct pr_feed_stats *out)
 {
 	*out = s->stats;
 	for (const struct pr_feed *f = s->feeds; f; f = f->next)
 		if (f->decoder)
-			pr_feed_stats_add(out, pr_decoder_stats(f->decoder));
+			decoder_counts(f, out);
 }
 
 void pr_server_feed_counts(const struct pr_server *s, unsigned *sources,
@@ -190,7 +247,7 @@ static int decoder_new(struct pr_server *s, struct pr_feed *f, struct pr_error *
 /* Folds a decoder's counts into the server's and frees it. */
 static void decoder_retire(struct pr_server *s, struct pr_feed *f)
 {
-	pr_feed_stats_add(&s->stats, pr_decoder_stats(f->decoder));
+	decoder_counts(f, &s->stats);
 	pr_decoder_destroy(f->decoder);
 	f->decoder = NULL;
 }
@@ -422,7 +479,13 @@ static void feed_end(struct pr_server *s, struct pr_feed *f, bool failed)
 		if (!failed) {
 			if (f->kind == FEED_PRODUCER && !pr_decoder_idle(f->decoder)) {
 				/* The producer went away mid-record: that record is
-				 * lost, not decoded from its first half. */
+				 * lost, not decoded from its first half (and not
+				 * counted at all if it was one sent before). */
+				if (!f->skip)
+					count_lost_record(s, f, "disconnected");
+			} else if (f->kind == FEED_PRODUCER && !f->opened && f->line_len) {
+				/* Gone while its first bytes could still have been
+				 * an opening line: the same. */
 				count_lost_record(s, f, "disconnected");
 			} else if (pr_decoder_finish(f->decoder, &err) < 0) {
 				pr_log("%s: %s", f->name, err.message);
@@ -430,11 +493,16 @@ static void feed_end(struct pr_server *s, struct pr_feed *f, bool failed)
 		}
 		if (f->seekable && !failed)
 			position_take(f); /* a file read again after a restart goes on from here */
-		const struct pr_feed_stats *st = pr_decoder_stats(f->decoder);
+		struct pr_feed_stats counts = { 0 }, *st = &counts;
+		decoder_counts(f, st);
+		char skipped[64] = "";
+		if (f->skipped.lines)
+			snprintf(skipped, sizeof skipped, ", %llu sent before and skipped",
+				 (unsigned long long)f->skipped.lines);
 		double secs = (double)(pr_server_now_ms() - f->opened_ms) / 1000.0;
-		pr_log("%s: %s: %llu records, %llu rejected, %llu bytes in %.3f s", f->name,
+		pr_log("%s: %s: %llu records, %llu rejected%s, %llu bytes in %.3f s", f->name,
 		       failed ? "stopped" : f->kind == FEED_PRODUCER ? "producer disconnected" : "finished",
-		       (unsigned long long)st->records, (unsigned long long)st->rejected,
+		       (unsigned long long)st->records, (unsigned long long)st->rejected, skipped,
 		       (unsigned long long)st->bytes, secs);
 		if (st->rejected && !s->opt.quiet) {
 			char line[512];
@@ -447,6 +515,13 @@ static void feed_end(struct pr_server *s, struct pr_feed *f, bool failed)
 			pr_log("%s: bad lines by reason:%s", f->name, line);
 		}
 		decoder_retire(s, f);
+	}
+	if (f->producer) {
+		struct pr_producer *p = producer_of(f);
+		p->connected = false;
+		pr_log("%s: producer %s: the next record expected is %llu", f->name, p->name,
+		       (unsigned long long)p->next);
+		f->producer = 0;
 	}
 	if (f->kind != FEED_LISTENER && s->feeds_open)
 		s->feeds_open--;
@@ -1060,6 +1135,76 @@ static void on_feed_read(struct pr_server *s, struct pr_server_op *op, int res)
 	ready_push(s, f);
 }
 
+/* A named producer's connection begins (producers.h). 0, or -EBUSY or
+ * -ENOMEM with *err. */
+static int producer_start(struct pr_server *s, struct pr_feed *f, const char *name,
+			  uint64_t first, struct pr_error *err)
+{
+	struct pr_producer *p = pr_producers_find(&s->producers, name);
+	if (p && p->connected)
+		return pr_error_set(err, -EBUSY, "producer %s is connected already (one "
+				    "connection per name): closing", name);
+	if (!p && !(p = pr_producers_add(&s->producers, name, first)))
+		return pr_error_set(err, -ENOMEM, "out of memory for producer %s: closing", name);
+	p->connected = true;
+	f->producer = (size_t)(p - s->producers.items) + 1;
+	if (first < p->next) {
+		f->skip = p->next - first;
+		pr_log("%s: producer %s from record %llu: the %llu before %llu were counted "
+		       "already and are skipped", f->name, name, (unsigned long long)first,
+		       (unsigned long long)f->skip, (unsigned long long)p->next);
+	} else if (first > p->next) {
+		p->missing += first - p->next;
+		pr_log("%s: producer %s from record %llu: records %llu to %llu never arrived",
+		       f->name, name, (unsigned long long)first, (unsigned long long)p->next,
+		       (unsigned long long)(first - 1));
+		p->next = first;
+	} else {
+		pr_log("%s: producer %s from record %llu", f->name, name, (unsigned long long)first);
+	}
+	return 0;
+}
+
+/*
+ * A producer's first bytes: they may open with the line that names it
+ * (producers.h). Holds up to PR_PRODUCER_LINE_MAX bytes until they tell,
+ * then decodes what of them is data. Returns how many of the n bytes at p
+ * it took, or -1 with *err if the connection must go.
+ */
+static long producer_opening(struct pr_server *s, struct pr_feed *f, const char *p, size_t n,
+			     struct pr_error *err)
+{
+	size_t take = sizeof f->line - f->line_len;
+	if (take > n)
+		take = n;
+	memcpy(f->line + f->line_len, p, take);
+	f->line_len += take;
+	char name[PR_PRODUCER_NAME_MAX + 1];
+	uint64_t first = 0;
+	size_t consumed = 0;
+	switch (pr_producer_line_parse(f->line, f->line_len, name, &first, &consumed)) {
+	case PR_PRODUCER_LINE_MORE:
+		return (long)take;
+	case PR_PRODUCER_LINE_BAD:
+		pr_error_set(err, -EINVAL, "the opening line is not \"" PR_PRODUCER_PREFIX
+			     "NAME FIRST\" (a name of at most %d letters, digits or ._- and a "
+			     "record number of 1 or more): closing", PR_PRODUCER_NAME_MAX);
+		return -1;
+	case PR_PRODUCER_LINE_OK:
+		if (producer_start(s, f, name, first, err) < 0)
+			return -1;
+		break;
+	case PR_PRODUCER_LINE_NONE:
+		consumed = 0;
+		break;
+	}
+	f->opened = true;
+	if (f->line_len > consumed &&
+	    pr_decoder_push(f->decoder, f->line + consumed, f->line_len - consumed, err) < 0)
+		return -1;
+	return (long)take;
+}
+
 void pr_feeds_turn(struct pr_server *s)
 {
 	size_t budget = s->opt.ingest_batch_bytes;
@@ -1070,9 +1215,16 @@ void pr_feeds_turn(struct pr_server *s)
 		if (n > budget)
 			n = budget;
 		struct pr_error err = { 0 };
-		int rc = f->kind == FEED_FOLLOW
-				 ? follow_push(f, f->buf + f->pos, n, &err)
-				 : pr_decoder_push(f->decoder, f->buf + f->pos, n, &err);
+		int rc;
+		if (f->kind == FEED_PRODUCER && !f->opened) {
+			long took = producer_opening(s, f, f->buf + f->pos, n, &err);
+			rc = took < 0 ? -1 : 0;
+			n = took < 0 ? n : (size_t)took;
+		} else {
+			rc = f->kind == FEED_FOLLOW
+				     ? follow_push(f, f->buf + f->pos, n, &err)
+				     : pr_decoder_push(f->decoder, f->buf + f->pos, n, &err);
+		}
 		applied = true;
 		budget -= n;
 		f->pos += n;

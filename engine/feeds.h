@@ -26,7 +26,10 @@
  * recognised by the first bytes as for files. Producers come and go; a
  * producer that disconnects inside a line or a binary record loses only
  * that unfinished record, counted as a `truncated` reject and logged, so
- * the totals count exactly the complete records received.
+ * the totals count exactly the complete records received. A producer may
+ * name itself and number its records in an opening line (producers.h):
+ * records it sent before, on an earlier connection or before a restart
+ * from a checkpoint, are then skipped, so each counts once.
  *
  * Owns every struct pr_feed (in s->feeds), their decoders and buffers, the
  * ready queue (s->ready: feeds with bytes waiting to be decoded) and the
@@ -64,7 +67,8 @@ void pr_feeds_destroy(struct pr_server *s);
  * whose --feed names the same file (same device and inode, at least that
  * long, the same 4 KiB at its start and before the position) resumes it
  * there: no record is read twice or skipped. Standard input and producer
- * sockets have no position: producers resend.
+ * sockets have no position: producers resend, and a producer that named
+ * itself has its next record number kept instead (producers.h).
  */
 struct pr_feed_position {
 	const char *source;       /* the --feed SOURCE as given */

@@ -12,9 +12,11 @@
 
 #include "checkpoint.h"
 #include "persistence.h"
+#include "producers.h"
 #include "timeparse.h"
 
-#define BLOB_VERSION 1
+/* 2: the producers' next record after the positions (1: none). */
+#define BLOB_VERSION 2
 
 /* What a checkpoint reflects, taken when it starts. */
 struct snapshot {
@@ -23,6 +25,8 @@ struct snapshot {
 	size_t len, positions;
 	uint64_t records, customers;
 	uint64_t lines, bytes;      /* the feeds' counters then, for changed() */
+	size_t producers;           /* s->producers' first ones then, and */
+	uint64_t *next;             /* owned: their next record then */
 };
 
 /*
@@ -177,9 +181,9 @@ static int decode_blob(struct pr_server *s, struct pr_persistence *p, size_t len
 	struct in in = { p->blob, p->blob + len, false };
 	uint32_t version = take_u32(&in);
 	uint32_t scale = take_u32(&in);
-	if (!in.bad && version != BLOB_VERSION)
+	if (!in.bad && (version < 1 || version > BLOB_VERSION))
 		return pr_error_set(err, -EINVAL, "%s: the daemon's part is of version %u, this "
-				    "build reads %u", path, version, BLOB_VERSION);
+				    "build reads 1 to %u", path, version, BLOB_VERSION);
 	if (!in.bad && scale != s->opt.feed.scale)
 		return pr_error_set(err, -EINVAL, "%s: written with --scale %u, and this start has "
 				    "--scale %u: amounts in minor units would not add up", path,
@@ -210,6 +214,24 @@ static int decode_blob(struct pr_server *s, struct pr_persistence *p, size_t len
 		fp->ino = take_u64(&in);
 		fp->head_hash = take_u64(&in);
 		fp->tail_hash = take_u64(&in);
+	}
+	uint32_t producers = version >= 2 ? take_u32(&in) : 0;
+	if (!in.bad && producers > len / 16)
+		in.bad = true;
+	for (uint32_t i = 0; i < producers && !in.bad; i++) {
+		uint32_t name_len = take_u32(&in);
+		const char *name = take(&in, name_len);
+		uint64_t next = take_u64(&in);
+		if (in.bad || name_len < 2 || name_len > PR_PRODUCER_NAME_MAX + 1 ||
+		    name[name_len - 1] != 0 || strlen(name) != name_len - 1 || next == 0 ||
+		    pr_producers_find(&s->producers, name)) {
+			in.bad = true;
+			break;
+		}
+		struct pr_producer *pp = pr_producers_add(&s->producers, name, next);
+		if (!pp)
+			return pr_error_set(err, -ENOMEM, "%s: out of memory", path);
+		pp->saved = next;
 	}
 	if (in.bad || in.p != in.end)
 		return pr_error_set(err, -EINVAL, "%s: corrupt checkpoint: the daemon's part "
@@ -282,7 +304,8 @@ int pr_persist_open(struct pr_server *s, struct pr_error *err)
 		const char *f = s->opt.feeds[i];
 		if (strcmp(f, "-") == 0 || strncmp(f, "unix:", 5) == 0 || strncmp(f, "tcp:", 4) == 0)
 			pr_log("%s: a stream has no position to resume: what it sends now is added to "
-			       "the checkpoint's totals (producers resend what came after it)", f);
+			       "the checkpoint's totals (producers that name themselves, "
+			       "#pareto-producer, have theirs skipped up to INFO producers' saved)", f);
 	}
 	return 0;
 }
@@ -339,14 +362,27 @@ static int snapshot_take(struct pr_server *s, const char *why, struct snapshot *
 		put_u64(&o, fp->head_hash);
 		put_u64(&o, fp->tail_hash);
 	}
+	const struct pr_producers *t = &s->producers;
+	uint64_t *next = malloc((t->count ? t->count : 1) * sizeof *next);
+	put_u32(&o, (uint32_t)t->count);
+	for (size_t i = 0; i < t->count; i++) {
+		put_u32(&o, (uint32_t)strlen(t->items[i].name) + 1);
+		put(&o, t->items[i].name, strlen(t->items[i].name) + 1);
+		put_u64(&o, t->items[i].next);
+		if (next)
+			next[i] = t->items[i].next;
+	}
 	struct pr_engine_state es;
 	pr_engine_state(s->engine, &es);
 	*snap = (struct snapshot){ .why = why, .blob = o.p, .len = o.len, .positions = n,
 				   .records = es.records, .customers = es.customers,
-				   .lines = stats.lines, .bytes = bytes_now };
-	if (o.failed) {
+				   .lines = stats.lines, .bytes = bytes_now,
+				   .producers = t->count, .next = next };
+	if (o.failed || !next) {
 		free(o.p);
+		free(next);
 		snap->blob = NULL;
+		snap->next = NULL;
 		return pr_error_set(err, -ENOMEM, "%s: out of memory", s->opt.checkpoint_path);
 	}
 	return 0;
@@ -360,6 +396,11 @@ static int snapshot_done(struct pr_server *s, struct snapshot *snap, int rc,
 	const char *path = s->opt.checkpoint_path;
 	free(snap->blob);
 	snap->blob = NULL;
+	if (rc == 0) /* what producers may now forget: the checkpoint holds it */
+		for (size_t i = 0; i < snap->producers; i++)
+			s->producers.items[i].saved = snap->next[i];
+	free(snap->next);
+	snap->next = NULL;
 	if (rc < 0) {
 		p->failures++;
 		p->last_ok = false;

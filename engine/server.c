@@ -996,6 +996,7 @@ void pr_server_destroy(struct pr_server *s)
 		}
 	}
 	pr_feeds_destroy(s);
+	pr_producers_free(&s->producers);
 	pr_metrics_socket_destroy(s);
 	pr_persist_destroy(s);
 	pr_commands_free(s);

@@ -38,6 +38,7 @@
 #include "pareto/error.h"
 #include "pareto/feed.h"
 #include "pareto/ranking.h"
+#include "producers.h"
 #include "ranker.h"
 #include "resp.h"
 
@@ -227,6 +228,9 @@ struct pr_server {
 	struct pr_published *company[PR_WINDOW_COUNT];
 	struct pr_published_stores stores[PR_WINDOW_COUNT];
 	struct pr_alerts alerts;
+
+	/* producers that named themselves (producers.h), kept in checkpoints */
+	struct pr_producers producers;
 
 	/* counters */
 	struct pr_feed_stats stats;  /* feeds that ended, and INGEST */

@@ -323,6 +323,127 @@ Test(paretod_checkpoint, bgsave_answers_while_it_writes_and_holds_the_feeds)
 	daemon_remove_dir(&d);
 }
 
+/* The kernel closes the ring's sockets a moment after a killed daemon is
+ * gone (io_uring's teardown runs later): waits until no one listens. */
+static void wait_unanswered(const struct daemon *d)
+{
+	for (int fd, i = 0; (fd = connect_unix(d->socket)) >= 0; i++) {
+		close(fd);
+		cr_assert_lt(i, 500, "the killed daemon's socket still answers");
+		sleep_ms(10);
+	}
+}
+
+/* Sends a producer connection: the opening line naming it (if name),
+ * the feed's header, then its records first..last (1-based, inclusive);
+ * closes it unless keep. Returns the socket. */
+static int send_records(const struct daemon *d, const char *name, const char *text, int first,
+			int last, bool keep)
+{
+	char sock[200], opening[120];
+	snprintf(sock, sizeof sock, "%s/prod.sock", d->dir);
+	int fd = connect_unix(sock);
+	cr_assert_geq(fd, 0, "connect %s", sock);
+	int n = name ? snprintf(opening, sizeof opening, "#pareto-producer %s %d\n", name, first) : 0;
+	size_t header = line_start(text, 1), from = line_start(text, first),
+	       to = line_start(text, last + 1);
+	cr_assert(write(fd, opening, (size_t)n) == n && write(fd, text, header) == (ssize_t)header &&
+		  write(fd, text + from, to - from) == (ssize_t)(to - from));
+	if (!keep)
+		close(fd);
+	return fd;
+}
+
+/* INFO producers' next record of producer `name`, waiting (at most 10 s)
+ * until it is `want`. */
+static void wait_next(redisContext *c, const char *name, long long want)
+{
+	char field[100];
+	snprintf(field, sizeof field, "producer_%s:next=", name);
+	long long v = -1;
+	for (int64_t t0 = now_ms(); now_ms() - t0 < 10000; sleep_ms(5)) {
+		redisReply *r = cmd(c, "INFO producers");
+		const char *at = strstr(r->str, field);
+		v = at ? atoll(at + strlen(field)) : -1;
+		freeReplyObject(r);
+		if (v == want)
+			return;
+	}
+	cr_assert_fail("%snext is %lld after 10 s, expected %lld", field, v, want);
+}
+
+/*
+ * A producer that names itself is counted exactly once across a
+ * reconnection and a crash. It sends records 1-4000 and a checkpoint is
+ * written; it reconnects resending from 1 and goes on to 5000; paretod
+ * is killed (no checkpoint at stop). Started again from the checkpoint, it
+ * says saved=4001; the producer resends from 3500 to the end. Every
+ * answer then is the report's over the whole feed, the bad lines 101 and
+ * 5901 counted once each. A second connection under a name already
+ * connected is refused; a malformed opening line closes its connection.
+ */
+Test(paretod_checkpoint, named_producer_counted_once_across_reconnections_and_a_crash)
+{
+	struct daemon d;
+	daemon_dir(&d);
+	char ckpt[160], source[200];
+	checkpoint_path(&d, ckpt, sizeof ckpt);
+	snprintf(source, sizeof source, "unix:%s/prod.sock", d.dir);
+	size_t len;
+	char *text = feed_text(16, &len);
+	write_bytes(d.feed, "w", text, len); /* for the report to compare with */
+	const char *args[] = { "--feed", source, "--checkpoint", ckpt, "--checkpoint-interval",
+			       "0", "--quiet", NULL };
+	daemon_start(&d, args[0], args[1], args[2], args[3], args[4], args[5], args[6], NULL);
+	redisContext *c = client(&d);
+	send_records(&d, "shop-7", text, 1, 4000, false);
+	wait_next(c, "shop-7", 4001);
+	wait_records(c, 3999);
+	redisReply *r = cmd(c, "SAVE");
+	freeReplyObject(r);
+	send_records(&d, "shop-7", text, 1, 5000, false);
+	wait_next(c, "shop-7", 5001);
+	wait_records(c, 4999);
+	cr_assert_eq(info_number(c, "producer_duplicates"), 4000);
+	cr_assert_eq(info_number(c, "rejected"), 1, "a bad line resent was counted again");
+	/* One connection per name; an opening line that does not parse. */
+	int held = send_records(&d, "shop-7", text, 5001, 5001, true);
+	wait_next(c, "shop-7", 5002);
+	/* (Only the opening line: paretod closes these after it.) */
+	int again = connect_unix(source + 5);
+	cr_assert(write(again, "#pareto-producer shop-7 5002\n", 29) == 29);
+	char byte;
+	cr_assert_eq(read(again, &byte, 1), 0, "a second connection as shop-7 stays open");
+	close(again);
+	close(held);
+	int bad = connect_unix(source + 5);
+	cr_assert(write(bad, "#pareto-producer two words 1\n", 29) == 29);
+	cr_assert_eq(read(bad, &byte, 1), 0, "a bad opening line's connection stays open");
+	close(bad);
+	wait_log(&d, "connected already", 5000);
+	wait_log(&d, "the opening line is not", 5000);
+	redisFree(c);
+	int status;
+	cr_assert_eq(kill(d.pid, SIGKILL), 0); /* a crash: no checkpoint at stop */
+	cr_assert_eq(waitpid(d.pid, &status, 0), d.pid);
+	wait_unanswered(&d);
+	daemon_start(&d, args[0], args[1], args[2], args[3], args[4], args[5], args[6], NULL);
+	c = client(&d);
+	r = cmd(c, "INFO producers");
+	cr_assert_not_null(strstr(r->str, "producer_shop-7:next=4001,saved=4001,connected=0"), "%s",
+			   r->str);
+	freeReplyObject(r);
+	wait_records(c, 3999);
+	send_records(&d, "shop-7", text, 3500, RECORDS, false);
+	wait_next(c, "shop-7", RECORDS + 1);
+	wait_records(c, RECORDS - 2);
+	compare_with_report(c, d.feed);
+	cr_assert_eq(info_number(c, "producer_duplicates"), 501);
+	daemon_shutdown(&d, c);
+	free(text);
+	daemon_remove_dir(&d);
+}
+
 /* Without --checkpoint, SAVE and SHUTDOWN SAVE are errors. */
 Test(paretod_checkpoint, save_without_a_checkpoint_path)
 {
@@ -454,13 +575,7 @@ Test(paretod_checkpoint, crash_after_a_periodic_checkpoint)
 	cr_assert_eq(kill(d.pid, SIGKILL), 0);
 	int status;
 	cr_assert_eq(waitpid(d.pid, &status, 0), d.pid);
-	/* The kernel closes the ring's sockets a moment after the process is
-	 * gone (io_uring's teardown runs later): wait until no one listens. */
-	for (int fd, i = 0; (fd = connect_unix(d.socket)) >= 0; i++) {
-		close(fd);
-		cr_assert_lt(i, 500, "the killed daemon's socket still answers");
-		sleep_ms(10);
-	}
+	wait_unanswered(&d);
 	write_bytes(d.feed, "a", text + cut[1], len - cut[1]);
 	restart_and_compare(&d, source, ckpt, "1", len);
 	free(text);

@@ -64,6 +64,7 @@ struct pr_record {
 	const char *store;    /* borrowed; store_len bytes, may be empty */
 	uint8_t customer_len;
 	uint8_t store_len;
+	bool rounded;         /* decoders: the amount had more decimals than the scale */
 };
 
 static inline void pr_put_le64(unsigned char *p, uint64_t v)
@@ -231,6 +232,7 @@ static inline int pr_bin_record_decode(const unsigned char *in, const struct pr_
 	r->customer_len = clen;
 	r->store = (const char *)in + l->store_at;
 	r->store_len = slen;
+	r->rounded = false;
 	return 0;
 }
 
