@@ -187,16 +187,25 @@ Test(paretod_checkpoint, sigterm_writes_the_final_checkpoint)
 	resume_file(SIGTERM, 12);
 }
 
+/* A daemon directory with its checkpoint path (ckpt[160]), its feed file
+ * followed (source[200]: follow:PATH), and the text of feed `seed` (*len
+ * bytes; not written yet). */
+static char *followed_feed(struct daemon *d, char *ckpt, char *source, unsigned seed,
+			   size_t *len)
+{
+	daemon_dir(d);
+	checkpoint_path(d, ckpt, 160);
+	snprintf(source, 200, "follow:%s", d->feed);
+	return feed_text(seed, len);
+}
+
 /* A followed file stopped inside a line: the restart reads that line whole. */
 Test(paretod_checkpoint, followed_file_stopped_inside_a_line)
 {
 	struct daemon d;
-	daemon_dir(&d);
 	char ckpt[160], source[200];
-	checkpoint_path(&d, ckpt, sizeof ckpt);
-	snprintf(source, sizeof source, "follow:%s", d.feed);
 	size_t len;
-	char *text = feed_text(13, &len);
+	char *text = followed_feed(&d, ckpt, source, 13, &len);
 	size_t half = line_start(text, 3000) + 9; /* 9 bytes into a record */
 	write_bytes(d.feed, "w", text, half);
 	start(&d, source, ckpt, "60");
@@ -270,12 +279,9 @@ Test(paretod_checkpoint, save_info_interval_and_nosave)
 Test(paretod_checkpoint, bgsave_answers_while_it_writes_and_holds_the_feeds)
 {
 	struct daemon d;
-	daemon_dir(&d);
 	char ckpt[160], source[200];
-	checkpoint_path(&d, ckpt, sizeof ckpt);
-	snprintf(source, sizeof source, "follow:%s", d.feed);
 	size_t len;
-	char *text = feed_text(15, &len);
+	char *text = followed_feed(&d, ckpt, source, 15, &len);
 	size_t first = line_start(text, 4000);
 	write_bytes(d.feed, "w", text, first);
 	setenv("PARETO_CHECKPOINT_DELAY_MS", "1500", 1);
