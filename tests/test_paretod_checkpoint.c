@@ -450,17 +450,20 @@ Test(paretod_checkpoint, named_producer_counted_once_across_reconnections_and_a_
 	daemon_remove_dir(&d);
 }
 
-/* Without --checkpoint, SAVE and SHUTDOWN SAVE are errors. */
+/* Without --checkpoint, SAVE, BGSAVE and SHUTDOWN SAVE are errors. */
 Test(paretod_checkpoint, save_without_a_checkpoint_path)
 {
 	struct daemon d;
 	daemon_dir(&d);
 	daemon_start(&d, NULL);
 	redisContext *c = client(&d);
-	redisReply *r = cmd(c, "SAVE");
-	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
-	cr_assert_not_null(strstr(r->str, "--checkpoint"), "%s", r->str);
-	freeReplyObject(r);
+	for (int i = 0; i < 2; i++) {
+		redisReply *r = cmd(c, i ? "BGSAVE" : "SAVE");
+		cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+		cr_assert_not_null(strstr(r->str, "--checkpoint"), "%s", r->str);
+		freeReplyObject(r);
+	}
+	redisReply *r;
 	/* SHUTDOWN SAVE cannot save: it refuses, and the server goes on. */
 	r = cmd(c, "SHUTDOWN SAVE");
 	cr_assert_eq(r->type, REDIS_REPLY_ERROR);
