@@ -332,8 +332,17 @@ static int sync_directory(const char *path)
 	return rc;
 }
 
-int pr_checkpoint_write(struct pr_engine *e, const char *path, const void *blob,
-			size_t blob_len, struct pr_checkpoint_stats *st, struct pr_error *err)
+/* Tells the caller of pr_checkpoint_write_releasing (if any) that the
+ * engine is its writer's again. */
+static void release(_Atomic bool *released)
+{
+	if (released)
+		atomic_store_explicit(released, true, memory_order_release);
+}
+
+static int write_releasing(struct pr_engine *e, const char *path, const void *blob,
+			   size_t blob_len, struct pr_checkpoint_stats *st, struct pr_error *err,
+			   _Atomic bool *released)
 {
 	int64_t start = mono_us();
 	if (e->bulk)
@@ -366,6 +375,7 @@ int pr_checkpoint_write(struct pr_engine *e, const char *path, const void *blob,
 		goto out;
 	}
 	w_engine(&w, e, blob, blob_len);
+	release(released); /* the rest is the file's */
 	w_flush(&w);
 	if (w.error) {
 		rc = pr_error_set(err, -w.error, "%s: write: %s", tmp, strerror(w.error));
@@ -422,6 +432,21 @@ out_done:
 	free(w.buf);
 	free(w.scratch);
 	XXH3_freeState(w.hash);
+	return rc;
+}
+
+int pr_checkpoint_write(struct pr_engine *e, const char *path, const void *blob,
+			size_t blob_len, struct pr_checkpoint_stats *st, struct pr_error *err)
+{
+	return pr_checkpoint_write_releasing(e, path, blob, blob_len, st, err, NULL);
+}
+
+int pr_checkpoint_write_releasing(struct pr_engine *e, const char *path, const void *blob,
+				  size_t blob_len, struct pr_checkpoint_stats *st,
+				  struct pr_error *err, _Atomic bool *released)
+{
+	int rc = write_releasing(e, path, blob, blob_len, st, err, released);
+	release(released);
 	return rc;
 }
 

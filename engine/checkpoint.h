@@ -58,6 +58,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 #include "pareto/engine.h"
 #include "pareto/error.h"
 
@@ -80,6 +83,13 @@ struct pr_checkpoint_stats {
  */
 int pr_checkpoint_write(struct pr_engine *e, const char *path, const void *blob,
 			size_t blob_len, struct pr_checkpoint_stats *st, struct pr_error *err);
+
+/* The same, on a thread beside the engine's writer: sets *released
+ * (release) as soon as it reads the engine no more, before the fsync, so
+ * that the writer may go on (acquire) meanwhile; at the latest on return. */
+int pr_checkpoint_write_releasing(struct pr_engine *e, const char *path, const void *blob,
+				  size_t blob_len, struct pr_checkpoint_stats *st,
+				  struct pr_error *err, _Atomic bool *released);
 
 /*
  * Reads path into a new engine. The engine takes `opt` for everything but

@@ -311,7 +311,7 @@ static const struct pr_published *company_get(struct pr_server *s, enum pr_windo
 	const struct pr_published *p = s->company[w];
 	if (p && (p->records == engine_records(s) || (!force && pr_server_ingesting(s))))
 		return p;
-	pr_persist_wait(s); /* the batch resets the engine's change journal */
+	pr_persist_wait_engine(s); /* the batch resets the engine's change journal */
 	pr_server_drain(s);
 	company_hold(s, w, pr_ranker_wait(r, w));
 	return s->company[w];

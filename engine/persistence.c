@@ -30,12 +30,14 @@ struct snapshot {
 };
 
 /*
- * A checkpoint written on a thread of its own (pr_persist_start). While it
- * runs nothing writes the engine: the server thread stops decoding feeds
- * and cutting the ranker's batches (pr_persist_writing), and whatever else
- * would write it waits for the thread (pr_persist_wait). The thread writes
- * rc, st and err, then sets done (release); the server reads them after
- * loading done (acquire) or after the join.
+ * A checkpoint written on a thread of its own (pr_persist_start). Until it
+ * has read the engine nothing writes it: the server thread stops decoding
+ * feeds and cutting the ranker's batches (pr_persist_writing), and
+ * whatever else would write it waits (pr_persist_wait_engine). The thread
+ * sets released (release) once the engine's bytes are written, before the
+ * fsync, and the server goes on (acquire). It writes rc, st and err, then
+ * sets done (release); the server reads them after loading done (acquire)
+ * or after the join.
  */
 struct background {
 	pthread_t thread;
@@ -45,7 +47,7 @@ struct background {
 	int rc;
 	struct pr_checkpoint_stats st;
 	struct pr_error err;
-	_Atomic bool done;
+	_Atomic bool released, done;
 };
 
 struct pr_persistence {
@@ -444,7 +446,20 @@ void pr_persist_wait(struct pr_server *s)
 
 bool pr_persist_writing(const struct pr_server *s)
 {
-	return s->persist && s->persist->writing;
+	const struct background *b = s->persist ? s->persist->writing : NULL;
+	return b && !atomic_load_explicit(&b->released, memory_order_acquire);
+}
+
+void pr_persist_wait_engine(struct pr_server *s)
+{
+	/* The thread is writing the engine's bytes: about a second per GB. */
+	while (pr_persist_writing(s)) {
+		if (atomic_load_explicit(&s->persist->writing->done, memory_order_acquire)) {
+			background_finish(s);
+			return;
+		}
+		nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+	}
 }
 
 static int checkpoint_path_missing(struct pr_error *err)
@@ -470,18 +485,27 @@ int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
 	return snapshot_done(s, &snap, rc, &st, err);
 }
 
+/* Test hooks: a pause of the milliseconds the environment variable says
+ * (at most a minute). */
+static void hook_pause(const char *variable)
+{
+	const char *hook = getenv(variable);
+	long ms = hook && *hook ? strtol(hook, NULL, 10) : 0;
+	if (ms > 0 && ms <= 60000)
+		nanosleep(&(struct timespec){ ms / 1000, ms % 1000 * 1000000 }, NULL);
+}
+
 static void *background_run(void *arg)
 {
 	struct background *b = arg;
-	/* Test hook: a write that takes this much longer, so that a test sees
-	 * the server answer and hold its feeds meanwhile. */
-	const char *hook = getenv("PARETO_CHECKPOINT_DELAY_MS");
-	if (hook && *hook) {
-		long ms = strtol(hook, NULL, 10);
-		if (ms > 0 && ms <= 60000)
-			nanosleep(&(struct timespec){ ms / 1000, ms % 1000 * 1000000 }, NULL);
-	}
-	b->rc = pr_checkpoint_write(b->engine, b->path, b->snap.blob, b->snap.len, &b->st, &b->err);
+	/* A write that takes longer, so that a test sees the server answer
+	 * and hold its feeds meanwhile. */
+	hook_pause("PARETO_CHECKPOINT_DELAY_MS");
+	b->rc = pr_checkpoint_write_releasing(b->engine, b->path, b->snap.blob, b->snap.len,
+					      &b->st, &b->err, &b->released);
+	/* A file that takes longer after the engine is released (a slow
+	 * fsync), so that a test sees ingest go on meanwhile. */
+	hook_pause("PARETO_CHECKPOINT_DONE_DELAY_MS");
 	atomic_store_explicit(&b->done, true, memory_order_release);
 	return NULL;
 }
@@ -507,6 +531,7 @@ int pr_persist_start(struct pr_server *s, const char *why, struct pr_error *err)
 	}
 	b->engine = s->engine;
 	b->path = path;
+	atomic_init(&b->released, false);
 	atomic_init(&b->done, false);
 	/* The thread inherits the server thread's mask: every signal blocked
 	 * (paretod reads them through its signalfd). */

@@ -18,10 +18,11 @@
  * since meanwhile nothing writes it. The server thread stops decoding
  * feeds (their reads wait, producers feel TCP backpressure) and cutting
  * the ranker's batches, and whatever else would write the engine (INGEST,
- * a query that must wait for a new ranking, SAVE, the stop) first waits
- * for the checkpoint (pr_persist_wait). So queries answered from what is
- * published or from the engine's state (CUSTOMER) go on; ingest pauses
- * for the write, as it did when the write blocked the server thread. No
+ * a query that must wait for a new ranking) first waits for the thread to
+ * have read it (pr_persist_wait_engine; SAVE and the stop wait for the
+ * whole checkpoint). So queries answered from what is published or from
+ * the engine's state (CUSTOMER) go on; ingest pauses while the engine is
+ * read and written out, and goes on during the fsync and rename. No
  * fork: a copy-on-write child would double the memory under ingest. SAVE
  * writes on the server thread, as Redis' does. INFO persistence says how
  * long the last one took. Owns struct pr_persistence (s->persist) and the
@@ -53,8 +54,12 @@ int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err);
  * checkpoint path; -ENOMEM. */
 int pr_persist_start(struct pr_server *s, const char *why, struct pr_error *err);
 
-/* Whether a checkpoint is being written: nothing may write the engine. */
+/* Whether a checkpoint is reading the engine: nothing may write it. */
 bool pr_persist_writing(const struct pr_server *s);
+
+/* Waits until no checkpoint reads the engine (its file may still be
+ * synced and renamed). */
+void pr_persist_wait_engine(struct pr_server *s);
 
 /* Waits until the checkpoint being written, if any, is done. */
 void pr_persist_wait(struct pr_server *s);

@@ -529,7 +529,7 @@ int pr_server_ingest_lines(struct pr_server *s, const char *const *lines,
 			   const size_t *lens, size_t count, uint64_t *accepted,
 			   uint64_t *rejected, struct pr_error *err)
 {
-	pr_persist_wait(s); /* nothing writes the engine while a checkpoint is written */
+	pr_persist_wait_engine(s); /* nothing writes the engine while a checkpoint reads it */
 	struct ingest_ctx ctx = { s, 0 };
 	struct pr_feed_sink sink = { &ctx, ingest_record, ingest_reject };
 	struct pr_decoder *d;
