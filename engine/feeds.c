@@ -477,16 +477,15 @@ static void feed_end(struct pr_server *s, struct pr_feed *f, bool failed)
 	if (f->decoder) {
 		struct pr_error err = { 0 };
 		if (!failed) {
-			if (f->kind == FEED_PRODUCER && !pr_decoder_idle(f->decoder)) {
-				/* The producer went away mid-record: that record is
-				 * lost, not decoded from its first half (and not
-				 * counted at all if it was one sent before). */
+			if (f->kind == FEED_PRODUCER &&
+			    (!pr_decoder_idle(f->decoder) || (!f->opened && f->line_len))) {
+				/* The producer went away mid-record (or while its
+				 * first bytes could still have been an opening
+				 * line): that record is lost, not decoded from its
+				 * first half (and not counted at all if it was one
+				 * sent before). */
 				if (!f->skip)
 					count_lost_record(s, f, "disconnected");
-			} else if (f->kind == FEED_PRODUCER && !f->opened && f->line_len) {
-				/* Gone while its first bytes could still have been
-				 * an opening line: the same. */
-				count_lost_record(s, f, "disconnected");
 			} else if (pr_decoder_finish(f->decoder, &err) < 0) {
 				pr_log("%s: %s", f->name, err.message);
 			}

@@ -468,6 +468,29 @@ static int checkpoint_path_missing(struct pr_error *err)
 			    "--checkpoint PATH");
 }
 
+/* A checkpoint begins: the next periodic one is an interval away, and
+ * snap gets what this one holds (or the failure is noted). */
+static int checkpoint_begin(struct pr_server *s, const char *why, struct snapshot *snap,
+			    struct pr_error *err)
+{
+	struct pr_persistence *p = s->persist;
+	p->attempted = true;
+	p->next_ms = pr_server_now_ms() + (int64_t)s->opt.checkpoint_interval_s * 1000;
+	int rc = snapshot_take(s, why, snap, err);
+	if (rc < 0)
+		snapshot_done(s, snap, rc, NULL, err);
+	return rc;
+}
+
+/* Writes snap's checkpoint on the server thread and notes how it went. */
+static int write_here(struct pr_server *s, struct snapshot *snap, struct pr_error *err)
+{
+	struct pr_checkpoint_stats st = { 0 };
+	int rc = pr_checkpoint_write(s->engine, s->opt.checkpoint_path, snap->blob, snap->len,
+				     &st, err);
+	return snapshot_done(s, snap, rc, &st, err);
+}
+
 int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
 {
 	struct pr_persistence *p = s->persist;
@@ -475,14 +498,9 @@ int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
 	if (!p || !path)
 		return checkpoint_path_missing(err);
 	pr_persist_wait(s);
-	p->attempted = true;
-	p->next_ms = pr_server_now_ms() + (int64_t)s->opt.checkpoint_interval_s * 1000;
 	struct snapshot snap;
-	struct pr_checkpoint_stats st = { 0 };
-	int rc = snapshot_take(s, why, &snap, err);
-	if (rc == 0)
-		rc = pr_checkpoint_write(s->engine, path, snap.blob, snap.len, &st, err);
-	return snapshot_done(s, &snap, rc, &st, err);
+	int rc = checkpoint_begin(s, why, &snap, err);
+	return rc < 0 ? rc : write_here(s, &snap, err);
 }
 
 /* Test hooks: a pause of the milliseconds the environment variable says
@@ -521,11 +539,8 @@ int pr_persist_start(struct pr_server *s, const char *why, struct pr_error *err)
 	struct background *b = calloc(1, sizeof *b);
 	if (!b)
 		return pr_error_set(err, -ENOMEM, "%s: out of memory", path);
-	p->attempted = true;
-	p->next_ms = pr_server_now_ms() + (int64_t)s->opt.checkpoint_interval_s * 1000;
-	int rc = snapshot_take(s, why, &b->snap, err);
+	int rc = checkpoint_begin(s, why, &b->snap, err);
 	if (rc < 0) {
-		snapshot_done(s, &b->snap, rc, NULL, err);
 		free(b);
 		return rc;
 	}
@@ -537,10 +552,7 @@ int pr_persist_start(struct pr_server *s, const char *why, struct pr_error *err)
 	 * (paretod reads them through its signalfd). */
 	int e = pthread_create(&b->thread, NULL, background_run, b);
 	if (e != 0) {
-		/* No thread: written here, as SAVE does. */
-		struct pr_checkpoint_stats st = { 0 };
-		rc = pr_checkpoint_write(s->engine, path, b->snap.blob, b->snap.len, &st, err);
-		rc = snapshot_done(s, &b->snap, rc, &st, err);
+		rc = write_here(s, &b->snap, err); /* no thread: as SAVE does */
 		free(b);
 		return rc;
 	}

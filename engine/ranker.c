@@ -925,6 +925,14 @@ bool pr_ranker_cuts_staged(const struct pr_ranker *r)
 	       !whole_due(r, atomic_load_explicit(&r->failed, memory_order_acquire));
 }
 
+/* No batch this time: the failed windows taken for it wait for the next
+ * (relaxed: the ranker only ever adds bits). Returns rc. */
+static int give_back(struct pr_ranker *r, uint32_t failed, int rc)
+{
+	atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
+	return rc;
+}
+
 int pr_ranker_feed(struct pr_ranker *r, bool now)
 {
 	struct pr_engine *e = r->engine;
@@ -947,20 +955,15 @@ int pr_ranker_feed(struct pr_ranker *r, bool now)
 		 * the batch, cut_part). */
 		changed = e->records != r->cut_records;
 	}
-	if (!whole && !changed && !chunks_reset) {
-		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
-		return -1;
-	}
-	/* A whole batch reads every shard: only with them all applied. */
-	if (busy(r) || (whole && !applied)) {
-		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
-		return busy(r) ? 1 : 0;
-	}
+	if (!whole && !changed && !chunks_reset)
+		return give_back(r, failed, -1);
+	if (busy(r))
+		return give_back(r, failed, 1);
+	if (whole && !applied) /* a whole batch reads every shard: after a drain */
+		return give_back(r, failed, 0);
 	struct batch *b = applied ? batch_cut(r, whole, chunks_reset) : batch_mark(r, chunks_reset);
-	if (!b) {
-		atomic_fetch_or_explicit(&r->failed, failed, memory_order_relaxed);
-		return 1; /* out of memory: the journal keeps the changes */
-	}
+	if (!b) /* out of memory: the journal keeps the changes */
+		return give_back(r, failed, 1);
 	if (applied) {
 		engine_changes_reset(e);
 	} else {
