@@ -400,6 +400,11 @@ struct view {
 static bool view_get(struct pr_server *s, struct pr_client *c, const struct scope *sc,
 		     bool force, struct view *v)
 {
+	/* A ranking's answers read ids and refs from the engine's id tables
+	 * (pr_ranking_find, pr_ranking_at), which the apply threads grow as
+	 * new customers come: nothing may read them while records are staged,
+	 * so a published ranking is no exception. */
+	pr_server_drain(s);
 	if (sc->has_store) {
 		const struct pr_published_stores *p = stores_get(s, sc->window, force, sc->store_index);
 		if (!p) {
