@@ -534,7 +534,7 @@ static void r_tag(struct reader *r, uint32_t tag, const char *name)
  * duplicate id, and, for customers (shard >= 0), an id of another shard.
  */
 static void r_id_table(struct reader *r, struct pr_id_table *t, uint32_t value_bytes,
-		       uint64_t max, int shard, pr_hash_fn hash, const char *what)
+		       uint64_t max, int shard, const char *what)
 {
 	uint64_t n = r_u64(r, what);
 	uint32_t vb = r_u32(r, what);
@@ -565,8 +565,7 @@ static void r_id_table(struct reader *r, struct pr_id_table *t, uint32_t value_b
 	if (r->rc)
 		return;
 	if (n > 16) {
-		pr_id_table_destroy(t);
-		if (pr_id_table_init(t, n, value_bytes, hash) < 0) {
+		if (pr_id_table_reset(t, n) < 0) {
 			r->rc = pr_error_set(r->err, -ENOMEM, "%s: out of memory loading %s", r->path, what);
 			return;
 		}
@@ -865,8 +864,7 @@ static int load(struct reader *r, const struct pr_engine_options *opt, struct pr
 	}
 	r_tag(r, TAG_STORES, "stores");
 	r_u32(r, "stores");
-	r_id_table(r, &e->stores, e->stores.value_bytes, PR_ID_MAX, -1, e->stores.hash,
-		   "stores");
+	r_id_table(r, &e->stores, e->stores.value_bytes, PR_ID_MAX, -1, "stores");
 	uint64_t total = 0;
 	struct sum_bound customer_bound = { .volume = volume }, pair_bound = { .volume = volume };
 	for (uint32_t s = 0; s < PR_SHARDS && !r->rc; s++) {
@@ -877,7 +875,7 @@ static int load(struct reader *r, const struct pr_engine_options *opt, struct pr
 		char what[32];
 		snprintf(what, sizeof what, "shard %u customers", s);
 		r_id_table(r, &sh->customers, sh->customers.value_bytes,
-			   PR_SHARD_LOCAL_MAX - 1, (int)s, opt->hash, what);
+			   PR_SHARD_LOCAL_MAX - 1, (int)s, what);
 		total += sh->customers.count;
 		if (!r->rc)
 			check_customers(r, e, s, &customer_bound);

@@ -400,12 +400,11 @@ struct view {
 static bool view_get(struct pr_server *s, struct pr_client *c, const struct scope *sc,
 		     bool force, struct view *v)
 {
-	/* A ranking's answers read ids and refs from the engine's id tables
-	 * (pr_ranking_find, pr_ranking_at), which the apply threads grow as
-	 * new customers come: nothing may read them while records are staged,
-	 * so a published ranking is no exception. */
-	pr_server_drain(s);
+	/* Answers read the engine's ids beside the apply threads (its tables
+	 * are shared); a store ranking's also read the customers' pairs,
+	 * which only a drained engine may. */
 	if (sc->has_store) {
+		pr_server_drain(s);
 		const struct pr_published_stores *p = stores_get(s, sc->window, force, sc->store_index);
 		if (!p) {
 			pr_resp_error(&c->out, "ERR out of memory building the store rankings");
@@ -423,6 +422,8 @@ static bool view_get(struct pr_server *s, struct pr_client *c, const struct scop
 			pr_resp_error(&c->out, "ERR out of memory building the ranking");
 			return false;
 		}
+		if (!pr_ranking_reads_only_ids(p->ranking))
+			pr_server_drain(s);
 		v->company = p;
 		v->ranking = p->ranking;
 		v->summary = &p->summary;

@@ -78,6 +78,8 @@ int pr_engine_create(struct pr_engine **out, const struct pr_engine_options *opt
 		return pr_error_set(err, rc, "out of memory sizing tables for %llu customers",
 				    (unsigned long long)opt->customers_hint);
 	}
+	for (uint32_t s = 0; s < PR_SHARDS && opt->apply_threads > 1; s++)
+		pr_id_table_share(&e->shards[s].customers, &e->ids_retired);
 	if (opt->apply_threads > 1 &&
 	    (rc = pr_shard_owners_start(&e->owners, e, opt->apply_threads)) < 0) {
 		pr_engine_destroy(e);
@@ -675,6 +677,19 @@ int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r)
 	return 0;
 }
 
+/* Frees the arrays the owners' customer tables outgrew. Only right after
+ * a drain on the thread that finds ids (the server's): the owners are idle
+ * and their writes visible, and that thread is in no table. */
+static void reclaim_ids(struct pr_engine *e)
+{
+	uint64_t retired = atomic_load_explicit(&e->ids_retired, memory_order_relaxed);
+	if (retired == e->ids_reclaimed)
+		return;
+	for (uint32_t s = 0; s < PR_SHARDS; s++)
+		pr_id_table_reclaim(&e->shards[s].customers);
+	e->ids_reclaimed = retired;
+}
+
 int pr_engine_drain(struct pr_engine *e)
 {
 	/* Nothing held: no write at all, so that threads that only read the
@@ -685,6 +700,7 @@ int pr_engine_drain(struct pr_engine *e)
 	int rc;
 	if (e->owners) {
 		rc = pr_shard_owners_drain(e->owners, &dropped, &dropped_volume);
+		reclaim_ids(e);
 	} else {
 		rc = pr_engine_apply_queued(e, e->queue, e->queue + e->queue_bytes, &dropped,
 					    &dropped_volume);

@@ -93,6 +93,12 @@ struct pr_engine {
 	struct lane *lanes[PR_LANES_MAX]; /* bulk mode: staged records; owned */
 	unsigned char *queue; /* pr_engine_enqueue's staged records; owned */
 	struct pr_shard_owners *owners; /* apply threads (opt.apply_threads > 1); owned */
+	/* With apply threads the customer tables are shared (id_table.h):
+	 * this thread finds ids in them while the owners add more. Arrays
+	 * they outgrew, counted here by the owners, are freed at a drain
+	 * once the count moved (ids_reclaimed: the count then). */
+	_Atomic uint64_t ids_retired;
+	uint64_t ids_reclaimed;
 	size_t queue_bytes;
 	unsigned lane_count;
 	uint64_t records;

@@ -20,11 +20,31 @@
  * Cost: insert and find O(1) expected; growth doubles the slot array and
  * re-inserts indexes, hashing the ids again (ids and values do not move;
  * an entry keeps no hash: 8 bytes a customer that only growth would read).
- * Single writer; not thread-safe.
+ *
+ * Threads: one writer (upsert, values). Other threads may look ids up
+ * meanwhile (pr_id_table_find, pr_id_table_entry), without locks, in a
+ * table shared with pr_id_table_share (paretod's server thread beside its
+ * apply threads). What they read is only ever replaced whole or filled in,
+ * never changed in place:
+ *  - a slot goes once from empty to full, stored with release after the
+ *    entry it names was written; a finder loads slots with acquire, so an
+ *    id it finds has its bytes;
+ *  - growth fills a new slot array and publishes it with its mask (struct
+ *    pr_id_slots) by one release store; finders load that with acquire,
+ *    and a finder still in the old array misses only ids added since;
+ *  - the chunk pointers (struct pr_id_chunks) are copied into a larger
+ *    array, published the same way, when they fill;
+ *  - entries are written once, before their slot, and chunks never move.
+ * A replaced array is kept, not freed, while the table is shared: a reader
+ * may still be in it. pr_id_table_reclaim frees them once no reader can be
+ * (paretod: when its apply threads are drained, on the reading thread). So
+ * at most one copy of each array's earlier sizes (under its own size) is
+ * held between two reclaims.
  */
 #ifndef PARETO_ID_TABLE_H
 #define PARETO_ID_TABLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,8 +58,9 @@ typedef uint64_t (*pr_hash_fn)(const void *bytes, size_t len);
 #define PR_ID_INDEX_BITS 24
 #define PR_ID_MAX ((1u << PR_ID_INDEX_BITS) - 1)
 
-/* Values live in chunks of 2^PR_ID_CHUNK_SHIFT. */
+/* Entries and values live in chunks of 2^PR_ID_CHUNK_SHIFT. */
 #define PR_ID_CHUNK_SHIFT 12
+#define PR_ID_CHUNK_MASK ((1u << PR_ID_CHUNK_SHIFT) - 1)
 
 /* Ids up to this long live in their entry: a lookup that finds the entry
  * has the bytes to compare in the same cache line. 15 holds EAN-13 loyalty
@@ -71,18 +92,48 @@ static inline const char *pr_id_entry_bytes(const struct pr_id_entry *e)
 	return arena;
 }
 
-struct pr_id_table {
-	uint32_t *slots;   /* tag << 24 | (index + 1); 0 is empty. Owned. */
+/* The slot array as a finder sees it: the slots with their mask, replaced
+ * whole when the table grows. */
+struct pr_id_slots {
+	uint32_t *slots;   /* tag << 24 | (index + 1); 0 is empty */
 	uint64_t mask;     /* slot count - 1 */
+	struct pr_id_slots *retired_next;
+};
+
+/* Where each chunk of ids keeps its entries and values. */
+struct pr_id_chunk {
+	struct pr_id_entry *entries;
+	unsigned char *values; /* zero-initialised */
+};
+
+struct pr_id_chunks {
+	uint32_t capacity;
+	struct pr_id_chunks *retired_next;
+	struct pr_id_chunk chunk[];
+};
+
+struct pr_id_table {
+	/* The writer's copy of the current slot array (shared->slots and
+	 * ->mask): its probes need not go through the published pointer. */
+	uint32_t *slots;
+	uint64_t mask;
 	uint32_t count;
 	uint32_t value_bytes;
 	pr_hash_fn hash;
-	struct pr_id_entry **entry_chunks; /* owned; chunk pointers stable */
-	unsigned char **value_chunks;      /* owned; zero-initialised values */
-	uint32_t chunk_count, chunk_capacity;
+	/* Written by the writer with release, read by finders with acquire
+	 * (id_table.h's header comment). Owned. */
+	struct pr_id_slots *shared;
+	struct pr_id_chunks *chunks;
+	uint32_t chunk_count;
 	char *arena;        /* current arena block; blocks linked through their
 			       first 8 bytes, freed at destroy */
 	size_t arena_used, arena_size;
+	/* Sharing (pr_id_table_share): replaced arrays wait here for
+	 * pr_id_table_reclaim, and each one counts in *retired; NULL when
+	 * not shared (they are freed at once). */
+	struct pr_id_slots *retired_slots;
+	struct pr_id_chunks *retired_chunks;
+	_Atomic uint64_t *retired;
 };
 
 /*
@@ -92,6 +143,20 @@ struct pr_id_table {
 int pr_id_table_init(struct pr_id_table *t, uint64_t capacity_hint,
 		     uint32_t value_bytes, pr_hash_fn hash);
 void pr_id_table_destroy(struct pr_id_table *t);
+
+/* Emptied and sized for capacity_hint ids, keeping its hash, value size and
+ * sharing; with no reader on other threads. 0 or -ENOMEM (then empty and
+ * as small as a new table, or destroyed if even that failed). */
+int pr_id_table_reset(struct pr_id_table *t, uint64_t capacity_hint);
+
+/* Lets other threads find ids while the writer adds them (see the header
+ * comment): arrays the table outgrows are kept until pr_id_table_reclaim,
+ * each one counted in *retired (relaxed: a hint for whoever reclaims). */
+void pr_id_table_share(struct pr_id_table *t, _Atomic uint64_t *retired);
+
+/* Frees the arrays the table outgrew; only while neither its writer nor
+ * any reader is in it (and the writer's last writes are visible here). */
+void pr_id_table_reclaim(struct pr_id_table *t);
 
 uint64_t pr_id_hash(const struct pr_id_table *t, const void *id, size_t len);
 
@@ -103,7 +168,8 @@ uint64_t pr_id_hash(const struct pr_id_table *t, const void *id, size_t len);
 uint32_t pr_id_table_upsert(struct pr_id_table *t, const void *id, size_t len,
 			    uint64_t hash, bool *created);
 
-/* The index of id, or PR_ID_NONE. */
+/* The index of id, or PR_ID_NONE; in a shared table, on any thread while
+ * the writer adds ids (the header comment). */
 uint32_t pr_id_table_find(const struct pr_id_table *t, const void *id, size_t len);
 
 /*
@@ -148,32 +214,40 @@ static inline uint32_t pr_id_table_guess(const struct pr_id_table *t, uint64_t h
 	return PR_ID_NONE;
 }
 
+/* Chunk c of ids: on the writer's thread, or on any for a chunk that held
+ * an id when this thread learnt of it (the pointer array is copied as it
+ * grows: acquire pairs with the writer's release). */
+static inline const struct pr_id_chunk *pr_id_table_chunk(const struct pr_id_table *t, uint32_t c)
+{
+	return &__atomic_load_n(&t->chunks, __ATOMIC_ACQUIRE)->chunk[c];
+}
+
+/* A value, on the writer's thread, or on another while the writer is idle
+ * and its writes visible there (values are written without atomics). */
+static inline void *pr_id_table_value(const struct pr_id_table *t, uint32_t index)
+{
+	return t->chunks->chunk[index >> PR_ID_CHUNK_SHIFT].values +
+	       (size_t)(index & PR_ID_CHUNK_MASK) * t->value_bytes;
+}
+
 static inline void pr_id_table_prefetch_value(const struct pr_id_table *t, uint64_t hash)
 {
 	uint32_t index = pr_id_table_guess(t, hash);
 	if (index == PR_ID_NONE)
 		return;
-	const unsigned char *value = t->value_chunks[index >> PR_ID_CHUNK_SHIFT] +
-				     (size_t)(index & ((1u << PR_ID_CHUNK_SHIFT) - 1)) *
-					     t->value_bytes;
-	__builtin_prefetch(&t->entry_chunks[index >> PR_ID_CHUNK_SHIFT]
-					   [index & ((1u << PR_ID_CHUNK_SHIFT) - 1)]);
+	const unsigned char *value = pr_id_table_value(t, index);
+	__builtin_prefetch(&t->chunks->chunk[index >> PR_ID_CHUNK_SHIFT].entries[index & PR_ID_CHUNK_MASK]);
 	for (uint32_t at = 0; at < t->value_bytes; at += 64)
 		__builtin_prefetch(value + at, 1);
 	__builtin_prefetch(value + t->value_bytes - 1, 1);
 }
 
+/* The entry of an index: on any thread that learnt of the index after its
+ * id was added (found it, or was handed it through a release/acquire). */
 static inline const struct pr_id_entry *pr_id_table_entry(const struct pr_id_table *t,
 							  uint32_t index)
 {
-	return &t->entry_chunks[index >> PR_ID_CHUNK_SHIFT]
-			       [index & ((1u << PR_ID_CHUNK_SHIFT) - 1)];
-}
-
-static inline void *pr_id_table_value(const struct pr_id_table *t, uint32_t index)
-{
-	return t->value_chunks[index >> PR_ID_CHUNK_SHIFT] +
-	       (size_t)(index & ((1u << PR_ID_CHUNK_SHIFT) - 1)) * t->value_bytes;
+	return &pr_id_table_chunk(t, index >> PR_ID_CHUNK_SHIFT)->entries[index & PR_ID_CHUNK_MASK];
 }
 
 /* Byte order of ids, then shorter first: the tie-break of every ranking. */

@@ -783,7 +783,7 @@ static void part_fill(struct pr_ranker *r, struct batch *b, struct part *p, uint
 		const struct pr_id_table *t = &sh->customers;
 		b->customers[s] = t->count;
 		for (uint32_t c = b->chunks_reset ? 0 : r->sent_chunks[s]; c < t->chunk_count; c++)
-			p->grants[p->grant_count++] = (struct chunk_grant){ s, t->entry_chunks[c] };
+			p->grants[p->grant_count++] = (struct chunk_grant){ s, t->chunks->chunk[c].entries };
 		r->sent_chunks[s] = t->chunk_count;
 		uint32_t n = b->whole ? t->count : sh->changed_count;
 		for (uint32_t i = 0; i < n; i++) {

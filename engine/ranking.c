@@ -854,6 +854,11 @@ int pr_ranking_at(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *o
 	return 0;
 }
 
+bool pr_ranking_reads_only_ids(const struct pr_ranking *r)
+{
+	return r->store < 0 && (r->layer || r->revenue_of);
+}
+
 int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		    struct pr_ranked *out)
 {

@@ -83,6 +83,15 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		    struct pr_ranked *out);
 
 /*
+ * Whether pr_ranking_at and pr_ranking_find read nothing of the engine but
+ * its customer ids: an indexed or layered company ranking. Such answers
+ * may then be read while an engine with apply threads goes on applying
+ * (its id tables are shared, id_table.h); others (a store ranking, an
+ * unindexed one) read aggregates, which only a drained engine may.
+ */
+bool pr_ranking_reads_only_ids(const struct pr_ranking *r);
+
+/*
  * Indexes a company ranking by customer: pr_ranking_find then answers as
  * of the build (each customer's revenue and rank then), however far the
  * engine has moved on since; a customer first seen after the build is not
