@@ -21,12 +21,16 @@ export function summarize(lines, meta) {
   const m = lines.map((l) => JSON.parse(l));
   const pick = (f) => m.filter(f);
   const sys = ['paretod', 'redis'];
-  const ingest = Object.fromEntries(sys.map((s) => {
-    const alone = pick((x) => x.scenario === 'ingest' && x.system === s && !x.queries);
+  // Ingest alone and beside 4 query clients (queries 1: as fast as answers
+  // come; 2: paced), in a scenario: 'ingest' (an empty server) or
+  // 'loaded_ingest' (new records into the loaded paretod).
+  const ingestOf = (scenario, s) => {
+    const alone = pick((x) => x.scenario === scenario && x.system === s && !x.queries);
+    if (!alone.length)
+      return undefined;
     const a = stats(alone.map((x) => x.result.ingest.records_per_s));
-    // queries 1: the clients as fast as answers come; 2: paced.
     const withQueries = (kind) => {
-      const loaded = pick((x) => x.scenario === 'ingest' && x.system === s && x.queries === kind);
+      const loaded = pick((x) => x.scenario === scenario && x.system === s && x.queries === kind);
       if (!loaded.length)
         return undefined;
       const w = stats(loaded.map((x) => x.result.ingest.records_per_s));
@@ -39,9 +43,11 @@ export function summarize(lines, meta) {
                       max: lat('max_us') },
         samples_per_run: stats(loaded.map((x) => x.result.queries.latency.n)).median };
     };
-    return [s, { records_per_s: a, with_4_query_clients: withQueries(1),
-                 with_4_paced_query_clients: withQueries(2) }];
-  }));
+    return { records_per_s: a, with_4_query_clients: withQueries(1),
+             with_4_paced_query_clients: withQueries(2) };
+  };
+  const ingest = Object.fromEntries(sys.map((s) => [s, ingestOf('ingest', s)]));
+  const loadedIngest = ingestOf('loaded_ingest', 'paretod');
   const load = Object.fromEntries(pick((x) => x.scenario === 'load').map((x) => [x.system, x.result]));
   const queries = {};
   for (const q of ['rank', 'top10']) {
@@ -87,7 +93,8 @@ export function summarize(lines, meta) {
     p99_us: stats(floors.map((x) => x.result[k].p99_us)),
   }])) : undefined;
   return {
-    ...meta, gate, ingest, load, queries, floor, freshness,
+    ...meta, gate, ingest, ...(loadedIngest ? { loaded_ingest: { paretod: loadedIngest } } : {}),
+    load, queries, floor, freshness,
     method: 'servers and clients on the same machine (2 shared cores), all under nice -n 5, over Unix ' +
       'sockets; query latency by redis-benchmark (its HDR histogram, about 8 us buckets at these ' +
       'latencies) for both servers; latency under ingest and freshness by bench/rtprobe.c (hiredis, ' +
@@ -100,6 +107,19 @@ export function realtimeMarkdown(r) {
   const f = (x, d = 0) => Number(x).toFixed(d);
   const k = (x) => `${f(x / 1e3, 0)}K`;
   const M = (x) => `${f(x / 1e6, 2)}M`;
+  // Rows of ingest alone and beside queries, per system.
+  const ingestTable = (bySystem) => [
+    '| system | records/s alone (min-max) | 4 query clients | records/s with them | slowdown | their p50 / p99 / p99.9 us | queries/s |',
+    '|---|---|---|---|---|---|---|',
+    ...['paretod', 'redis'].filter((s) => bySystem[s]).flatMap((s) => [
+      ['as fast as answered', bySystem[s].with_4_query_clients],
+      [`paced at ${r.paced_queries ?? 5000} requests/s`, bySystem[s].with_4_paced_query_clients],
+    ].filter(([, w]) => w).map(([how, w]) => {
+      const a = bySystem[s].records_per_s;
+      return `| ${s === 'paretod' ? 'paretod (producer socket)' : 'Redis ZINCRBY (redis-cli --pipe)'} | ` +
+        `${M(a.median)} (${M(a.min)}-${M(a.max)}) | ${how} | ${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | ` +
+        `${f(w.latency_us.p50)} / ${f(w.latency_us.p99)} / ${f(w.latency_us.p999)} (${w.query}) | ${k(w.queries_per_s)} |`;
+    }))];
   const us = (ms) => f(ms * 1e3, 0);
   const q = r.queries, i = r.ingest, fr = r.freshness;
   const ratio = (a, b) => `${f(a / b, 2)}x`;
@@ -112,17 +132,7 @@ export function realtimeMarkdown(r) {
     `sit in ties, where Redis' ZREVRANK orders ids the other way: it differed for ` +
     `${r.gate.zrevrank_differs_in_ties}).`, '',
     `### Ingest (first ${r.ingest_rows} records into an empty server, ${r.runs} runs, median)`, '',
-    '| system | records/s alone (min-max) | 4 query clients | records/s with them | slowdown | their p50 / p99 / p99.9 us | queries/s |',
-    '|---|---|---|---|---|---|---|',
-    ...['paretod', 'redis'].flatMap((s) => [
-      ['as fast as answered', i[s].with_4_query_clients],
-      [`paced at ${r.paced_queries ?? 5000} requests/s`, i[s].with_4_paced_query_clients],
-    ].filter(([, w]) => w).map(([how, w]) => {
-      const a = i[s].records_per_s;
-      return `| ${s === 'paretod' ? 'paretod (producer socket)' : 'Redis ZINCRBY (redis-cli --pipe)'} | ` +
-        `${M(a.median)} (${M(a.min)}-${M(a.max)}) | ${how} | ${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | ` +
-        `${f(w.latency_us.p50)} / ${f(w.latency_us.p99)} / ${f(w.latency_us.p999)} (${w.query}) | ${k(w.queries_per_s)} |`;
-    })), '',
+    ...ingestTable(i), '',
     `paretod / Redis ingest: ${ratio(i.paretod.records_per_s.median, i.redis.records_per_s.median)}. ` +
     `Whole workload (one run each): paretod ${M(r.load.paretod.records_per_s)} records/s ` +
     `(${f(r.load.paretod.seconds, 2)} s), Redis ${M(r.load.redis.records_per_s)} records/s ` +
@@ -155,6 +165,12 @@ export function realtimeMarkdown(r) {
       `${f(r.floor.polling.p99_us.median, 1)} us when that thread polls (as paretod's --busy-poll-us), ` +
       `${f(r.floor.blocking.p50_us.median, 1)} / ${f(r.floor.blocking.p99_us.median, 1)} us when it blocks in recv.`,
       ''] : []),
+    ...(r.loaded_ingest ? [
+      `### Ingest into the loaded paretod (${r.ingest_rows} new records a run, ${r.runs} runs, median)`, '',
+      'paretod holds the whole workload and its ranker has kept rankings since the queries above, in ' +
+      'every run (above, the first query also starts the ranker): each run\'s records are the ' +
+      'workload\'s first, dated 4 years after the run before (`rtprobe ingest --years-later`).', '',
+      ...ingestTable(r.loaded_ingest), ''] : []),
     '### Freshness (record written -> visible to a query), under full ingest load and paced', '',
     '| system | probes | applied p50 / p99 ms | in the published ranking p50 / p99 ms | ingest meanwhile |',
     '|---|---|---|---|---|',

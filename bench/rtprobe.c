@@ -10,9 +10,11 @@
  *       records as Redis commands "ZINCRBY z CENTS ID" (integer minor
  *       units: double scores stay exact below 2^53). A prefix of ROWS
  *       commands goes to PREFIX.proto.
- *   rtprobe ingest --socket S --producer P --file F [--rows N]
+ *   rtprobe ingest --socket S --producer P --file F [--rows N] [--years-later Y]
  *       Writes the header and N records of F to paretod's producer socket P
  *       and polls INFO on S until paretod counts them: prints records/s.
+ *       With Y, each record is dated Y years later than F says (new
+ *       records for a server that holds F's already).
  *   rtprobe stream --producer P --file F --seconds T [--rate R]
  *       Writes F's records to P over and over for T seconds (load): as fast
  *       as P takes them, or R records a second, a millisecond's worth at a
@@ -93,7 +95,7 @@ static uint64_t xorshift(uint64_t *s)
 struct opts {
 	const char *socket, *producer, *file, *cmd, *ts;
 	uint64_t rows, keys;
-	unsigned clients;
+	unsigned clients, years_later;
 	double seconds;
 	double rate; /* records (stream) or requests (latency) a second; 0: as fast as possible */
 	bool redis;
@@ -131,6 +133,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->seconds = strtod(v, NULL);
 		else if (!strcmp(a, "--rate"))
 			o->rate = strtod(v, NULL);
+		else if (!strcmp(a, "--years-later"))
+			o->years_later = (unsigned)strtoul(v, NULL, 10);
 		else
 			die("unknown option %s", a);
 	}
@@ -303,7 +307,9 @@ static uint64_t info_records(redisContext *c)
 /*
  * Sends the header and records of a file to a producer socket: `rows`
  * records (0: all), or, with `seconds` > 0, all of them over and over
- * until that much time has passed. Returns the records sent.
+ * until that much time has passed; each record `years` later than the
+ * file says (its time's first 4 characters, the year: a multiple of 4
+ * keeps February 29th a date). Returns the records sent.
  */
 /* Paced at `rate` things a second from `start`: sleeps until the time the
  * next one after `done` is due (not at all when behind, or rate is 0). */
@@ -317,8 +323,23 @@ static void pace(int64_t start, uint64_t done, double rate)
 			  NULL);
 }
 
+/* The line at p (4 digits first) dated `years` later. */
+static void later(char *p, unsigned years)
+{
+	unsigned y = 0;
+	for (int i = 0; i < 4; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			die("a record whose time does not begin with a 4-digit year");
+		y = y * 10 + (unsigned)(p[i] - '0');
+	}
+	if ((y += years) > 9999)
+		die("--years-later: a record would be dated after 9999");
+	for (int i = 3; i >= 0; i--, y /= 10)
+		p[i] = (char)('0' + y % 10);
+}
+
 static uint64_t send_records(int fd, const char *path, uint64_t rows, double seconds,
-			     double rate)
+			     double rate, unsigned years)
 {
 	/* Paced: a millisecond's worth of lines per write. */
 	uint64_t per_write = rate > 0 ? (uint64_t)(rate / 1000) + 1 : 0;
@@ -350,6 +371,8 @@ static uint64_t send_records(int fd, const char *path, uint64_t rows, double sec
 		/* Whole lines only, and no more than the rows asked for. */
 		size_t end = 0, lines = 0;
 		for (char *p = buf; (p = memchr(p, '\n', (size_t)(buf + got - p))); p++) {
+			if (years)
+				later(buf + end, years);
 			end = (size_t)(p + 1 - buf);
 			lines++;
 			if ((rows && sent + lines == rows) || (per_write && lines == per_write))
@@ -378,12 +401,12 @@ static uint64_t send_records(int fd, const char *path, uint64_t rows, double sec
 static int cmd_ingest(const struct opts *o)
 {
 	if (!o->socket || !o->producer || !o->file)
-		die("usage: rtprobe ingest --socket S --producer P --file F [--rows N]");
+		die("usage: rtprobe ingest --socket S --producer P --file F [--rows N] [--years-later Y]");
 	redisContext *q = connect_server(o->socket);
 	uint64_t base = info_records(q);
 	int64_t t0 = now_ns();
 	int fd = connect_unix(o->producer);
-	uint64_t sent = send_records(fd, o->file, o->rows, 0, 0);
+	uint64_t sent = send_records(fd, o->file, o->rows, 0, 0, o->years_later);
 	int64_t t_sent = now_ns();
 	close(fd);
 	/* Polled only once every byte is written, so that polls do not slow
@@ -415,7 +438,7 @@ static int cmd_stream(const struct opts *o)
 		die("usage: rtprobe stream --producer P --file F --seconds T");
 	int64_t t0 = now_ns();
 	int fd = connect_unix(o->producer);
-	uint64_t sent = send_records(fd, o->file, 0, o->seconds, o->rate);
+	uint64_t sent = send_records(fd, o->file, 0, o->seconds, o->rate, 0);
 	close(fd);
 	printf("{\"records_sent\":%llu,\"seconds\":%.6f}\n", (unsigned long long)sent,
 	       (double)(now_ns() - t0) / 1e9);
