@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -702,8 +703,27 @@ static int parse_args(struct settings *st, int argc, char **argv)
 	return rc;
 }
 
+/*
+ * The ranker thread allocates and frees a ranking's arrays (megabytes at a
+ * million customers) every batch. By default glibc maps each one afresh and
+ * unmaps it at free, so every batch faults its pages in again (the kernel
+ * zeroing pages was 15% of the ranker's samples under full ingest). Kept in
+ * the heap instead (up to 32 MiB an allocation, about what a thread's arena
+ * takes), with up to 256 MiB of free space not handed back, they are
+ * reused: the ranker's CPU a batch fell from 0.8-0.94 to 0.66-0.68 ticks
+ * (2M producer records beside 5000 RANKs a second, 3 runs each), which its
+ * interval turns into more batches, so fresher rankings, for the same CPU;
+ * resident memory +10 MB at 700K customers.
+ */
+static void keep_freed_memory(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 int main(int argc, char **argv)
 {
+	keep_freed_memory();
 	static struct settings st;
 	st.where = "";
 	pr_server_options_init(&st.opt);
