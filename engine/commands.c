@@ -400,11 +400,10 @@ struct view {
 static bool view_get(struct pr_server *s, struct pr_client *c, const struct scope *sc,
 		     bool force, struct view *v)
 {
-	/* Answers read the engine's ids beside the apply threads (its tables
-	 * are shared); a store ranking's also read the customers' pairs,
-	 * which only a drained engine may. */
+	/* No drain: answers read the engine's customer ids, which this thread
+	 * may beside the apply threads (the tables are shared); a lookup that
+	 * reads more drains (view_find). */
 	if (sc->has_store) {
-		pr_server_drain(s);
 		const struct pr_published_stores *p = stores_get(s, sc->window, force, sc->store_index);
 		if (!p) {
 			pr_resp_error(&c->out, "ERR out of memory building the store rankings");
@@ -422,8 +421,6 @@ static bool view_get(struct pr_server *s, struct pr_client *c, const struct scop
 			pr_resp_error(&c->out, "ERR out of memory building the ranking");
 			return false;
 		}
-		if (!pr_ranking_reads_only_ids(p->ranking))
-			pr_server_drain(s);
 		v->company = p;
 		v->ranking = p->ranking;
 		v->summary = &p->summary;
@@ -447,6 +444,8 @@ static int view_find(struct pr_server *s, struct pr_client *c, const struct scop
 		memset(out, 0, sizeof *out);
 		return -ENOENT;
 	}
+	if (!pr_ranking_find_reads_only_ids(v->ranking))
+		pr_server_drain(s); /* it reads revenues now (a store's pairs) */
 	if (v->company)
 		return pr_ranking_find(v->ranking, id, len, out);
 	for (int attempt = 0;; attempt++) {

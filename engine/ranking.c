@@ -854,7 +854,7 @@ int pr_ranking_at(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *o
 	return 0;
 }
 
-bool pr_ranking_reads_only_ids(const struct pr_ranking *r)
+bool pr_ranking_find_reads_only_ids(const struct pr_ranking *r)
 {
 	return r->store < 0 && (r->layer || r->revenue_of);
 }
@@ -898,6 +898,9 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 			return 0;
 		}
 	} else {
+		/* His revenue now: only in a drained engine (the apply threads
+		 * write it), pr_ranking_find_reads_only_ids. */
+		assert(engine_applied(e));
 		if (r->store >= 0) {
 			const struct pair_aggregate *pair =
 				engine_find_pair(e, customer, (uint32_t)r->store);

@@ -83,13 +83,13 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 		    struct pr_ranked *out);
 
 /*
- * Whether pr_ranking_at and pr_ranking_find read nothing of the engine but
- * its customer ids: an indexed or layered company ranking. Such answers
- * may then be read while an engine with apply threads goes on applying
- * (its id tables are shared, id_table.h); others (a store ranking, an
- * unindexed one) read aggregates, which only a drained engine may.
+ * What answers read of the engine: pr_ranking_at only its customer ids;
+ * pr_ranking_find also the customers' revenues now, unless this is true (an
+ * indexed or layered company ranking). Ids may be read while an engine with
+ * apply threads goes on applying (its id tables are shared, id_table.h);
+ * revenues only once it is drained.
  */
-bool pr_ranking_reads_only_ids(const struct pr_ranking *r);
+bool pr_ranking_find_reads_only_ids(const struct pr_ranking *r);
 
 /*
  * Indexes a company ranking by customer: pr_ranking_find then answers as
