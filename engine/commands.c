@@ -487,8 +487,39 @@ struct lookup {
 	struct pr_customer_info info;/* if known: his history now */
 };
 
-/* Finds argument 1 in the scope of the options after it; false when an
- * error reply was written. */
+/*
+ * The customer's purchase history as of every record accepted before this
+ * request. With apply threads it is read on the one that owns him, after
+ * those records, while this thread goes on decoding and answering: false
+ * then, and the server handles the request again once it is read
+ * (pr_server_wait_history), which finds it in c->history.
+ */
+static bool history_get(struct pr_server *s, struct pr_client *c, struct lookup *l)
+{
+	if (!c->history) {
+		if (pr_engine_options(s->engine)->apply_threads <= 1)
+			pr_server_drain(s); /* its queue is applied on this thread */
+		c->history = pr_customer_request_start(s->engine, l->id, l->len);
+		if (!c->history) { /* out of memory for the request: read it here */
+			pr_server_drain(s);
+			l->known = l->len >= 1 && l->len <= PR_CUSTOMER_MAX_BYTES &&
+				   pr_engine_customer(s->engine, l->id, l->len, &l->info) == 0;
+			return true;
+		}
+		if (!pr_customer_request_done(c->history)) {
+			pr_server_wait_history(s, c);
+			return false;
+		}
+	}
+	l->known = pr_customer_request_result(c->history, &l->info) == 0;
+	pr_customer_request_free(c->history);
+	c->history = NULL;
+	return true;
+}
+
+/* Finds argument 1 in the scope of the options after it, with his history
+ * if asked; false when an error reply was written or the history is being
+ * read (history_get). */
 static bool lookup_customer(struct pr_server *s, struct pr_client *c, const args_t *a,
 			    bool allow_store, bool with_history, struct lookup *l)
 {
@@ -500,11 +531,8 @@ static bool lookup_customer(struct pr_server *s, struct pr_client *c, const args
 	if (rc == -ENOMEM)
 		return false;
 	l->ranked = rc == 0;
-	if (with_history)
-		pr_server_drain(s);
-	l->known = with_history && l->len >= 1 && l->len <= PR_CUSTOMER_MAX_BYTES &&
-		   pr_engine_customer(s->engine, l->id, l->len, &l->info) == 0;
-	return true;
+	l->known = false;
+	return !with_history || history_get(s, c, l);
 }
 
 /* "window" and, for a store, "store" (1 or 2 fields). */
@@ -942,14 +970,15 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 			"total_connections_received:%llu\r\nrejected_connections:%llu\r\n"
 			"output_limit_disconnects:%llu\r\nprotocol_errors:%llu\r\n"
 			"total_commands_processed:%llu\r\nbusy_poll_us:%u\r\nbusy_polls:%llu\r\n"
-			"busy_poll_hits:%llu\r\n\r\n",
+			"busy_poll_hits:%llu\r\nblocked_clients:%u\r\nhistory_reads_waited:%llu\r\n\r\n",
 		     s->client_count, s->opt.max_clients, s->subscribers,
 		     (unsigned long long)s->connections_total,
 		     (unsigned long long)s->rejected_connections,
 		     (unsigned long long)s->output_disconnects,
 		     (unsigned long long)s->protocol_errors, (unsigned long long)s->commands_total,
 		     s->opt.busy_poll_us, (unsigned long long)s->busy_polls,
-		     (unsigned long long)s->busy_poll_hits);
+		     (unsigned long long)s->busy_poll_hits, s->waiting_count,
+		     (unsigned long long)s->history_waits);
 	}
 	if (want_section(a, "ranking", true)) {
 		struct pr_ranker_stats rs = { 0 };
@@ -1048,6 +1077,9 @@ static void metrics_text(struct pr_server *s, struct text *t)
 	       (double)open);
 	metric(t, "pareto_connected_clients", "gauge", "Client connections.",
 	       (double)s->client_count);
+	metric(t, "pareto_blocked_clients", "gauge",
+	       "Clients waiting while an apply thread reads a customer's history.",
+	       (double)s->waiting_count);
 	metric(t, "pareto_connections_total", "counter", "Client connections accepted.",
 	       (double)s->connections_total);
 	metric(t, "pareto_rejected_connections_total", "counter",

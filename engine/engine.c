@@ -747,14 +747,28 @@ int64_t pr_engine_store_find(const struct pr_engine *e, const char *id, size_t l
 	return store == PR_ID_NONE ? -ENOENT : (int64_t)store;
 }
 
+/* The watermark a customer is judged by: the engine's now, or a request's
+ * copy of it (read on an apply thread while the writer moves it on). */
+struct as_of {
+	bool has_watermark;
+	int64_t watermark_ms;
+	struct pr_periods periods;
+};
+
+static struct as_of engine_now(const struct pr_engine *e)
+{
+	return (struct as_of){ e->has_watermark, e->watermark_ms, e->watermark_periods };
+}
+
 /* The lapsed predicate of DESIGN.md in exact integer arithmetic. */
-static bool is_lapsed(const struct pr_engine *e, const struct customer_aggregate *c)
+static bool is_lapsed(const struct pr_engine *e, const struct as_of *t,
+		      const struct customer_aggregate *c)
 {
 	const struct pr_engine_options *o = &e->opt;
-	if (!e->has_watermark || c->days.count < o->lapsed_min_days ||
+	if (!t->has_watermark || c->days.count < o->lapsed_min_days ||
 	    c->days.count < 2)
 		return false;
-	unsigned __int128 idle = (unsigned __int128)(e->watermark_ms - c->last_ms);
+	unsigned __int128 idle = (unsigned __int128)(t->watermark_ms - c->last_ms);
 	if (idle < (unsigned __int128)o->lapsed_min_idle_days * PR_MS_PER_DAY)
 		return false;
 	/* idle > factor x (last - first) / (days - 1), cross-multiplied. */
@@ -771,10 +785,10 @@ static double mean_gap_days(const struct customer_aggregate *c)
 	       (double)PR_MS_PER_DAY;
 }
 
-int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
-		       struct pr_customer_info *out)
+/* pr_engine_customer as of t: reads only his shard (and the options). */
+static int customer_info(const struct pr_engine *e, const struct as_of *t, const char *id,
+			 size_t len, struct pr_customer_info *out)
 {
-	assert(engine_applied(e));
 	if (!e->opt.keep_periods || !e->opt.keep_days)
 		return -ENOTSUP;
 	uint32_t ref = engine_find_customer(e, id, len);
@@ -782,15 +796,90 @@ int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
 		return -ENOENT;
 	const struct customer_aggregate *c = engine_customer(e, ref);
 	for (int w = 0; w < PR_WINDOW_COUNT; w++)
-		out->revenue_minor[w] = pr_period_sums_in(&c->sums, (enum pr_window)w,
-							  &e->watermark_periods);
+		out->revenue_minor[w] = pr_period_sums_in(&c->sums, (enum pr_window)w, &t->periods);
 	out->purchases = c->purchases;
 	out->purchase_days = c->days.count;
 	out->first_ms = c->first_ms;
 	out->last_ms = c->last_ms;
 	out->mean_gap_days = mean_gap_days(c);
-	out->lapsed = is_lapsed(e, c);
+	out->lapsed = is_lapsed(e, t, c);
 	return 0;
+}
+
+int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
+		       struct pr_customer_info *out)
+{
+	assert(engine_applied(e));
+	struct as_of now = engine_now(e);
+	return customer_info(e, &now, id, len, out);
+}
+
+/*
+ * The writer fills it before the handoff to an owner (the ring's
+ * release/acquire publishes it); whoever answers writes rc and info, then
+ * stores done with release, which the writer loads with acquire.
+ */
+struct pr_customer_request {
+	const struct pr_engine *engine;
+	struct as_of as_of;
+	char id[PR_CUSTOMER_MAX_BYTES];
+	size_t len;
+	int rc;
+	struct pr_customer_info info;
+	_Atomic bool done;
+};
+
+static bool customer_id_ok(size_t len)
+{
+	return len >= 1 && len <= PR_CUSTOMER_MAX_BYTES;
+}
+
+static void customer_request_answer(void *arg)
+{
+	struct pr_customer_request *q = arg;
+	q->rc = customer_id_ok(q->len) ? customer_info(q->engine, &q->as_of, q->id, q->len, &q->info)
+				       : -ENOENT;
+	atomic_store_explicit(&q->done, true, memory_order_release);
+}
+
+struct pr_customer_request *pr_customer_request_start(struct pr_engine *e, const char *id,
+						      size_t len)
+{
+	assert(e->owners || engine_applied(e));
+	struct pr_customer_request *q = calloc(1, sizeof *q);
+	if (!q)
+		return NULL;
+	q->engine = e;
+	q->as_of = engine_now(e);
+	q->len = len;
+	if (customer_id_ok(len))
+		memcpy(q->id, id, len);
+	atomic_init(&q->done, false);
+	if (engine_applied(e) || !customer_id_ok(len))
+		customer_request_answer(q);
+	else
+		pr_shard_owners_call(e->owners, pr_engine_shard_of(e, id, len),
+				     customer_request_answer, q);
+	return q;
+}
+
+bool pr_customer_request_done(const struct pr_customer_request *q)
+{
+	return atomic_load_explicit(&q->done, memory_order_acquire);
+}
+
+int pr_customer_request_result(const struct pr_customer_request *q, struct pr_customer_info *out)
+{
+	assert(pr_customer_request_done(q));
+	if (q->rc == 0)
+		*out = q->info;
+	return q->rc;
+}
+
+void pr_customer_request_free(struct pr_customer_request *q)
+{
+	assert(!q || pr_customer_request_done(q));
+	free(q);
 }
 
 static int compare_lapsed(const void *a, const void *b)
@@ -807,13 +896,14 @@ int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 	assert(engine_applied(e));
 	if (!e->opt.keep_days)
 		return -ENOTSUP;
+	struct as_of now = engine_now(e);
 	size_t n = 0, cap = 0;
 	struct pr_lapsed *list = NULL;
 	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
 		const struct pr_id_table *customers = &e->shards[shard].customers;
 		for (uint32_t i = 0; i < customers->count; i++) {
 			const struct customer_aggregate *c = pr_id_table_value(customers, i);
-			if (!is_lapsed(e, c))
+			if (!is_lapsed(e, &now, c))
 				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;

@@ -50,6 +50,7 @@ enum op {
 #define CLIENT_IN_INITIAL (16u * 1024)
 #define CLIENT_RECV_MIN (4u * 1024)
 #define BUFFER_KEEP_MAX (1u << 20) /* larger idle buffers are released */
+#define HISTORY_POLL_NS 100000     /* how often an idle loop looks at histories being read */
 
 static struct signalfd_siginfo siginfo; /* the signal read in flight */
 
@@ -194,6 +195,7 @@ static void arm_signal(struct pr_server *s)
 
 static void client_free(struct pr_client *c)
 {
+	pr_customer_request_free(c->history); /* done: the loop or a drain saw to it */
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->in);
@@ -206,7 +208,7 @@ static void client_free(struct pr_client *c)
 
 static void client_maybe_free(struct pr_server *s, struct pr_client *c)
 {
-	if (!c->closing || c->recv_inflight || c->send_inflight)
+	if (!c->closing || c->recv_inflight || c->send_inflight || c->history)
 		return;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -341,9 +343,12 @@ void pr_server_drain(struct pr_server *s)
 		pr_log("out of memory: records dropped from the totals");
 }
 
-/* Handles every complete request in the client's input buffer. */
+/* Handles every complete request in the client's input buffer, up to one
+ * that waits for a customer's history (pr_server_wait_history). */
 static void client_process(struct pr_server *s, struct pr_client *c)
 {
+	if (c->history && !pr_customer_request_done(c->history))
+		return;
 	size_t off = 0;
 	bool answered = false;
 	while (off < c->in_len && !c->closing && !c->close_after_write) {
@@ -363,12 +368,21 @@ static void client_process(struct pr_server *s, struct pr_client *c)
 					      "Protocol error: invalid bytes in inline request");
 			break;
 		}
-		off += used;
-		if (cmd.argc == 0)
+		if (cmd.argc == 0) {
+			off += used;
 			continue;
+		}
+		pr_command_execute(s, c, &cmd);
+		if (c->history) {
+			if (!pr_customer_request_done(c->history))
+				break; /* handled again once it is read (waiting_turn) */
+			/* Answered without it (an error on the second time). */
+			pr_customer_request_free(c->history);
+			c->history = NULL;
+		}
+		off += used;
 		c->commands++;
 		s->commands_total++;
-		pr_command_execute(s, c, &cmd);
 		answered = true;
 	}
 	if (answered)
@@ -474,8 +488,39 @@ static void on_recv(struct pr_server *s, struct pr_client *c, int res)
 	c->in_len += (size_t)res;
 	c->active_ms = pr_server_now_ms();
 	client_process(s, c);
-	if (!c->closing)
+	if (!c->closing && !c->history) /* a waiting client reads on once answered */
 		arm_recv(s, c);
+}
+
+void pr_server_wait_history(struct pr_server *s, struct pr_client *c)
+{
+	c->waiting_next = s->waiting;
+	s->waiting = c;
+	s->waiting_count++;
+	s->history_waits++;
+}
+
+/* Clients whose history has been read: their requests handled again, and
+ * their input read on (or, closed meanwhile, freed). */
+static void waiting_turn(struct pr_server *s)
+{
+	for (struct pr_client **at = &s->waiting, *c; (c = *at);) {
+		if (!pr_customer_request_done(c->history)) {
+			at = &c->waiting_next;
+			continue;
+		}
+		*at = c->waiting_next;
+		s->waiting_count--;
+		if (c->closing) {
+			pr_customer_request_free(c->history);
+			c->history = NULL;
+			client_maybe_free(s, c);
+			continue;
+		}
+		client_process(s, c);
+		if (!c->closing && !c->history)
+			arm_recv(s, c);
+	}
 }
 
 static void on_send(struct pr_server *s, struct pr_client *c, int res)
@@ -512,9 +557,12 @@ struct ingest_ctx {
 	uint64_t shown;
 };
 
+/* Staged like a feed's records (no drain: the apply threads go on); a
+ * record an apply thread then fails to apply (out of memory) is uncounted
+ * at the next drain, as a feed's is. */
 static int ingest_record(void *ctx, const struct pr_record *r)
 {
-	return pr_engine_add(((struct ingest_ctx *)ctx)->s->engine, r);
+	return pr_engine_enqueue(((struct ingest_ctx *)ctx)->s->engine, r);
 }
 
 static int ingest_reject(void *ctx, const struct pr_reject *r)
@@ -923,6 +971,7 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 		bool writing = pr_persist_writing(s);
 		if (!writing)
 			pr_feeds_turn(s);
+		waiting_turn(s);
 		int due = writing ? 1 : readers_turn(s);
 		int64_t now = pr_server_now_ms();
 		tick(s, now);
@@ -941,6 +990,10 @@ int pr_server_run(struct pr_server *s, struct pr_error *err)
 			if (wait_ms < 1)
 				wait_ms = 1;
 			struct __kernel_timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000 };
+			/* An apply thread reading a customer's history tells no one
+			 * when it is done: look again soon. */
+			if (s->waiting)
+				ts = (struct __kernel_timespec){ 0, HISTORY_POLL_NS };
 			struct io_uring_cqe *cqe;
 			rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
 			if (rc == -ETIME || rc == -EINTR)
@@ -975,6 +1028,11 @@ void pr_server_destroy(struct pr_server *s)
 {
 	if (!s)
 		return;
+	/* A client's history request may still be in an apply thread's
+	 * hands (a loop that stopped on an error): finished before the
+	 * clients go. */
+	if (s->engine)
+		pr_engine_drain(s->engine);
 	/* Leaving the ring cancels every operation in flight, so the buffers
 	 * they point at may be freed afterwards. */
 	io_uring_queue_exit(&s->ring);

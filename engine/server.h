@@ -149,6 +149,12 @@ struct pr_client {
 	const struct pr_command *last_command; /* NULL before the first */
 	int64_t created_ms, active_ms;
 	uint64_t commands;
+	/* A customer's history being read for the request at the head of
+	 * `in` (pr_server_wait_history), or NULL. While it is, nothing else
+	 * of the client is read or handled; once read, the request is
+	 * handled again and finds it here. Owned. */
+	struct pr_customer_request *history;
+	struct pr_client *waiting_next; /* the server's waiting list */
 };
 
 struct pr_published_stores {
@@ -202,7 +208,8 @@ struct pr_server {
 
 	struct pr_client *clients; /* live list */
 	struct pr_client *zombies; /* closed, operations still in flight */
-	unsigned client_count;
+	struct pr_client *waiting; /* clients whose history is being read (live or closed) */
+	unsigned client_count, waiting_count;
 	unsigned subscribers;      /* clients subscribed to "alerts" */
 
 	struct pr_feed *feeds;     /* every source and producer connection */
@@ -239,6 +246,7 @@ struct pr_server {
 	uint64_t protocol_errors, commands_total, ranking_builds;
 	int64_t last_command_us;     /* monotonic; when requests were last answered */
 	uint64_t busy_polls, busy_poll_hits; /* polls begun; those a completion ended */
+	uint64_t history_waits;      /* requests that waited for a customer's history */
 	uint64_t rate_records;       /* records at rate_ms */
 	int64_t rate_ms;
 	double records_per_sec;
@@ -278,6 +286,13 @@ void pr_server_flush(struct pr_server *s, struct pr_client *c);
 
 /* Drops a client now, unsent output included (a reader past its bound). */
 void pr_server_disconnect(struct pr_server *s, struct pr_client *c);
+
+/*
+ * Parks the client until its history request (c->history, started by a
+ * command) is read: its request stays unhandled and is handled again then,
+ * in order with the rest of its input, while the server goes on.
+ */
+void pr_server_wait_history(struct pr_server *s, struct pr_client *c);
 
 /* Stops the loop after this turn (SHUTDOWN). */
 void pr_server_stop(struct pr_server *s);

@@ -73,6 +73,10 @@ struct buffer {
 	 * handoff, like used. */
 	pr_shard_owners_cut_fn *cut;
 	void *cut_arg;
+	/* A call (pr_shard_owners_call), or NULL: made after the cut, if
+	 * any. Written like cut. */
+	pr_shard_owners_call_fn *call;
+	void *call_arg;
 	alignas(64) unsigned char bytes[BUFFER_BYTES];
 };
 
@@ -181,6 +185,8 @@ static void *owner_run(void *arg)
 			b->cut(b->cut_arg, w->index, w->pool->count, w->dropped_since_cut);
 			w->dropped_since_cut = false;
 		}
+		if (b->call)
+			b->call(b->call_arg);
 		/* Cannot fail: the ring has a slot for every buffer. */
 		pr_spsc_ring_push(&w->done, b);
 		wake(&w->server_asleep);
@@ -227,6 +233,7 @@ static void take_back(struct pr_shard_owners *o, struct owner *w, struct buffer 
 		o->rc = b->rc;
 	b->used = 0;
 	b->cut = NULL;
+	b->call = NULL;
 	w->spare[w->spare_count++] = b;
 	w->out--;
 }
@@ -286,6 +293,16 @@ int pr_shard_owners_drain(struct pr_shard_owners *o, uint64_t *dropped,
 	o->rc = 0;
 	o->staged = false;
 	return rc;
+}
+
+void pr_shard_owners_call(struct pr_shard_owners *o, uint32_t shard, pr_shard_owners_call_fn *fn,
+			  void *arg)
+{
+	struct owner *w = o->of_shard[shard];
+	w->filling->call = fn;
+	w->filling->call_arg = arg;
+	next_filling(o, w);
+	o->staged = true; /* the call is in the owner's hands until a drain */
 }
 
 void pr_shard_owners_cut(struct pr_shard_owners *o, pr_shard_owners_cut_fn *cut, void *arg)
@@ -379,6 +396,7 @@ int pr_shard_owners_start(struct pr_shard_owners **out, struct pr_engine *e, uns
 			} else {
 				w->buffers[i]->used = 0;
 				w->buffers[i]->cut = NULL;
+				w->buffers[i]->call = NULL;
 			}
 		}
 		if (rc == 0) {

@@ -100,6 +100,22 @@ typedef void pr_shard_owners_cut_fn(void *arg, unsigned owner, unsigned owners, 
  * only while an owner has every buffer handed over (backpressure).
  */
 void pr_shard_owners_cut(struct pr_shard_owners *o, pr_shard_owners_cut_fn *cut, void *arg);
+/*
+ * A call for one owner's shards (pr_shard_owners_call), made on that
+ * owner's thread once every record staged for it before the call is
+ * applied and none staged after. It may read the owner's shards (s %
+ * owners == owner), not write them; when it returns the owner goes on.
+ */
+typedef void pr_shard_owners_call_fn(void *arg);
+/*
+ * Server only. Hands the records staged for the owner of `shard` over with
+ * fn(arg) to be called after them (at once if none are), and returns
+ * without waiting; the other owners are not disturbed. A drain waits for
+ * it as for the records. Waits only while that owner has every buffer
+ * handed over (backpressure).
+ */
+void pr_shard_owners_call(struct pr_shard_owners *o, uint32_t shard, pr_shard_owners_call_fn *fn,
+			  void *arg);
 /* Server only. Whether records were staged (or a cut made) since the last
  * drain (then the shards may be in an owner's hands). */
 bool pr_shard_owners_staged(const struct pr_shard_owners *o);

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1105,6 +1106,101 @@ Test(paretod, answers_while_ingesting_are_exact_for_their_records)
 	cr_assert_gt(stale, 0, "no answer came from an older ranking: the test proves nothing");
 	cr_assert_lt(builds, checked / 2, "most answers should come from older rankings");
 	close(producer);
+	redisFree(c);
+	stop(&d);
+}
+
+/* A producer streaming records of customers P000000.. into a feed socket,
+ * made before the first is sent so that they come faster than paretod
+ * takes them (it is ingesting the whole time). */
+struct stream {
+	const char *socket;
+	int records;
+};
+
+static void *stream_records(void *arg)
+{
+	const struct stream *st = arg;
+	size_t cap = 64 + (size_t)st->records * 40, len = 0;
+	char *text = malloc(cap);
+	cr_assert_not_null(text);
+	len += (size_t)sprintf(text, "ts,customer_id,store_id,amount\n");
+	for (int i = 0; i < st->records; i++)
+		len += (size_t)sprintf(text + len, "%d,P%06d,S%d,%d.%02d\n", 1700000000 + i,
+				       i % 50000, i % 7, 1 + i % 90, i % 100);
+	int fd = connect_unix(st->socket);
+	cr_assert_geq(fd, 0);
+	for (size_t at = 0; at < len;) {
+		ssize_t n = write(fd, text + at, len - at);
+		cr_assert_gt(n, 0);
+		at += (size_t)n;
+	}
+	close(fd);
+	free(text);
+	return NULL;
+}
+
+/*
+ * CUSTOMER and SCORE beside heavy ingest on 2 apply threads (small buffers:
+ * many handoffs): each reads the customer's history on the thread that owns
+ * him while the server goes on, and must see every record accepted before
+ * it (INGEST on the same connection just before, pipelined with PINGs whose
+ * replies must stay in order). Some must have waited (INFO), and a client
+ * that half-closes while its request waits still gets every answer.
+ */
+Test(paretod, history_read_beside_ingest_sees_every_record_before_it)
+{
+	enum { CUSTOMERS = 40, ROUNDS = 400 };
+	struct daemon d;
+	daemon_dir(&d);
+	char feed_socket[160], source[170];
+	snprintf(feed_socket, sizeof feed_socket, "%s/feed.sock", d.dir);
+	snprintf(source, sizeof source, "unix:%s", feed_socket);
+	daemon_start(&d, "--feed", source, "--threads", "2", NULL);
+	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
+		sleep_ms(10);
+	struct stream st = { feed_socket, 1000000 };
+	pthread_t producer;
+	cr_assert_eq(pthread_create(&producer, NULL, stream_records, &st), 0);
+	redisContext *c = client(&d);
+	for (int i = 0; i < 1000 && info_number(c, "records") < 20000; i++)
+		sleep_ms(2); /* until the stream is under way */
+	int bought[CUSTOMERS] = { 0 };
+	for (int i = 0; i < ROUNDS; i++) {
+		int z = i % CUSTOMERS;
+		bought[z]++;
+		redisAppendCommand(c, "INGEST %d,Z%03d,S1,1.25", 1600000000 + i, z);
+		redisAppendCommand(c, i % 4 ? "CUSTOMER Z%03d" : "SCORE Z%03d", z);
+		redisAppendCommand(c, "PING");
+		redisReply *r;
+		cr_assert_eq(redisGetReply(c, (void **)&r), REDIS_OK);
+		cr_assert_eq(int_field(r, "accepted"), 1);
+		freeReplyObject(r);
+		cr_assert_eq(redisGetReply(c, (void **)&r), REDIS_OK);
+		cr_assert_eq(field(r, "known")->integer, 1, "Z%03d, round %d", z, i);
+		if (i % 4)
+			cr_assert_eq(int_field(r, "purchases"), bought[z], "Z%03d, round %d", z, i);
+		freeReplyObject(r);
+		cr_assert_eq(redisGetReply(c, (void **)&r), REDIS_OK);
+		cr_assert_str_eq(r->str, "PONG", "replies out of order");
+		freeReplyObject(r);
+	}
+	/* Half-closed with a history request in the input. */
+	struct conn *h = conn_open(&d);
+	conn_send(h, "CUSTOMER Z001\r\nPING\r\n");
+	shutdown(h->fd, SHUT_WR);
+	struct rv *v = rv_read(h);
+	cr_assert_eq(rv_field(v, "purchases")->integer, bought[1]);
+	rv_free(v);
+	v = rv_read(h);
+	cr_assert_str_eq(v->str, "PONG");
+	rv_free(v);
+	cr_assert_null(rv_read(h), "the server should close after answering");
+	conn_close(h);
+	long long waited = info_number(c, "history_reads_waited");
+	cr_log_info("%lld of %d history reads waited for an apply thread", waited, ROUNDS);
+	cr_assert_gt(waited, 0, "no read waited: the test proves nothing");
+	pthread_join(producer, NULL);
 	redisFree(c);
 	stop(&d);
 }

@@ -154,6 +154,24 @@ struct pr_customer_info {
 int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
 		       struct pr_customer_info *out);
 
+/*
+ * A customer's history read where it is written, for a caller that must not
+ * wait for the apply threads (paretod's server thread): it is read as of
+ * every record accepted so far, on the apply thread that owns him once that
+ * thread has applied them, while the others go on; at once when nothing is
+ * staged. Without apply threads the caller applies its queue first
+ * (pr_engine_drain). Poll pr_customer_request_done (it may say true at
+ * once); then pr_customer_request_result gives what pr_engine_customer
+ * would have given then. Free only once done (a drain finishes every one).
+ * The engine's writer thread only. NULL if out of memory.
+ */
+struct pr_customer_request;
+struct pr_customer_request *pr_customer_request_start(struct pr_engine *e, const char *id,
+						      size_t len);
+bool pr_customer_request_done(const struct pr_customer_request *q);
+int pr_customer_request_result(const struct pr_customer_request *q, struct pr_customer_info *out);
+void pr_customer_request_free(struct pr_customer_request *q);
+
 struct pr_lapsed {
 	const char *customer; /* borrowed from the engine */
 	uint32_t customer_len;
