@@ -487,21 +487,36 @@ struct lookup {
 	struct pr_customer_info info;/* if known: his history now */
 };
 
+/* Times a history is read on an apply thread for one request before it is
+ * read after a drain instead (history_get). */
+#define HISTORY_TRIES 3
+
 /*
  * The customer's purchase history as of every record accepted before this
  * request. With apply threads it is read on the one that owns him, after
  * those records, while this thread goes on decoding and answering: false
  * then, and the server handles the request again once it is read
- * (pr_server_wait_history), which finds it in c->history.
+ * (pr_server_wait_history), which finds it in c->history. The ranking the
+ * request is answered from is taken again then, and may have moved past
+ * the records the history holds: the history is then read again, so that
+ * it holds every record of the ranking too (a customer ranked is known);
+ * after HISTORY_TRIES, once more after a drain, here.
  */
 static bool history_get(struct pr_server *s, struct pr_client *c, struct lookup *l)
 {
+	if (c->history && pr_customer_request_records(c->history) < l->v.records) {
+		pr_customer_request_free(c->history);
+		c->history = NULL;
+		if (++c->history_tries >= HISTORY_TRIES)
+			pr_server_drain(s); /* then the next one is read at once */
+	}
 	if (!c->history) {
 		if (pr_engine_options(s->engine)->apply_threads <= 1)
 			pr_server_drain(s); /* its queue is applied on this thread */
 		c->history = pr_customer_request_start(s->engine, l->id, l->len);
 		if (!c->history) { /* out of memory for the request: read it here */
 			pr_server_drain(s);
+			c->history_tries = 0;
 			l->known = l->len >= 1 && l->len <= PR_CUSTOMER_MAX_BYTES &&
 				   pr_engine_customer(s->engine, l->id, l->len, &l->info) == 0;
 			return true;
@@ -514,6 +529,7 @@ static bool history_get(struct pr_server *s, struct pr_client *c, struct lookup 
 	l->known = pr_customer_request_result(c->history, &l->info) == 0;
 	pr_customer_request_free(c->history);
 	c->history = NULL;
+	c->history_tries = 0;
 	return true;
 }
 

@@ -822,6 +822,7 @@ int pr_engine_customer(const struct pr_engine *e, const char *id, size_t len,
 struct pr_customer_request {
 	const struct pr_engine *engine;
 	struct as_of as_of;
+	uint64_t records;
 	char id[PR_CUSTOMER_MAX_BYTES];
 	size_t len;
 	int rc;
@@ -851,6 +852,7 @@ struct pr_customer_request *pr_customer_request_start(struct pr_engine *e, const
 		return NULL;
 	q->engine = e;
 	q->as_of = engine_now(e);
+	q->records = e->records;
 	q->len = len;
 	if (customer_id_ok(len))
 		memcpy(q->id, id, len);
@@ -866,6 +868,11 @@ struct pr_customer_request *pr_customer_request_start(struct pr_engine *e, const
 bool pr_customer_request_done(const struct pr_customer_request *q)
 {
 	return atomic_load_explicit(&q->done, memory_order_acquire);
+}
+
+uint64_t pr_customer_request_records(const struct pr_customer_request *q)
+{
+	return q->records;
 }
 
 int pr_customer_request_result(const struct pr_customer_request *q, struct pr_customer_info *out)

@@ -379,6 +379,7 @@ static void client_process(struct pr_server *s, struct pr_client *c)
 			/* Answered without it (an error on the second time). */
 			pr_customer_request_free(c->history);
 			c->history = NULL;
+			c->history_tries = 0;
 		}
 		off += used;
 		c->commands++;

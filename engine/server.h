@@ -154,6 +154,7 @@ struct pr_client {
 	 * of the client is read or handled; once read, the request is
 	 * handled again and finds it here. Owned. */
 	struct pr_customer_request *history;
+	unsigned history_tries;         /* reads for this request so far (commands.c) */
 	struct pr_client *waiting_next; /* the server's waiting list */
 };
 

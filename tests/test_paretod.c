@@ -1115,7 +1115,7 @@ Test(paretod, answers_while_ingesting_are_exact_for_their_records)
  * takes them (it is ingesting the whole time). */
 struct stream {
 	const char *socket;
-	int records;
+	int records, times; /* records made, sent `times` over */
 };
 
 static void *stream_records(void *arg)
@@ -1130,11 +1130,13 @@ static void *stream_records(void *arg)
 				       i % 50000, i % 7, 1 + i % 90, i % 100);
 	int fd = connect_unix(st->socket);
 	cr_assert_geq(fd, 0);
-	for (size_t at = 0; at < len;) {
-		ssize_t n = write(fd, text + at, len - at);
-		cr_assert_gt(n, 0);
-		at += (size_t)n;
-	}
+	size_t header = strlen("ts,customer_id,store_id,amount\n");
+	for (int t = 0; t < st->times; t++)
+		for (size_t at = t ? header : 0; at < len;) {
+			ssize_t n = write(fd, text + at, len - at);
+			cr_assert_gt(n, 0);
+			at += (size_t)n;
+		}
 	close(fd);
 	free(text);
 	return NULL;
@@ -1156,15 +1158,38 @@ Test(paretod, history_read_beside_ingest_sees_every_record_before_it)
 	char feed_socket[160], source[170];
 	snprintf(feed_socket, sizeof feed_socket, "%s/feed.sock", d.dir);
 	snprintf(source, sizeof source, "unix:%s", feed_socket);
-	daemon_start(&d, "--feed", source, "--threads", "2", NULL);
+	daemon_start(&d, "--feed", source, "--threads", "2", "--rank-interval-ms", "1", NULL);
 	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
 		sleep_ms(10);
-	struct stream st = { feed_socket, 1000000 };
+	struct stream st = { feed_socket, 1000000, 4 };
 	pthread_t producer;
 	cr_assert_eq(pthread_create(&producer, NULL, stream_records, &st), 0);
 	redisContext *c = client(&d);
 	for (int i = 0; i < 1000 && info_number(c, "records") < 20000; i++)
 		sleep_ms(2); /* until the stream is under way */
+	/* New customers through a second producer, each asked for until he is
+	 * ranked: an answer that ranks him knows him (its history holds every
+	 * record of the ranking it cites, taken again once the history is
+	 * read), as rtprobe fresh counts on. */
+	int probe_fd = connect_unix(feed_socket);
+	cr_assert_geq(probe_fd, 0);
+	static const char probe_header[] = "ts,customer_id,store_id,amount\n";
+	cr_assert_eq(write(probe_fd, probe_header, sizeof probe_header - 1),
+		     (ssize_t)sizeof probe_header - 1);
+	for (int p = 0; p < 40; p++) {
+		char line[64];
+		int n = sprintf(line, "1700000000,N%05d,S1,2.00\n", p);
+		cr_assert_eq(write(probe_fd, line, (size_t)n), n);
+		for (bool ranked = false; !ranked;) {
+			redisReply *r = cmd(c, "CUSTOMER N%05d", p);
+			ranked = field(r, "rank")->type == REDIS_REPLY_INTEGER;
+			if (ranked)
+				cr_assert(field(r, "known")->integer == 1 && int_field(r, "purchases") == 1,
+					  "N%05d ranked but not known", p);
+			freeReplyObject(r);
+		}
+	}
+	close(probe_fd);
 	int bought[CUSTOMERS] = { 0 };
 	for (int i = 0; i < ROUNDS; i++) {
 		int z = i % CUSTOMERS;

@@ -169,6 +169,8 @@ struct pr_customer_request;
 struct pr_customer_request *pr_customer_request_start(struct pr_engine *e, const char *id,
 						      size_t len);
 bool pr_customer_request_done(const struct pr_customer_request *q);
+/* The records accepted when it started: the history holds them all. */
+uint64_t pr_customer_request_records(const struct pr_customer_request *q);
 int pr_customer_request_result(const struct pr_customer_request *q, struct pr_customer_info *out);
 void pr_customer_request_free(struct pr_customer_request *q);
 
