@@ -1023,6 +1023,20 @@ Test(paretod, redis_cli_script)
 		  status);
 }
 
+/* paretod on 2 apply threads with a producer socket, feed_socket (160
+ * bytes), and the ranking interval given. */
+static void start_fed_by_producers(struct daemon *d, char *feed_socket, const char *rank_interval_ms)
+{
+	daemon_dir(d);
+	char source[170];
+	snprintf(feed_socket, 160, "%s/feed.sock", d->dir);
+	snprintf(source, sizeof source, "unix:%s", feed_socket);
+	daemon_start(d, "--feed", source, "--rank-interval-ms", rank_interval_ms, "--threads", "2",
+		     NULL);
+	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
+		sleep_ms(10);
+}
+
 /*
  * While a producer streams records in, rankings are rebuilt at most every
  * --rank-interval-ms, so most answers come from an older ranking. Each must
@@ -1039,13 +1053,8 @@ Test(paretod, answers_while_ingesting_are_exact_for_their_records)
 	cr_log_info("seed %u", seed);
 	srand(seed);
 	struct daemon d;
-	daemon_dir(&d);
-	char feed_socket[160], source[170];
-	snprintf(feed_socket, sizeof feed_socket, "%s/feed.sock", d.dir);
-	snprintf(source, sizeof source, "unix:%s", feed_socket);
-	daemon_start(&d, "--feed", source, "--rank-interval-ms", "200", "--threads", "2", NULL);
-	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
-		sleep_ms(10);
+	char feed_socket[160];
+	start_fed_by_producers(&d, feed_socket, "200");
 	int producer = connect_unix(feed_socket);
 	cr_assert_geq(producer, 0);
 	static int who[TOTAL];
@@ -1154,13 +1163,8 @@ Test(paretod, history_read_beside_ingest_sees_every_record_before_it)
 {
 	enum { CUSTOMERS = 40, ROUNDS = 400 };
 	struct daemon d;
-	daemon_dir(&d);
-	char feed_socket[160], source[170];
-	snprintf(feed_socket, sizeof feed_socket, "%s/feed.sock", d.dir);
-	snprintf(source, sizeof source, "unix:%s", feed_socket);
-	daemon_start(&d, "--feed", source, "--threads", "2", "--rank-interval-ms", "1", NULL);
-	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
-		sleep_ms(10);
+	char feed_socket[160];
+	start_fed_by_producers(&d, feed_socket, "1");
 	struct stream st = { feed_socket, 1000000, 4 };
 	pthread_t producer;
 	cr_assert_eq(pthread_create(&producer, NULL, stream_records, &st), 0);
