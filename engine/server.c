@@ -208,7 +208,7 @@ static void client_free(struct pr_client *c)
 
 static void client_maybe_free(struct pr_server *s, struct pr_client *c)
 {
-	if (!c->closing || c->recv_inflight || c->send_inflight || c->history)
+	if (!c->closing || c->recv_inflight || c->send_inflight || c->history || c->serving)
 		return;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -414,6 +414,21 @@ static void client_process(struct pr_server *s, struct pr_client *c)
 	pr_server_flush(s, c);
 }
 
+/* client_process, after which the client is read on unless it waits for a
+ * history or was closed meanwhile (then freed if nothing is in flight: a
+ * close while its requests are handled, a slow reader's, must not free it
+ * under the caller). */
+static void client_serve(struct pr_server *s, struct pr_client *c)
+{
+	c->serving = true;
+	client_process(s, c);
+	c->serving = false;
+	if (c->closing)
+		client_maybe_free(s, c);
+	else if (!c->history)
+		arm_recv(s, c);
+}
+
 static void on_accept(struct pr_server *s, int res)
 {
 	if (!s->stopping)
@@ -488,9 +503,7 @@ static void on_recv(struct pr_server *s, struct pr_client *c, int res)
 	}
 	c->in_len += (size_t)res;
 	c->active_ms = pr_server_now_ms();
-	client_process(s, c);
-	if (!c->closing && !c->history) /* a waiting client reads on once answered */
-		arm_recv(s, c);
+	client_serve(s, c); /* a client waiting for a history reads on once answered */
 }
 
 void pr_server_wait_history(struct pr_server *s, struct pr_client *c)
@@ -518,9 +531,7 @@ static void waiting_turn(struct pr_server *s)
 			client_maybe_free(s, c);
 			continue;
 		}
-		client_process(s, c);
-		if (!c->closing && !c->history)
-			arm_recv(s, c);
+		client_serve(s, c);
 	}
 }
 

@@ -142,6 +142,7 @@ struct pr_client {
 	bool closing;          /* shut down; freed when no operation is in flight */
 	bool close_after_write;/* stop reading; close once the output is sent */
 	bool eof;              /* the peer shut its side down */
+	bool serving;          /* its requests are being handled: not freed meanwhile */
 	unsigned channels;     /* subscribed channels */
 	char *channel[PR_CLIENT_CHANNELS_MAX]; /* owned names */
 	char name[PR_CLIENT_NAME_MAX + 1];

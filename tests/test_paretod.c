@@ -528,6 +528,34 @@ static char *flood(const char *socket, const char *first, char fill, size_t tota
 	return reply;
 }
 
+/* One reply past the bound with nothing in flight yet: the client is closed
+ * while its request is handled, and freed only once that is over (ASan sees
+ * the server read it after freeing it otherwise). */
+Test(paretod, one_reply_past_the_output_bound)
+{
+	struct daemon d;
+	char *feed = random_feed(11, 3000, 500);
+	start(&d, feed, "--max-output-bytes", "16K", NULL);
+	free(feed);
+	int fd = connect_unix(d.socket);
+	cr_assert_geq(fd, 0);
+	const char ask[] = "TOP 1000\r\n";
+	cr_assert_eq(send(fd, ask, sizeof ask - 1, MSG_NOSIGNAL), (ssize_t)sizeof ask - 1);
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		;
+	cr_assert_leq(n, 0, "the connection should be closed");
+	close(fd);
+	redisContext *c = client(&d);
+	cr_assert_eq(info_number(c, "output_limit_disconnects"), 1);
+	redisReply *r = cmd(c, "PING");
+	cr_assert_str_eq(r->str, "PONG");
+	freeReplyObject(r);
+	redisFree(c);
+	stop(&d);
+}
+
 Test(paretod, garbage_gets_an_error_and_is_closed)
 {
 	struct daemon d;
