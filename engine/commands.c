@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -491,6 +492,22 @@ struct lookup {
  * read after a drain instead (history_get). */
 #define HISTORY_TRIES 3
 
+/* A test hook: microseconds the server thread sleeps after it parks a
+ * client, so that the apply thread has read the history by the time the
+ * server looks (PARETO_HISTORY_WAIT_DELAY_US, read once). */
+static void history_wait_hook(void)
+{
+	static long us = -1;
+	if (us < 0) {
+		const char *hook = getenv("PARETO_HISTORY_WAIT_DELAY_US");
+		us = hook && *hook ? strtol(hook, NULL, 10) : 0;
+		if (us < 0 || us > 1000000)
+			us = 0;
+	}
+	if (us > 0)
+		nanosleep(&(struct timespec){ 0, us * 1000 }, NULL);
+}
+
 /*
  * The customer's purchase history as of every record accepted before this
  * request. With apply threads it is read on the one that owns him, after
@@ -523,6 +540,7 @@ static bool history_get(struct pr_server *s, struct pr_client *c, struct lookup 
 		}
 		if (!pr_customer_request_done(c->history)) {
 			pr_server_wait_history(s, c);
+			history_wait_hook();
 			return false;
 		}
 	}

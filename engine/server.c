@@ -18,6 +18,7 @@
  * Requests are handled as their bytes arrive, between feed batches.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -208,7 +209,8 @@ static void client_free(struct pr_client *c)
 
 static void client_maybe_free(struct pr_server *s, struct pr_client *c)
 {
-	if (!c->closing || c->recv_inflight || c->send_inflight || c->history || c->serving)
+	if (!c->closing || c->recv_inflight || c->send_inflight || c->waiting || c->history ||
+	    c->serving)
 		return;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -347,7 +349,7 @@ void pr_server_drain(struct pr_server *s)
  * that waits for a customer's history (pr_server_wait_history). */
 static void client_process(struct pr_server *s, struct pr_client *c)
 {
-	if (c->history && !pr_customer_request_done(c->history))
+	if (c->waiting)
 		return;
 	size_t off = 0;
 	bool answered = false;
@@ -373,10 +375,11 @@ static void client_process(struct pr_server *s, struct pr_client *c)
 			continue;
 		}
 		pr_command_execute(s, c, &cmd);
-		if (c->history) {
-			if (!pr_customer_request_done(c->history))
-				break; /* handled again once it is read (waiting_turn) */
-			/* Answered without it (an error on the second time). */
+		/* Waiting: handled again once it is read (waiting_turn), even if
+		 * it has been read already (an apply thread may be that quick). */
+		if (c->waiting)
+			break;
+		if (c->history) { /* answered without it (an error the second time) */
 			pr_customer_request_free(c->history);
 			c->history = NULL;
 			c->history_tries = 0;
@@ -425,7 +428,7 @@ static void client_serve(struct pr_server *s, struct pr_client *c)
 	c->serving = false;
 	if (c->closing)
 		client_maybe_free(s, c);
-	else if (!c->history)
+	else if (!c->waiting)
 		arm_recv(s, c);
 }
 
@@ -508,6 +511,8 @@ static void on_recv(struct pr_server *s, struct pr_client *c, int res)
 
 void pr_server_wait_history(struct pr_server *s, struct pr_client *c)
 {
+	assert(!c->waiting && c->history);
+	c->waiting = true;
 	c->waiting_next = s->waiting;
 	s->waiting = c;
 	s->waiting_count++;
@@ -524,6 +529,7 @@ static void waiting_turn(struct pr_server *s)
 			continue;
 		}
 		*at = c->waiting_next;
+		c->waiting = false;
 		s->waiting_count--;
 		if (c->closing) {
 			pr_customer_request_free(c->history);

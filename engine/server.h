@@ -151,12 +151,14 @@ struct pr_client {
 	int64_t created_ms, active_ms;
 	uint64_t commands;
 	/* A customer's history being read for the request at the head of
-	 * `in` (pr_server_wait_history), or NULL. While it is, nothing else
-	 * of the client is read or handled; once read, the request is
-	 * handled again and finds it here. Owned. */
+	 * `in`, or NULL. While the client waits for it (waiting,
+	 * pr_server_wait_history), nothing else of the client is read or
+	 * handled; once read, the request is handled again and finds it
+	 * here. Owned. */
 	struct pr_customer_request *history;
 	unsigned history_tries;         /* reads for this request so far (commands.c) */
-	struct pr_client *waiting_next; /* the server's waiting list */
+	bool waiting;                   /* in the server's waiting list, through: */
+	struct pr_client *waiting_next;
 };
 
 struct pr_published_stores {

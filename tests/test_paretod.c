@@ -1190,6 +1190,9 @@ static void *stream_records(void *arg)
 Test(paretod, history_read_beside_ingest_sees_every_record_before_it)
 {
 	enum { CUSTOMERS = 40, ROUNDS = 400 };
+	/* The server pauses after parking a client, so that most histories
+	 * are read by the time it looks: still the client waits its turn. */
+	setenv("PARETO_HISTORY_WAIT_DELAY_US", "300", 1);
 	struct daemon d;
 	char feed_socket[160];
 	start_fed_by_producers(&d, feed_socket, "1");
@@ -1255,7 +1258,7 @@ Test(paretod, history_read_beside_ingest_sees_every_record_before_it)
 	cr_assert_null(rv_read(h), "the server should close after answering");
 	conn_close(h);
 	long long waited = info_number(c, "history_reads_waited");
-	cr_log_info("%lld of %d history reads waited for an apply thread", waited, ROUNDS);
+	cr_log_info("%lld history reads waited for an apply thread", waited);
 	cr_assert_gt(waited, 0, "no read waited: the test proves nothing");
 	pthread_join(producer, NULL);
 	redisFree(c);
