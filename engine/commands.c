@@ -501,7 +501,7 @@ static void history_wait_hook(void)
 	if (us < 0) {
 		const char *hook = getenv("PARETO_HISTORY_WAIT_DELAY_US");
 		us = hook && *hook ? strtol(hook, NULL, 10) : 0;
-		if (us < 0 || us > 1000000)
+		if (us < 0 || us > 999999)
 			us = 0;
 	}
 	if (us > 0)
