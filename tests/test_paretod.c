@@ -466,12 +466,18 @@ Test(paretod, two_hundred_clients)
 	stop(&d);
 }
 
+/* A daemon on a random feed (seeded) with --max-output-bytes bound. */
+static void start_output_bound(struct daemon *d, unsigned seed, const char *bound)
+{
+	char *feed = random_feed(seed, 3000, 500);
+	start(d, feed, "--max-output-bytes", bound, NULL);
+	free(feed);
+}
+
 Test(paretod, a_client_that_never_reads)
 {
 	struct daemon d;
-	char *feed = random_feed(7, 3000, 500);
-	start(&d, feed, "--max-output-bytes", "1M", NULL);
-	free(feed);
+	start_output_bound(&d, 7, "1M");
 	/* It asks for ~40 KB replies and reads none of them. */
 	int slow = connect_unix(d.socket);
 	fcntl(slow, F_SETFL, O_NONBLOCK);
@@ -534,9 +540,7 @@ static char *flood(const char *socket, const char *first, char fill, size_t tota
 Test(paretod, one_reply_past_the_output_bound)
 {
 	struct daemon d;
-	char *feed = random_feed(11, 3000, 500);
-	start(&d, feed, "--max-output-bytes", "16K", NULL);
-	free(feed);
+	start_output_bound(&d, 11, "16K");
 	int fd = connect_unix(d.socket);
 	cr_assert_geq(fd, 0);
 	const char ask[] = "TOP 1000\r\n";
