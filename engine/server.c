@@ -209,8 +209,8 @@ static void client_free(struct pr_client *c)
 
 static void client_maybe_free(struct pr_server *s, struct pr_client *c)
 {
-	if (!c->closing || c->recv_inflight || c->send_inflight || c->waiting || c->history ||
-	    c->serving)
+	/* A waiting client has a history out (c->history). */
+	if (!c->closing || c->recv_inflight || c->send_inflight || c->history || c->serving)
 		return;
 	if (c->prev)
 		c->prev->next = c->next;
