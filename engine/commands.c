@@ -36,6 +36,7 @@
 #include "engine_internal.h" /* the record count, see engine_records */
 #include "persistence.h"
 #include "server.h"
+#include "store_build.h"
 #include "timeparse.h"
 
 #define PARETO_DAEMON_VERSION "0.1.0"
@@ -344,48 +345,102 @@ static int compare_stores(const void *a, const void *b, void *ctx)
 	return x < y ? -1 : x > y;
 }
 
-/* The store rankings of a window; `need` stores at least (a store seen
- * after the published set forces a rebuild). */
-static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr_window w,
-						    bool force, int64_t need)
+/* Makes rankings the published store rankings p (their summaries and
+ * risk order added), built in build_ms; frees them if that fails. */
+static void stores_publish(struct pr_server *s, struct pr_published_stores *p,
+			   const struct pr_store_rankings *r, int64_t build_ms)
 {
-	struct pr_published_stores *p = &s->stores[w];
-	if (p->valid && need < (int64_t)p->count &&
-	    (p->records == engine_records(s) ||
-	     (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
-		return p;
-	pr_server_drain(s);
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
-	int64_t began = pr_server_now_ms();
-	struct pr_published_stores fresh = { 0 };
-	struct pr_error err = { 0 };
-	if (pr_ranking_build_stores(s->engine, w, &fresh.rankings, &fresh.count, &err) < 0) {
-		pr_log("store rankings %s: %s", pr_window_name(w), err.message);
-		return p->valid && need < (int64_t)p->count ? p : NULL;
-	}
+	struct pr_published_stores fresh = { .rankings = r->rankings, .count = r->count };
 	fresh.summaries = calloc(fresh.count + 1, sizeof *fresh.summaries);
 	fresh.order = calloc(fresh.count + 1, sizeof *fresh.order);
 	if (!fresh.summaries || !fresh.order) {
 		stores_clear(&fresh);
-		pr_log("store rankings %s: out of memory", pr_window_name(w));
-		return p->valid && need < (int64_t)p->count ? p : NULL;
+		pr_log("store rankings: out of memory");
+		return;
 	}
 	for (uint32_t i = 0; i < fresh.count; i++) {
 		pr_ranking_summarize(fresh.rankings[i], &fresh.summaries[i]);
 		fresh.order[i] = i;
 	}
 	qsort_r(fresh.order, fresh.count, sizeof *fresh.order, compare_stores, &fresh);
-	fresh.records = st.records;
-	fresh.has_watermark = st.has_watermark;
-	fresh.watermark_ms = st.watermark_ms;
+	fresh.records = r->records;
+	fresh.has_watermark = r->has_watermark;
+	fresh.watermark_ms = r->watermark_ms;
 	fresh.built_ms = pr_server_now_ms();
-	fresh.build_ms = fresh.built_ms - began;
+	fresh.build_ms = build_ms;
 	fresh.valid = true;
 	stores_clear(p);
 	*p = fresh;
 	s->ranking_builds++;
-	return p;
+}
+
+/* A build beside ingest of window w's store rankings, if one is out and
+ * over: published unless those published already reflect more records.
+ * With wait, waits for it. */
+static void stores_collect(struct pr_server *s, enum pr_window w, bool wait)
+{
+	struct pr_store_build *b = s->store_build[w];
+	if (!b || (!wait && !pr_store_build_done(b)))
+		return;
+	s->store_build[w] = NULL;
+	struct pr_store_rankings r;
+	if (pr_store_build_finish(b, &r) < 0) {
+		pr_log("store rankings %s: out of memory", pr_window_name(w));
+		return;
+	}
+	struct pr_published_stores *p = &s->stores[w];
+	if (p->valid && p->records > r.records) {
+		struct pr_published_stores old = { .rankings = r.rankings, .count = r.count };
+		stores_clear(&old);
+		return;
+	}
+	stores_publish(s, p, &r, pr_server_now_ms() - s->store_build_began_ms[w]);
+	s->store_builds_beside++;
+}
+
+/*
+ * The store rankings of a window; `need` stores at least (a store seen
+ * after the published set forces a rebuild). While feeds stream, stale
+ * ones are rebuilt beside ingest (store_build.h) and answers go on citing
+ * those published until the new ones are; otherwise (and the first time,
+ * or forced) they are built here, on a drained engine.
+ */
+static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr_window w,
+						    bool force, int64_t need)
+{
+	struct pr_published_stores *p = &s->stores[w];
+	stores_collect(s, w, false);
+	bool usable = p->valid && need < (int64_t)p->count;
+	if (usable && (p->records == engine_records(s) ||
+		       (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
+		return p;
+	if (usable && !force && pr_server_ingesting(s)) {
+		/* While a checkpoint reads the engine nothing may be handed
+		 * to the apply threads (persistence.h): a build waits. */
+		if (s->store_build[w] || pr_persist_writing(s))
+			return p;
+		int rc = pr_store_build_start(s->engine, w, &s->store_build[w]);
+		if (rc == 0) {
+			s->store_build_began_ms[w] = pr_server_now_ms();
+			return p;
+		}
+		if (rc != -ENOTSUP)
+			pr_log("store rankings %s: %s", pr_window_name(w), strerror(-rc));
+	}
+	pr_server_drain(s);
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	int64_t began = pr_server_now_ms();
+	struct pr_store_rankings r = { .records = st.records,
+				       .has_watermark = st.has_watermark,
+				       .watermark_ms = st.watermark_ms };
+	struct pr_error err = { 0 };
+	if (pr_ranking_build_stores(s->engine, w, &r.rankings, &r.count, &err) < 0) {
+		pr_log("store rankings %s: %s", pr_window_name(w), err.message);
+		return usable ? p : NULL;
+	}
+	stores_publish(s, p, &r, pr_server_now_ms() - began);
+	return p->valid && need < (int64_t)p->count ? p : NULL;
 }
 
 /* A ranking, summary and what they reflect, for one window and scope. */
@@ -1026,7 +1081,8 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 			"ranker_batches:%llu\r\nranker_staged_cuts:%llu\r\n"
 			"ranker_whole_builds:%llu\r\nranker_rebases:%llu\r\n"
 			"ranker_failures:%llu\r\nranker_last_step_ms:%lld\r\n"
-			"ranker_last_step_us:%lld\r\nalert_pushes:%llu\r\n",
+			"ranker_last_step_us:%lld\r\nstore_builds_beside_ingest:%llu\r\n"
+			"alert_pushes:%llu\r\n",
 		     s->opt.rank_interval_ms, s->opt.rank_interval_auto,
 		     (long long)rs.gap_us,
 		     (unsigned long long)(s->ranking_builds + rs.steps),
@@ -1034,6 +1090,7 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		     (unsigned long long)rs.whole,
 		     (unsigned long long)rs.rebases, (unsigned long long)rs.failures,
 		     (long long)(rs.last_step_us / 1000), (long long)rs.last_step_us,
+		     (unsigned long long)s->store_builds_beside,
 		     (unsigned long long)s->alerts.pushes);
 		/* lag_ms: from the ranker's batch being cut to its publication. */
 		for (int w = 0; w < PR_WINDOW_COUNT; w++) {
@@ -1799,6 +1856,7 @@ void pr_commands_free(struct pr_server *s)
 	for (int w = 0; w < PR_WINDOW_COUNT; w++) {
 		pr_published_release(s->company[w]);
 		s->company[w] = NULL;
+		stores_collect(s, w, true);
 		stores_clear(&s->stores[w]);
 	}
 	pr_ranker_destroy(s->ranker);

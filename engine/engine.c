@@ -683,7 +683,7 @@ int pr_engine_enqueue(struct pr_engine *e, const struct pr_record *r)
 static void reclaim_ids(struct pr_engine *e)
 {
 	uint64_t retired = atomic_load_explicit(&e->ids_retired, memory_order_relaxed);
-	if (retired == e->ids_reclaimed)
+	if (retired == e->ids_reclaimed || e->ids_holds)
 		return;
 	for (uint32_t s = 0; s < PR_SHARDS; s++)
 		pr_id_table_reclaim(&e->shards[s].customers);

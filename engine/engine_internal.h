@@ -99,6 +99,9 @@ struct pr_engine {
 	 * once the count moved (ids_reclaimed: the count then). */
 	_Atomic uint64_t ids_retired;
 	uint64_t ids_reclaimed;
+	/* Builds reading the ids on threads of their own (store_build.h):
+	 * no array is freed while one runs. This thread's alone. */
+	unsigned ids_holds;
 	size_t queue_bytes;
 	unsigned lane_count;
 	uint64_t records;

@@ -195,7 +195,7 @@ static int64_t now_ms(void)
  * rather than the other way round. Failing to lower it changes nothing
  * else.
  */
-static void lower_priority(void)
+void pr_ranker_lower_priority(void)
 {
 	id_t self = (id_t)syscall(SYS_gettid);
 	errno = 0;
@@ -358,7 +358,7 @@ static void rebase(const struct pr_ranker *r, struct rebase_job *j)
 static void *rebaser_run(void *arg)
 {
 	struct pr_ranker *r = arg;
-	lower_priority();
+	pr_ranker_lower_priority();
 	struct rebase_job *j;
 	while ((j = next_item(r, &r->rebase_jobs, r->rebase_fd))) {
 		rebase(r, j);
@@ -591,7 +591,7 @@ static void step(struct pr_ranker *r, struct batch *b)
 static void *ranker_run(void *arg)
 {
 	struct pr_ranker *r = arg;
-	lower_priority();
+	pr_ranker_lower_priority();
 	for (;;) {
 		adopt_finished(r);
 		struct batch *b = pr_spsc_ring_pop(&r->inbox);

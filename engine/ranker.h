@@ -90,6 +90,11 @@ int pr_ranker_create(struct pr_ranker **out, struct pr_engine *e, unsigned least
  * (it drains the engine: the apply threads finish any cut they hold). */
 void pr_ranker_destroy(struct pr_ranker *r);
 
+/* Lowers the calling thread's priority as the ranker lowers its own
+ * (niceness +5): for other threads that work in the background, like the
+ * ranker, behind ingest and answers. */
+void pr_ranker_lower_priority(void);
+
 /* Writer: the bounds of the time between two batches from now on. */
 void pr_ranker_set_interval(struct pr_ranker *r, unsigned least_ms, unsigned most_ms);
 

@@ -679,6 +679,27 @@ int pr_ranking_refresh(struct pr_engine *e, const struct pr_ranking *old, enum p
 	return 0;
 }
 
+/* Frees every store's ranking built so far (all[0..stores), NULL ones
+ * skipped), the array and the sizes counted. */
+static void stores_free(struct pr_ranking **all, uint64_t *sizes, uint32_t stores)
+{
+	for (uint32_t s = 0; all && s < stores; s++)
+		pr_ranking_destroy(all[s]);
+	free(all);
+	free(sizes);
+}
+
+/* Sorts every store's filled entries and computes their sums; frees the
+ * sizes counted. 0 or -ENOMEM (then nothing is freed). */
+static int stores_finish(struct pr_ranking **all, uint64_t *sizes, uint32_t stores)
+{
+	for (uint32_t s = 0; s < stores; s++)
+		if (ranking_finish(all[s]) < 0)
+			return -ENOMEM;
+	free(sizes);
+	return 0;
+}
+
 int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 			    struct pr_ranking ***out, uint32_t *count,
 			    struct pr_error *err)
@@ -713,20 +734,49 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 			}
 		}
 	}
-	for (uint32_t s = 0; s < stores; s++)
-		if (ranking_finish(all[s]) < 0)
-			goto nomem;
-	free(sizes);
+	if (stores_finish(all, sizes, stores) < 0)
+		goto nomem;
 	*out = all;
 	*count = stores;
 	return 0;
 nomem:
-	if (all)
-		for (uint32_t s = 0; s < stores; s++)
-			pr_ranking_destroy(all[s]);
-	free(all);
-	free(sizes);
+	stores_free(all, sizes, stores);
 	return pr_error_set(err, -ENOMEM, "out of memory ranking %u stores", stores);
+}
+
+int ranking_build_stores_from_pairs(const struct pr_engine *e, enum pr_window window,
+				    const struct pr_periods *periods, uint64_t epoch,
+				    uint32_t stores, const struct store_pair *const *parts,
+				    const size_t *part_counts, unsigned part_count,
+				    struct pr_ranking ***out)
+{
+	uint64_t *sizes = calloc(stores + 1, sizeof *sizes);
+	struct pr_ranking **all = calloc(stores + 1, sizeof *all);
+	if (!sizes || !all)
+		goto nomem;
+	for (unsigned k = 0; k < part_count; k++)
+		for (size_t i = 0; i < part_counts[k]; i++)
+			sizes[parts[k][i].store]++;
+	for (uint32_t s = 0; s < stores; s++) {
+		if (!(all[s] = ranking_alloc(e, window, s, sizes[s])))
+			goto nomem;
+		all[s]->epoch = epoch;
+		all[s]->periods = *periods;
+	}
+	for (unsigned k = 0; k < part_count; k++) {
+		for (size_t i = 0; i < part_counts[k]; i++) {
+			const struct store_pair *p = &parts[k][i];
+			struct pr_ranking *r = all[p->store];
+			r->entries[r->n++] = (struct rank_entry){ p->revenue_minor, p->customer, 0 };
+		}
+	}
+	if (stores_finish(all, sizes, stores) < 0)
+		goto nomem;
+	*out = all;
+	return 0;
+nomem:
+	stores_free(all, sizes, stores);
+	return -ENOMEM;
 }
 
 void pr_ranking_destroy(struct pr_ranking *r)

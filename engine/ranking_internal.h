@@ -113,6 +113,29 @@ int64_t layer_top_revenue(const struct pr_ranking *r, uint64_t m);
 int layer_find(const struct pr_ranking *r, uint32_t customer, int64_t *revenue, uint64_t *index);
 void layer_free(struct ranking_layer *l);
 
+/* ---- store rankings built beside ingest (store_build.h) ------------------- */
+
+/* One (store, customer) revenue of a window, as an apply thread lists it. */
+struct store_pair {
+	int64_t revenue_minor; /* > 0 */
+	uint32_t customer;
+	uint32_t store;
+};
+
+/*
+ * Every store's ranking of `window` (stores 0..stores-1) from the lists of
+ * pairs parts[0..part_count) (each pair once, with revenue > 0), as of the
+ * watermark's `periods` and change epoch `epoch` they were listed at:
+ * equal to pr_ranking_build_stores then. Reads the engine's customer ids
+ * only (shared tables: from any thread, while nothing frees what they
+ * outgrew) and its options. 0 or -ENOMEM.
+ */
+int ranking_build_stores_from_pairs(const struct pr_engine *e, enum pr_window window,
+				    const struct pr_periods *periods, uint64_t epoch,
+				    uint32_t stores, const struct store_pair *const *parts,
+				    const size_t *part_counts, unsigned part_count,
+				    struct pr_ranking ***out);
+
 /* ---- for paretod's ranker ------------------------------------------------ */
 
 /*

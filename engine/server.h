@@ -238,6 +238,10 @@ struct pr_server {
 	struct pr_ranker *ranker;
 	struct pr_published *company[PR_WINDOW_COUNT];
 	struct pr_published_stores stores[PR_WINDOW_COUNT];
+	/* store rankings being built beside ingest (store_build.h), or NULL,
+	 * and since when (monotonic ms) */
+	struct pr_store_build *store_build[PR_WINDOW_COUNT];
+	int64_t store_build_began_ms[PR_WINDOW_COUNT];
 	struct pr_alerts alerts;
 
 	/* producers that named themselves (producers.h), kept in checkpoints */
@@ -248,6 +252,7 @@ struct pr_server {
 	uint64_t truncated_disconnects;
 	uint64_t connections_total, rejected_connections, output_disconnects;
 	uint64_t protocol_errors, commands_total, ranking_builds;
+	uint64_t store_builds_beside; /* of ranking_builds: beside ingest */
 	int64_t last_command_us;     /* monotonic; when requests were last answered */
 	uint64_t busy_polls, busy_poll_hits; /* polls begun; those a completion ended */
 	uint64_t history_waits;      /* requests that waited for a customer's history */

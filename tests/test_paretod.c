@@ -1151,6 +1151,127 @@ Test(paretod, answers_while_ingesting_are_exact_for_their_records)
 	stop(&d);
 }
 
+/* Revenue of every (store, customer) over the first `records` records. */
+static void store_sums(long long *sums, int stores, int customers, const int *who,
+		       const int *store, const long *amount, long long records)
+{
+	memset(sums, 0, (size_t)stores * (size_t)customers * sizeof *sums);
+	for (long long i = 0; i < records; i++)
+		sums[store[i] * customers + who[i]] += amount[i];
+}
+
+/*
+ * Store rankings while a producer streams records into several stores:
+ * stale ones are rebuilt beside ingest (each apply thread lists its pairs
+ * at a point in the record stream, a thread of the build's own sorts them;
+ * store_build.h), and answers cite the records of the set published. Each
+ * must be exact for those: TOP of a store, and SCORE's key-client stores
+ * (store S3's few customers cross 10% of it back and forth), against
+ * brute force over the first `records` records sent (seeded). Some builds
+ * must have been beside ingest (INFO), and some answers behind.
+ */
+Test(paretod, store_rankings_beside_ingest_are_exact_for_their_records)
+{
+	enum { CUSTOMERS = 300, STORES = 4, FEW = 12, TOTAL = 60000 };
+	unsigned seed = (unsigned)time(NULL);
+	cr_log_info("seed %u", seed);
+	srand(seed);
+	struct daemon d;
+	char feed_socket[160];
+	start_fed_by_producers(&d, feed_socket, "5");
+	int producer = connect_unix(feed_socket);
+	cr_assert_geq(producer, 0);
+	static int who[TOTAL], store[TOTAL];
+	static long amount[TOTAL];
+	for (int i = 0; i < TOTAL; i++) {
+		store[i] = rand() % STORES;
+		who[i] = store[i] == STORES - 1 ? rand() % FEW : rand() % CUSTOMERS;
+		amount[i] = (rand() % 10 == 0 ? -1 : 1) * (1 + rand() % 5000);
+	}
+	const char header[] = "ts,customer_id,store_id,amount\n";
+	cr_assert_eq(write(producer, header, sizeof header - 1), (ssize_t)sizeof header - 1);
+	redisContext *c = client(&d);
+	static long long sums[STORES * CUSTOMERS];
+	int sent = 0, behind = 0, tops = 0, scores = 0;
+	while (sent < TOTAL) {
+		char chunk[64 * 1000];
+		size_t len = 0;
+		for (int k = 0; k < 1000 && sent < TOTAL; k++, sent++)
+			len += (size_t)sprintf(chunk + len, "%d,K%05d,S%d,%s%ld.%02ld\n", 1700000000 + sent,
+					       who[sent], store[sent], amount[sent] < 0 ? "-" : "",
+					       labs(amount[sent]) / 100, labs(amount[sent]) % 100);
+		cr_assert_eq(write(producer, chunk, len), (ssize_t)len);
+		sleep_ms(2);
+
+		/* TOP 5 of a store: customers with revenue there, by revenue
+		 * then id (K%05d: by number). */
+		int st = rand() % STORES;
+		redisReply *r = cmd(c, "TOP 5 STORE S%d", st);
+		long long records = int_field(r, "records");
+		cr_assert_leq(records, sent);
+		behind += records < sent;
+		store_sums(sums, STORES, CUSTOMERS, who, store, amount, records);
+		const long long *in = sums + st * CUSTOMERS;
+		long long n = 0;
+		for (int o = 0; o < CUSTOMERS; o++)
+			n += in[o] > 0;
+		cr_assert_eq(int_field(r, "customers"), n, "S%d at %lld records", st, records);
+		const redisReply *top = field(r, "top");
+		cr_assert_eq(top->elements, (size_t)(n < 5 ? n : 5));
+		bool taken[CUSTOMERS] = { false };
+		for (size_t i = 0; i < top->elements; i++) {
+			int best = -1;
+			for (int o = 0; o < CUSTOMERS; o++)
+				if (in[o] > 0 && !taken[o] && (best < 0 || in[o] > in[best]))
+					best = o;
+			taken[best] = true;
+			char id[16];
+			snprintf(id, sizeof id, "K%05d", best);
+			cr_assert_str_eq(field(top->element[i], "customer")->str, id,
+					 "S%d at %lld records, entry %zu", st, records, i);
+			cr_assert_eq(int_field(top->element[i], "revenue_minor"), in[best]);
+			cr_assert_eq(int_field(top->element[i], "rank"), (long long)i + 1);
+		}
+		freeReplyObject(r);
+		tops++;
+
+		/* SCORE of one of store S3's few: the stores where he has at
+		 * least 10% of the ranked revenue. */
+		int me = rand() % FEW;
+		r = cmd(c, "SCORE K%05d", me);
+		const redisReply *at = field(r, "stores_records");
+		if (at->type == REDIS_REPLY_INTEGER) {
+			records = at->integer;
+			cr_assert_leq(records, sent);
+			behind += records < sent;
+			store_sums(sums, STORES, CUSTOMERS, who, store, amount, records);
+			char expected[64] = "", got[64] = "";
+			for (int s2 = 0; s2 < STORES; s2++) {
+				long long total = 0, mine = sums[s2 * CUSTOMERS + me];
+				for (int o = 0; o < CUSTOMERS; o++)
+					total += sums[s2 * CUSTOMERS + o] > 0 ? sums[s2 * CUSTOMERS + o] : 0;
+				if (mine > 0 && mine * 10 >= total)
+					sprintf(expected + strlen(expected), "S%d ", s2);
+			}
+			const redisReply *key = field(r, "key_client_stores");
+			for (size_t i = 0; i < key->elements; i++)
+				sprintf(got + strlen(got), "%s ", key->element[i]->str);
+			cr_assert_str_eq(got, expected, "K%05d at %lld records", me, records);
+			scores++;
+		}
+		freeReplyObject(r);
+	}
+	char v[32];
+	long beside = atol(info_value(c, "ranking", "store_builds_beside_ingest", v, sizeof v));
+	cr_log_info("%d TOP and %d SCORE answers checked, %d behind the records sent, %ld store "
+		    "builds beside ingest", tops, scores, behind, beside);
+	cr_assert_gt(beside, 0, "no store ranking was built beside ingest");
+	cr_assert_gt(behind, 0, "no answer came from an older ranking: the test proves nothing");
+	close(producer);
+	redisFree(c);
+	stop(&d);
+}
+
 /* A producer streaming records of customers P000000.. into a feed socket,
  * made before the first is sent so that they come faster than paretod
  * takes them (it is ingesting the whole time). */
