@@ -48,6 +48,24 @@ export function summarize(lines, meta) {
   };
   const ingest = Object.fromEntries(sys.map((s) => [s, ingestOf('ingest', s)]));
   const loadedIngest = ingestOf('loaded_ingest', 'paretod');
+  // A producer streaming into the loaded paretod, alone and beside 4 SCORE
+  // clients (scenario 'stream_score').
+  const streamScore = (() => {
+    const runs = (w) => pick((x) => x.scenario === 'stream_score' && x.queries === w);
+    const alone = runs(0), beside = runs(1);
+    if (!alone.length || !beside.length)
+      return undefined;
+    const rate = (xs) => stats(xs.map((x) => x.result.stream.records_sent / x.result.stream.seconds));
+    const a = rate(alone), w = rate(beside);
+    const lat = (k) => stats(beside.map((x) => x.result.queries.latency[k])).median;
+    return {
+      seconds: alone[0].seconds, records_per_s: a,
+      with_4_score_clients: {
+        records_per_s: w, slowdown: 1 - w.median / a.median,
+        queries_per_s: stats(beside.map((x) => x.result.queries.rps)).median,
+        latency_us: { p50: lat('p50_us'), p90: lat('p90_us'), p99: lat('p99_us'), p999: lat('p999_us'),
+                      max: lat('max_us') } } };
+  })();
   const load = Object.fromEntries(pick((x) => x.scenario === 'load').map((x) => [x.system, x.result]));
   const queries = {};
   for (const q of ['rank', 'top10']) {
@@ -94,6 +112,7 @@ export function summarize(lines, meta) {
   }])) : undefined;
   return {
     ...meta, gate, ingest, ...(loadedIngest ? { loaded_ingest: { paretod: loadedIngest } } : {}),
+    ...(streamScore ? { stream_score: streamScore } : {}),
     load, queries, floor, freshness,
     method: 'servers and clients on the same machine (2 shared cores), all under nice -n 5, over Unix ' +
       'sockets; query latency by redis-benchmark (its HDR histogram, about 8 us buckets at these ' +
@@ -171,6 +190,18 @@ export function realtimeMarkdown(r) {
       'every run (above, the first query also starts the ranker): each run\'s records are the ' +
       'workload\'s first, dated 4 years after the run before (`rtprobe ingest --years-later`).', '',
       ...ingestTable(r.loaded_ingest), ''] : []),
+    ...(r.stream_score ? (() => {
+      const x = r.stream_score, w = x.with_4_score_clients, a = x.records_per_s, l = w.latency_us;
+      return [
+        `### A producer streaming into the loaded paretod beside SCORE (${x.seconds} s a run, ${r.runs} runs, median)`, '',
+        'SCORE reads the customer\'s history on the apply thread that owns him, and its store flags come ' +
+        'from store rankings rebuilt beside ingest while the feed streams; the clients ask from 0.2 s ' +
+        'after the stream starts until 0.5 s before it ends.', '',
+        '| records/s alone (min-max) | with 4 SCORE clients | slowdown | SCORE p50 / p99 / p99.9 / max us | SCORE/s |',
+        '|---|---|---|---|---|',
+        `| ${M(a.median)} (${M(a.min)}-${M(a.max)}) | ${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | ` +
+        `${f(l.p50)} / ${f(l.p99)} / ${f(l.p999)} / ${f(l.max)} | ${k(w.queries_per_s)} |`, ''];
+    })() : []),
     '### Freshness (record written -> visible to a query), under full ingest load and paced', '',
     '| system | probes | applied p50 / p99 ms | in the published ranking p50 / p99 ms | ingest meanwhile |',
     '|---|---|---|---|---|',
