@@ -489,9 +489,11 @@ static bool view_get(struct pr_server *s, struct pr_client *c, const struct scop
 
 /*
  * Finds a customer in the view's ranking, exactly as of that ranking: a
- * company ranking is indexed as of its build; on an older store ranking the
- * entry found must be him, else the store rankings are rebuilt.
- * Returns 0 (ranked), -ENOENT (not ranked) or -ENOMEM (reply written).
+ * company ranking is indexed as of its build, and a store ranking at its
+ * first lookup. Unindexed (out of memory), a store ranking is searched
+ * with his revenue now; if it is older, the entry found must be him, else
+ * the store rankings are rebuilt. Returns 0 (ranked), -ENOENT (not
+ * ranked) or -ENOMEM (reply written).
  */
 static int view_find(struct pr_server *s, struct pr_client *c, const struct scope *sc,
 		     struct view *v, const char *id, size_t len, struct pr_ranked *out)
@@ -500,9 +502,18 @@ static int view_find(struct pr_server *s, struct pr_client *c, const struct scop
 		memset(out, 0, sizeof *out);
 		return -ENOENT;
 	}
-	if (!pr_ranking_find_reads_only_ids(v->ranking))
+	if (!v->company) {
+		/* A store ranking is indexed by customer at its first lookup:
+		 * it then answers as of its records without the engine. Out
+		 * of memory, the lookup reads the store's pairs now. */
+		struct pr_ranking *r = s->stores[sc->window].rankings[sc->store_index];
+		if (r == v->ranking)
+			(void)pr_ranking_index(r, NULL);
+	}
+	bool reads_only_ids = pr_ranking_find_reads_only_ids(v->ranking);
+	if (!reads_only_ids)
 		pr_server_drain(s); /* it reads revenues now (a store's pairs) */
-	if (v->company)
+	if (v->company || reads_only_ids)
 		return pr_ranking_find(v->ranking, id, len, out);
 	for (int attempt = 0;; attempt++) {
 		int rc = pr_ranking_find(v->ranking, id, len, out);

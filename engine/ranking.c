@@ -679,25 +679,108 @@ int pr_ranking_refresh(struct pr_engine *e, const struct pr_ranking *old, enum p
 	return 0;
 }
 
-/* Frees every store's ranking built so far (all[0..stores), NULL ones
- * skipped), the array and the sizes counted. */
-static void stores_free(struct pr_ranking **all, uint64_t *sizes, uint32_t stores)
+/*
+ * The (store, customer) pairs a set of store rankings is built from, with
+ * their revenue in the window (pairs with none skipped): read from the
+ * engine's shards, or from lists the apply threads made (store_build.h).
+ */
+struct pair_cursor {
+	/* The engine's shards (lists NULL): */
+	const struct pr_engine *engine;
+	enum pr_window window;
+	const struct pr_periods *periods;
+	uint32_t shard, index;
+	/* Or lists: */
+	const struct store_pair *const *lists;
+	const size_t *list_counts;
+	unsigned list_count, list;
+	size_t at;
+};
+
+static bool pair_next(struct pair_cursor *c, struct store_pair *out)
 {
+	if (c->lists) {
+		for (; c->list < c->list_count; c->list++, c->at = 0) {
+			if (c->at < c->list_counts[c->list]) {
+				*out = c->lists[c->list][c->at++];
+				return true;
+			}
+		}
+		return false;
+	}
+	for (; c->shard < PR_SHARDS; c->shard++, c->index = 0) {
+		const struct pr_stable_array *t = &c->engine->shards[c->shard].pairs;
+		while (c->index < t->count) {
+			const struct pair_aggregate *p = pr_stable_array_at(t, c->index++);
+			int64_t revenue = pr_period_sums_in(&p->sums, c->window, c->periods);
+			if (revenue != 0) {
+				*out = (struct store_pair){ revenue, p->customer, p->store };
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static int compare_customers(const void *a, const void *b)
+{
+	uint32_t x = ((const struct rank_entry *)a)->customer;
+	uint32_t y = ((const struct rank_entry *)b)->customer;
+	return (x > y) - (x < y);
+}
+
+/*
+ * Every store's ranking from the pairs a cursor gives (two passes): the
+ * pairs with revenue as entries, those with a negative one (refunds past
+ * the purchases) kept aside by customer for lookups (pr_ranking_index).
+ * Reads the engine's ids and options only. 0 or -ENOMEM.
+ */
+static int build_stores(const struct pr_engine *e, enum pr_window window,
+			const struct pr_periods *periods, uint64_t epoch, uint32_t stores,
+			struct pair_cursor cursor, struct pr_ranking ***out)
+{
+	uint64_t *sizes = calloc(2 * (size_t)stores + 1, sizeof *sizes);
+	uint64_t *negatives = sizes ? sizes + stores : NULL;
+	struct pr_ranking **all = calloc(stores + 1, sizeof *all);
+	struct store_pair p;
+	int rc = -ENOMEM;
+	if (!sizes || !all)
+		goto out;
+	for (struct pair_cursor c = cursor; pair_next(&c, &p);)
+		(p.revenue_minor > 0 ? sizes : negatives)[p.store]++;
+	for (uint32_t s = 0; s < stores; s++) {
+		if (!(all[s] = ranking_alloc(e, window, s, sizes[s])))
+			goto out;
+		all[s]->epoch = epoch;
+		all[s]->periods = *periods;
+		if (negatives[s] &&
+		    !(all[s]->negative = malloc(negatives[s] * sizeof *all[s]->negative)))
+			goto out;
+	}
+	for (struct pair_cursor c = cursor; pair_next(&c, &p);) {
+		struct pr_ranking *r = all[p.store];
+		struct rank_entry x = { p.revenue_minor, p.customer, 0 };
+		if (p.revenue_minor > 0)
+			r->entries[r->n++] = x;
+		else
+			r->negative[r->negative_count++] = x;
+	}
+	for (uint32_t s = 0; s < stores; s++) {
+		if (ranking_finish(all[s]) < 0)
+			goto out;
+		if (all[s]->negative_count > 1)
+			qsort(all[s]->negative, all[s]->negative_count, sizeof *all[s]->negative,
+			      compare_customers);
+	}
+	*out = all;
+	all = NULL;
+	rc = 0;
+out:
 	for (uint32_t s = 0; all && s < stores; s++)
 		pr_ranking_destroy(all[s]);
 	free(all);
 	free(sizes);
-}
-
-/* Sorts every store's filled entries and computes their sums; frees the
- * sizes counted. 0 or -ENOMEM (then nothing is freed). */
-static int stores_finish(struct pr_ranking **all, uint64_t *sizes, uint32_t stores)
-{
-	for (uint32_t s = 0; s < stores; s++)
-		if (ranking_finish(all[s]) < 0)
-			return -ENOMEM;
-	free(sizes);
-	return 0;
+	return rc;
 }
 
 int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
@@ -708,40 +791,12 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 	if (engine_can_rank(e, window, true) < 0)
 		return pr_error_set(err, -ENOTSUP, "the engine does not keep what this ranking needs");
 	uint32_t stores = e->stores.count;
-	uint64_t *sizes = calloc(stores + 1, sizeof *sizes);
-	struct pr_ranking **all = calloc(stores + 1, sizeof *all);
-	if (!sizes || !all)
-		goto nomem;
-	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		const struct pr_stable_array *t = &e->shards[shard].pairs;
-		for (uint32_t i = 0; i < t->count; i++) {
-			const struct pair_aggregate *p = pr_stable_array_at(t, i);
-			if (pr_period_sums_in(&p->sums, window, &e->watermark_periods) > 0)
-				sizes[p->store]++;
-		}
-	}
-	for (uint32_t s = 0; s < stores; s++)
-		if (!(all[s] = ranking_new(e, window, s, sizes[s])))
-			goto nomem;
-	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
-		const struct pr_stable_array *t = &e->shards[shard].pairs;
-		for (uint32_t i = 0; i < t->count; i++) {
-			const struct pair_aggregate *p = pr_stable_array_at(t, i);
-			int64_t revenue = pr_period_sums_in(&p->sums, window, &e->watermark_periods);
-			if (revenue > 0) {
-				struct pr_ranking *r = all[p->store];
-				r->entries[r->n++] = (struct rank_entry){ revenue, p->customer, 0 };
-			}
-		}
-	}
-	if (stores_finish(all, sizes, stores) < 0)
-		goto nomem;
-	*out = all;
+	struct pair_cursor shards = { .engine = e, .window = window,
+				      .periods = &e->watermark_periods };
+	if (build_stores(e, window, &e->watermark_periods, e->changes_epoch, stores, shards, out) < 0)
+		return pr_error_set(err, -ENOMEM, "out of memory ranking %u stores", stores);
 	*count = stores;
 	return 0;
-nomem:
-	stores_free(all, sizes, stores);
-	return pr_error_set(err, -ENOMEM, "out of memory ranking %u stores", stores);
 }
 
 int ranking_build_stores_from_pairs(const struct pr_engine *e, enum pr_window window,
@@ -750,33 +805,9 @@ int ranking_build_stores_from_pairs(const struct pr_engine *e, enum pr_window wi
 				    const size_t *part_counts, unsigned part_count,
 				    struct pr_ranking ***out)
 {
-	uint64_t *sizes = calloc(stores + 1, sizeof *sizes);
-	struct pr_ranking **all = calloc(stores + 1, sizeof *all);
-	if (!sizes || !all)
-		goto nomem;
-	for (unsigned k = 0; k < part_count; k++)
-		for (size_t i = 0; i < part_counts[k]; i++)
-			sizes[parts[k][i].store]++;
-	for (uint32_t s = 0; s < stores; s++) {
-		if (!(all[s] = ranking_alloc(e, window, s, sizes[s])))
-			goto nomem;
-		all[s]->epoch = epoch;
-		all[s]->periods = *periods;
-	}
-	for (unsigned k = 0; k < part_count; k++) {
-		for (size_t i = 0; i < part_counts[k]; i++) {
-			const struct store_pair *p = &parts[k][i];
-			struct pr_ranking *r = all[p->store];
-			r->entries[r->n++] = (struct rank_entry){ p->revenue_minor, p->customer, 0 };
-		}
-	}
-	if (stores_finish(all, sizes, stores) < 0)
-		goto nomem;
-	*out = all;
-	return 0;
-nomem:
-	stores_free(all, sizes, stores);
-	return -ENOMEM;
+	struct pair_cursor lists = { .lists = parts, .list_counts = part_counts,
+				     .list_count = part_count };
+	return build_stores(e, window, periods, epoch, stores, lists, out);
 }
 
 void pr_ranking_destroy(struct pr_ranking *r)
@@ -788,6 +819,8 @@ void pr_ranking_destroy(struct pr_ranking *r)
 	free(r->shard_start);
 	free(r->revenue_of);
 	free(r->place_of);
+	free(r->by_customer);
+	free(r->negative);
 	layer_free(r->layer);
 	free(r);
 }
@@ -827,10 +860,50 @@ static int index_from_engine(struct pr_ranking *r)
 	return 0;
 }
 
+/* A store ranking's entries by customer ref (struct pr_ranking): keys ref
+ * << 32 | index sorted on the ref's 4 bytes, least first (radix). */
+static int index_store(struct pr_ranking *r)
+{
+	uint64_t *keys = malloc((2 * r->n + 1) * sizeof *keys), *src = keys, *dst = keys + r->n;
+	uint32_t *by_customer = malloc((r->n + 1) * sizeof *by_customer);
+	if (!keys || !by_customer) {
+		free(keys);
+		free(by_customer);
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < r->n; i++)
+		src[i] = (uint64_t)r->entries[i].customer << 32 | i;
+	for (int shift = 32; shift < 64; shift += 8) {
+		uint64_t count[256] = { 0 };
+		for (uint64_t i = 0; i < r->n; i++)
+			count[src[i] >> shift & 0xff]++;
+		uint64_t at = 0;
+		for (int b = 0; b < 256; b++) {
+			uint64_t c = count[b];
+			count[b] = at;
+			at += c;
+		}
+		for (uint64_t i = 0; i < r->n; i++)
+			dst[count[src[i] >> shift & 0xff]++] = src[i];
+		uint64_t *t = src;
+		src = dst;
+		dst = t;
+	}
+	for (uint64_t i = 0; i < r->n; i++)
+		by_customer[i] = (uint32_t)src[i];
+	free(keys);
+	r->by_customer = by_customer;
+	return 0;
+}
+
 int pr_ranking_index(struct pr_ranking *r, struct pr_error *err)
 {
-	if (r->store >= 0)
-		return pr_error_set(err, -EINVAL, "only company rankings are indexed");
+	if (r->store >= 0) {
+		if (r->by_customer || index_store(r) == 0)
+			return 0;
+		return pr_error_set(err, -ENOMEM, "out of memory indexing %llu customers",
+				    (unsigned long long)r->n);
+	}
 	if (r->revenue_of || r->layer)
 		return 0; /* a refresh of an indexed ranking comes indexed, and a layer is */
 	if (index_from_engine(r) < 0)
@@ -906,7 +979,7 @@ int pr_ranking_at(const struct pr_ranking *r, uint64_t rank, struct pr_ranked *o
 
 bool pr_ranking_find_reads_only_ids(const struct pr_ranking *r)
 {
-	return r->store < 0 && (r->layer || r->revenue_of);
+	return r->layer || r->revenue_of || r->by_customer;
 }
 
 int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
@@ -920,6 +993,28 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 	if (customer == PR_ID_NONE)
 		return -ENOENT;
 	struct ranking_element x;
+	if (r->by_customer) {
+		/* A store ranking indexed by customer: as of its build. */
+		uint64_t lo = 0, hi = r->n;
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo) / 2;
+			if (r->entries[r->by_customer[mid]].customer < customer)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == r->n || r->entries[r->by_customer[lo]].customer != customer) {
+			const struct rank_entry key = { 0, customer, 0 };
+			const struct rank_entry *neg = bsearch(&key, r->negative, r->negative_count,
+							       sizeof *r->negative, compare_customers);
+			out->revenue_minor = neg ? neg->revenue_minor : 0;
+			return -ENOENT;
+		}
+		uint64_t at = r->by_customer[lo];
+		element(r, at, &x);
+		describe(r, at + 1, &x, out);
+		return 0;
+	}
 	if (r->layer) {
 		uint64_t index;
 		int rc = layer_find(r, customer, &out->revenue_minor, &index);

@@ -46,6 +46,13 @@ struct pr_ranking {
 	/* A base of layers also keeps each customer's place (ranking_place):
 	 * 1-based rank by the same index, 0 if unranked. */
 	uint32_t *place_of;             /* owned, or NULL */
+	/* A store ranking's lookups without the engine (pr_ranking_index):
+	 * its entries' indexes by customer ref, ascending, and apart from
+	 * them the customers whose revenue in the store is negative, by ref
+	 * (kept by every build): one in neither has none there. */
+	uint32_t *by_customer;          /* owned; n, or NULL */
+	struct rank_entry *negative;    /* owned; negative_count, tie 0 */
+	uint64_t negative_count;
 	/* A layered ranking (entries, prefix and the index NULL): */
 	struct ranking_layer *layer;    /* owned, or NULL */
 };
@@ -117,14 +124,14 @@ void layer_free(struct ranking_layer *l);
 
 /* One (store, customer) revenue of a window, as an apply thread lists it. */
 struct store_pair {
-	int64_t revenue_minor; /* > 0 */
+	int64_t revenue_minor; /* not 0 */
 	uint32_t customer;
 	uint32_t store;
 };
 
 /*
  * Every store's ranking of `window` (stores 0..stores-1) from the lists of
- * pairs parts[0..part_count) (each pair once, with revenue > 0), as of the
+ * pairs parts[0..part_count) (each pair once, with revenue not 0), as of the
  * watermark's `periods` and change epoch `epoch` they were listed at:
  * equal to pr_ranking_build_stores then. Reads the engine's customer ids
  * only (shared tables: from any thread, while nothing frees what they

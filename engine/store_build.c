@@ -54,7 +54,7 @@ static void list_pairs(void *arg)
 		for (uint32_t i = 0; i < t->count; i++) {
 			const struct pair_aggregate *x = pr_stable_array_at(t, i);
 			int64_t revenue = pr_period_sums_in(&x->sums, b->window, &b->periods);
-			if (revenue <= 0)
+			if (revenue == 0)
 				continue;
 			if (p->count == p->capacity) {
 				size_t capacity = p->capacity ? 2 * p->capacity : 4096;

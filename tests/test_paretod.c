@@ -1075,8 +1075,10 @@ static void start_fed_by_producers(struct daemon *d, char *feed_socket, const ch
  * still be exact for the records it cites: checked against a brute-force
  * ranking of the first `records` records sent (seeded; the seed is logged).
  * Every record is in store S1, so that the store's ranking is the company's:
- * half the questions ask it, whose lookups read the customers' pairs now
- * (the apply threads must be drained first: the Debug build asserts it).
+ * half the questions ask it, answered through its index by customer (an
+ * unindexed one would read the customers' pairs now, after a drain: the
+ * Debug build asserts it). A customer not ranked has his revenue then,
+ * negative if his refunds passed his purchases.
  */
 Test(paretod, answers_while_ingesting_are_exact_for_their_records)
 {
@@ -1121,6 +1123,9 @@ Test(paretod, answers_while_ingesting_are_exact_for_their_records)
 			if (sums[me] <= 0) {
 				cr_assert_eq(field(r, "rank")->type, REDIS_REPLY_NIL,
 					     "K%05d at %lld records: not ranked", me, records);
+				cr_assert_eq(int_field(r, "revenue_minor"), sums[me],
+					     "K%05d at %lld records (%s)", me, records,
+					     q % 2 ? "store" : "company");
 			} else {
 				long long above = 0, before = 0, n = 0;
 				for (int o = 0; o < CUSTOMERS; o++) {
@@ -1165,8 +1170,9 @@ static void store_sums(long long *sums, int stores, int customers, const int *wh
  * stale ones are rebuilt beside ingest (each apply thread lists its pairs
  * at a point in the record stream, a thread of the build's own sorts them;
  * store_build.h), and answers cite the records of the set published. Each
- * must be exact for those: TOP of a store, and SCORE's key-client stores
- * (store S3's few customers cross 10% of it back and forth), against
+ * must be exact for those: TOP of a store, RANK in a store (its index by
+ * customer), and SCORE's key-client stores (store S3's few customers cross
+ * 10% of it back and forth), against
  * brute force over the first `records` records sent (seeded). Some builds
  * must have been beside ingest (INFO), and some answers behind.
  */
@@ -1192,7 +1198,7 @@ Test(paretod, store_rankings_beside_ingest_are_exact_for_their_records)
 	cr_assert_eq(write(producer, header, sizeof header - 1), (ssize_t)sizeof header - 1);
 	redisContext *c = client(&d);
 	static long long sums[STORES * CUSTOMERS];
-	int sent = 0, behind = 0, tops = 0, scores = 0;
+	int sent = 0, behind = 0, tops = 0, ranks = 0, scores = 0;
 	while (sent < TOTAL) {
 		char chunk[64 * 1000];
 		size_t len = 0;
@@ -1235,6 +1241,31 @@ Test(paretod, store_rankings_beside_ingest_are_exact_for_their_records)
 		freeReplyObject(r);
 		tops++;
 
+		/* RANK in a store, through its index: his place and revenue
+		 * then (negative, unranked, if his refunds passed his
+		 * purchases there). */
+		st = rand() % STORES;
+		int who_asked = st == STORES - 1 ? rand() % FEW : rand() % CUSTOMERS;
+		r = cmd(c, "RANK K%05d STORE S%d", who_asked, st);
+		records = int_field(r, "records");
+		cr_assert_leq(records, sent);
+		behind += records < sent;
+		store_sums(sums, STORES, CUSTOMERS, who, store, amount, records);
+		in = sums + st * CUSTOMERS;
+		cr_assert_eq(int_field(r, "revenue_minor"), in[who_asked], "K%05d in S%d at %lld records",
+			     who_asked, st, records);
+		if (in[who_asked] <= 0) {
+			cr_assert_eq(field(r, "rank")->type, REDIS_REPLY_NIL);
+		} else {
+			long long before = 0;
+			for (int o = 0; o < CUSTOMERS; o++)
+				before += in[o] > in[who_asked] || (in[o] == in[who_asked] && o < who_asked);
+			cr_assert_eq(int_field(r, "rank"), before + 1, "K%05d in S%d at %lld records",
+				     who_asked, st, records);
+		}
+		freeReplyObject(r);
+		ranks++;
+
 		/* SCORE of one of store S3's few: the stores where he has at
 		 * least 10% of the ranked revenue. */
 		int me = rand() % FEW;
@@ -1263,8 +1294,8 @@ Test(paretod, store_rankings_beside_ingest_are_exact_for_their_records)
 	}
 	char v[32];
 	long beside = atol(info_value(c, "ranking", "store_builds_beside_ingest", v, sizeof v));
-	cr_log_info("%d TOP and %d SCORE answers checked, %d behind the records sent, %ld store "
-		    "builds beside ingest", tops, scores, behind, beside);
+	cr_log_info("%d TOP, %d RANK and %d SCORE answers checked, %d behind the records sent, "
+		    "%ld store builds beside ingest", tops, ranks, scores, behind, beside);
 	cr_assert_gt(beside, 0, "no store ranking was built beside ingest");
 	cr_assert_gt(behind, 0, "no answer came from an older ranking: the test proves nothing");
 	close(producer);

@@ -85,18 +85,20 @@ int pr_ranking_find(const struct pr_ranking *r, const char *id, size_t len,
 /*
  * What answers read of the engine: pr_ranking_at only its customer ids;
  * pr_ranking_find also the customers' revenues now, unless this is true (an
- * indexed or layered company ranking). Ids may be read while an engine with
+ * indexed ranking, or a layered one). Ids may be read while an engine with
  * apply threads goes on applying (its id tables are shared, id_table.h);
  * revenues only once it is drained.
  */
 bool pr_ranking_find_reads_only_ids(const struct pr_ranking *r);
 
 /*
- * Indexes a company ranking by customer: pr_ranking_find then answers as
- * of the build (each customer's revenue and rank then), however far the
- * engine has moved on since; a customer first seen after the build is not
- * found. Costs 8 bytes per customer the engine knows and one pass over
- * them. -EINVAL for a store ranking, -ENOMEM.
+ * Indexes a ranking by customer: pr_ranking_find then answers as of the
+ * build (each customer's revenue and rank then), however far the engine
+ * has moved on since; a customer first seen after the build is not found.
+ * A company ranking: 8 bytes per customer the engine knows and one pass
+ * over them, on a drained engine. A store ranking: 4 bytes per entry,
+ * sorted by customer in 4 passes; it reads nothing of the engine (any
+ * time, on the thread that owns the ranking). 0 or -ENOMEM.
  */
 int pr_ranking_index(struct pr_ranking *r, struct pr_error *err);
 
