@@ -1,32 +1,24 @@
 /*
  * store_build.c - store rankings built beside ingest (store_build.h).
  */
-#define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 
-#include "ranker.h"
 #include "ranking_internal.h"
 #include "shard_owners.h"
+#include "shard_scan.h"
 #include "store_build.h"
 
 /* One apply thread's list. */
 struct part {
-	struct pr_store_build *build;
-	unsigned owner;
 	struct store_pair *pairs; /* count */
 	size_t count, capacity;
 	int rc;
-	/* Stored with release by the apply thread once the list is whole;
-	 * the build's thread loads it with acquire before reading it. */
-	_Atomic bool done;
 };
 
 struct pr_store_build {
-	struct pr_engine *engine;
+	struct pr_shard_scan *scan;
+	const struct pr_engine *engine;
 	enum pr_window window;
 	/* As of the start, on the server thread. */
 	struct pr_periods periods;
@@ -35,21 +27,17 @@ struct pr_store_build {
 	unsigned owners;
 	struct part *parts; /* owners */
 	struct pr_store_rankings result;
-	pthread_t thread;
 	int rc;
-	/* Stored with release by the build's thread after result and rc;
-	 * loaded with acquire by the server. */
-	_Atomic bool done;
 };
 
-/* On apply thread `owner`, at the start's place in its stream: lists the
- * pairs of its shards with revenue in the window. */
-static void list_pairs(void *arg)
+/* On apply thread `owner`: lists the pairs of its shards with revenue in
+ * the window. */
+static void list_pairs(void *arg, unsigned owner, unsigned owners)
 {
-	struct part *p = arg;
-	const struct pr_store_build *b = p->build;
+	struct pr_store_build *b = arg;
+	struct part *p = &b->parts[owner];
 	const struct pr_engine *e = b->engine;
-	for (uint32_t shard = p->owner; shard < PR_SHARDS && p->rc == 0; shard += b->owners) {
+	for (uint32_t shard = owner; shard < PR_SHARDS && p->rc == 0; shard += owners) {
 		const struct pr_stable_array *t = &e->shards[shard].pairs;
 		for (uint32_t i = 0; i < t->count; i++) {
 			const struct pair_aggregate *x = pr_stable_array_at(t, i);
@@ -69,28 +57,20 @@ static void list_pairs(void *arg)
 			p->pairs[p->count++] = (struct store_pair){ revenue, x->customer, x->store };
 		}
 	}
-	atomic_store_explicit(&p->done, true, memory_order_release);
 }
 
-/* The build's thread: waits for every list, then sorts them into rankings. */
-static void *build_run(void *arg)
+/* On the scan's thread: the lists sorted into rankings. */
+static void build(void *arg)
 {
 	struct pr_store_build *b = arg;
-	pr_ranker_lower_priority();
-	/* The lists come within the time the apply threads take for what was
-	 * staged before the start: milliseconds. */
-	const struct timespec nap = { 0, 100 * 1000 };
 	const struct store_pair *lists[PR_SHARD_OWNERS_MAX];
 	size_t counts[PR_SHARD_OWNERS_MAX];
 	int rc = 0;
 	for (unsigned k = 0; k < b->owners; k++) {
-		struct part *p = &b->parts[k];
-		while (!atomic_load_explicit(&p->done, memory_order_acquire))
-			nanosleep(&nap, NULL);
-		if (p->rc < 0)
-			rc = p->rc;
-		lists[k] = p->pairs;
-		counts[k] = p->count;
+		if (b->parts[k].rc < 0)
+			rc = b->parts[k].rc;
+		lists[k] = b->parts[k].pairs;
+		counts[k] = b->parts[k].count;
 	}
 	if (rc == 0)
 		rc = ranking_build_stores_from_pairs(b->engine, b->window, &b->periods, b->epoch,
@@ -102,16 +82,14 @@ static void *build_run(void *arg)
 	}
 	b->result.count = rc == 0 ? b->stores : 0;
 	b->rc = rc;
-	atomic_store_explicit(&b->done, true, memory_order_release);
-	return NULL;
 }
 
 int pr_store_build_start(struct pr_engine *e, enum pr_window w, struct pr_store_build **out)
 {
-	if (!e->owners || engine_can_rank(e, w, true) < 0)
+	unsigned owners = pr_shard_scan_owners(e);
+	if (!owners || engine_can_rank(e, w, true) < 0)
 		return -ENOTSUP;
 	struct pr_store_build *b = calloc(1, sizeof *b);
-	unsigned owners = pr_shard_owners_count(e->owners);
 	if (!b || !(b->parts = calloc(owners, sizeof *b->parts))) {
 		free(b);
 		return -ENOMEM;
@@ -125,36 +103,24 @@ int pr_store_build_start(struct pr_engine *e, enum pr_window w, struct pr_store_
 	b->result.records = e->records;
 	b->result.has_watermark = e->has_watermark;
 	b->result.watermark_ms = e->watermark_ms;
-	atomic_init(&b->done, false);
-	for (unsigned k = 0; k < owners; k++) {
-		b->parts[k].build = b;
-		b->parts[k].owner = k;
-		atomic_init(&b->parts[k].done, false);
-	}
-	int rc = pthread_create(&b->thread, NULL, build_run, b);
-	if (rc != 0) {
+	int rc = pr_shard_scan_start(e, list_pairs, build, b, &b->scan);
+	if (rc < 0) {
 		free(b->parts);
 		free(b);
-		return -rc;
+		return rc;
 	}
-	pthread_setname_np(b->thread, "pareto-stores"); /* for top -H and /proc */
-	e->ids_holds++; /* before any list, which is what the thread waits for */
-	/* Shard k < owners is owner k's (shard_owners.h): one call each. */
-	for (unsigned k = 0; k < owners; k++)
-		pr_shard_owners_call(e->owners, k, list_pairs, &b->parts[k]);
 	*out = b;
 	return 0;
 }
 
 bool pr_store_build_done(const struct pr_store_build *b)
 {
-	return atomic_load_explicit(&b->done, memory_order_acquire);
+	return pr_shard_scan_done(b->scan);
 }
 
 int pr_store_build_finish(struct pr_store_build *b, struct pr_store_rankings *out)
 {
-	pthread_join(b->thread, NULL);
-	b->engine->ids_holds--;
+	pr_shard_scan_end(b->scan);
 	int rc = b->rc;
 	if (rc == 0)
 		*out = b->result;

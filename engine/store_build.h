@@ -4,20 +4,12 @@
  * and KEYCLIENTS of a store) then neither drain the apply threads nor stop
  * the server thread while the rankings are sorted.
  *
- * pr_store_build_start, on the server thread, asks each apply thread for
- * the (store, customer) revenues of its shards: a call in its stream
- * (pr_shard_owners_call), made once every record staged before it is
- * applied and none after, so the lists hold exactly the records counted
- * at the start, like a build on a drained engine then. A thread of the
- * build's own waits for the lists (each published with release, read with
- * acquire), sorts them into rankings (ranking_build_stores_from_pairs) and
- * says done with release; the server polls pr_store_build_done (acquire)
- * and takes the rankings with pr_store_build_finish.
- *
- * Sorting ties reads customer ids from the engine's tables, shared with
- * the apply threads that add more (id_table.h): from start to finish the
- * build holds the engine's ids (engine_internal.h), so that no drain frees
- * an array they outgrew while the build may be in it.
+ * A shard scan (shard_scan.h): each apply thread lists the (store,
+ * customer) revenues of its shards at the start's point of its stream, so
+ * the lists hold exactly the records counted at the start, as a build on
+ * a drained engine then would; the scan's thread sorts them into rankings
+ * (ranking_build_stores_from_pairs); the server polls pr_store_build_done
+ * and takes them with pr_store_build_finish.
  */
 #ifndef PARETO_STORE_BUILD_H
 #define PARETO_STORE_BUILD_H
