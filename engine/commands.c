@@ -1093,6 +1093,7 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 			"ranker_whole_builds:%llu\r\nranker_rebases:%llu\r\n"
 			"ranker_failures:%llu\r\nranker_last_step_ms:%lld\r\n"
 			"ranker_last_step_us:%lld\r\nstore_builds_beside_ingest:%llu\r\n"
+			"lapsed_lists:%llu\r\nlapsed_lists_beside_ingest:%llu\r\n"
 			"alert_pushes:%llu\r\n",
 		     s->opt.rank_interval_ms, s->opt.rank_interval_auto,
 		     (long long)rs.gap_us,
@@ -1102,6 +1103,8 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		     (unsigned long long)rs.rebases, (unsigned long long)rs.failures,
 		     (long long)(rs.last_step_us / 1000), (long long)rs.last_step_us,
 		     (unsigned long long)s->store_builds_beside,
+		     (unsigned long long)s->lapsed_lists,
+		     (unsigned long long)s->lapsed_lists_beside,
 		     (unsigned long long)s->alerts.pushes);
 		/* lag_ms: from the ranker's batch being cut to its publication. */
 		for (int w = 0; w < PR_WINDOW_COUNT; w++) {
@@ -1459,6 +1462,79 @@ static void cmd_stores(struct pr_server *s, struct pr_client *c, const args_t *a
 	map_end(&m);
 }
 
+/* Makes l LAPSED's list, made in build_ms. */
+static void lapsed_publish(struct pr_server *s, struct pr_lapsed_list *l, int64_t build_ms)
+{
+	free(s->lapsed.list);
+	s->lapsed = *l;
+	s->lapsed_valid = true;
+	s->lapsed_built_ms = pr_server_now_ms();
+	s->lapsed_build_ms = build_ms;
+	s->lapsed_lists++;
+}
+
+/* A list made beside ingest, if one is out and over (with wait, waits for
+ * it): published unless the one published reflects more records. */
+static void lapsed_collect(struct pr_server *s, bool wait)
+{
+	struct pr_lapsed_request *q = s->lapsed_request;
+	if (!q || (!wait && !pr_lapsed_request_done(q)))
+		return;
+	s->lapsed_request = NULL;
+	struct pr_lapsed_list l;
+	if (pr_lapsed_request_finish(q, &l) < 0) {
+		pr_log("lapsed customers: out of memory");
+		return;
+	}
+	if (s->lapsed_valid && s->lapsed.records > l.records) {
+		free(l.list);
+		return;
+	}
+	lapsed_publish(s, &l, pr_server_now_ms() - s->lapsed_began_ms);
+	s->lapsed_lists_beside++;
+}
+
+/*
+ * LAPSED's list, as store rankings are kept (stores_get): while feeds
+ * stream, a stale one is made again beside ingest (pr_lapsed_request_*)
+ * and answers cite the one published until then; otherwise (and the
+ * first time) it is made here on a drained engine. NULL if out of memory.
+ * Kept whole: any LAPSED n takes its first n.
+ */
+static const struct pr_lapsed_list *lapsed_get(struct pr_server *s)
+{
+	lapsed_collect(s, false);
+	struct pr_lapsed_list *l = &s->lapsed;
+	bool usable = s->lapsed_valid;
+	if (usable && (l->records == engine_records(s) ||
+		       !stale(s, l->records, s->lapsed_built_ms, s->lapsed_build_ms)))
+		return l;
+	if (usable && pr_server_ingesting(s)) {
+		/* While a checkpoint reads the engine nothing may be handed
+		 * to the apply threads (persistence.h): the list waits. */
+		if (s->lapsed_request || pr_persist_writing(s))
+			return l;
+		int rc = pr_lapsed_request_start(s->engine, &s->lapsed_request);
+		if (rc == 0) {
+			s->lapsed_began_ms = pr_server_now_ms();
+			return l;
+		}
+		if (rc != -ENOTSUP)
+			pr_log("lapsed customers: %s", strerror(-rc));
+	}
+	pr_server_drain(s);
+	int64_t began = pr_server_now_ms();
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	struct pr_lapsed_list fresh = { .records = st.records, .has_watermark = st.has_watermark,
+					.watermark_ms = st.watermark_ms };
+	size_t total;
+	if (pr_engine_lapsed(s->engine, SIZE_MAX, &fresh.list, &fresh.count, &total) < 0)
+		return usable ? l : NULL;
+	lapsed_publish(s, &fresh, pr_server_now_ms() - began);
+	return l;
+}
+
 static void cmd_lapsed(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
 	uint64_t n;
@@ -1466,35 +1542,31 @@ static void cmd_lapsed(struct pr_server *s, struct pr_client *c, const args_t *a
 		pr_resp_error(&c->out, "ERR value is not an integer or out of range");
 		return;
 	}
-	struct pr_lapsed *list = NULL;
-	size_t count = 0, total = 0;
-	pr_server_drain(s);
-	if (pr_engine_lapsed(s->engine, (size_t)n, &list, &count, &total) < 0) {
+	const struct pr_lapsed_list *l = lapsed_get(s);
+	if (!l) {
 		pr_resp_error(&c->out, "ERR out of memory listing lapsed customers");
 		return;
 	}
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
+	size_t count = l->count < n ? l->count : (size_t)n;
 	struct map m;
 	map_begin(&m, &c->out, 5);
-	f_meta(&m, st.records, st.has_watermark, st.watermark_ms);
+	f_meta(&m, l->records, l->has_watermark, l->watermark_ms);
 	struct pr_resp_out *o = key(&m, "lapsed");
 	pr_resp_array(o, count);
 	for (size_t i = 0; i < count; i++) {
-		const struct pr_lapsed *l = &list[i];
+		const struct pr_lapsed *x = &l->list[i];
 		struct map lm;
 		map_begin(&lm, o, 6);
-		f_bytes(&lm, "customer", l->customer, l->customer_len);
-		f_int(&lm, "revenue_minor", l->revenue_minor);
-		f_uint(&lm, "purchases", l->purchases);
-		f_uint(&lm, "purchase_days", l->purchase_days);
-		f_time(&lm, "last", l->last_ms);
-		f_double(&lm, "mean_gap_days", l->mean_gap_days);
+		f_bytes(&lm, "customer", x->customer, x->customer_len);
+		f_int(&lm, "revenue_minor", x->revenue_minor);
+		f_uint(&lm, "purchases", x->purchases);
+		f_uint(&lm, "purchase_days", x->purchase_days);
+		f_time(&lm, "last", x->last_ms);
+		f_double(&lm, "mean_gap_days", x->mean_gap_days);
 		map_end(&lm);
 	}
-	f_uint(&m, "lapsed_total", total);
+	f_uint(&m, "lapsed_total", l->count);
 	map_end(&m);
-	free(list);
 }
 
 /* Whether ranks 1..key_clients of a ranking hold this id (at most a few). */
@@ -1870,6 +1942,10 @@ void pr_commands_free(struct pr_server *s)
 		stores_collect(s, w, true);
 		stores_clear(&s->stores[w]);
 	}
+	lapsed_collect(s, true);
+	free(s->lapsed.list);
+	s->lapsed = (struct pr_lapsed_list){ 0 };
+	s->lapsed_valid = false;
 	pr_ranker_destroy(s->ranker);
 	s->ranker = NULL;
 	scope_free(&s->alerts.company);

@@ -18,6 +18,7 @@
 
 #include "engine_internal.h"
 #include "shard_owners.h"
+#include "shard_scan.h"
 #include "staged.h"
 #include "timeparse.h"
 
@@ -897,32 +898,27 @@ static int compare_lapsed(const void *a, const void *b)
 	return pr_id_compare(x->customer, x->customer_len, y->customer, y->customer_len);
 }
 
-int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
-		     struct pr_lapsed **out, size_t *count, size_t *total)
+/* Appends the lapsed customers of shards first, first + step, ... as of
+ * `now` to *list (n of cap). 0 or -ENOMEM (what was listed kept). */
+static int lapsed_of_shards(const struct pr_engine *e, const struct as_of *now, uint32_t first,
+			    uint32_t step, struct pr_lapsed **list, size_t *n, size_t *cap)
 {
-	assert(engine_applied(e));
-	if (!e->opt.keep_days)
-		return -ENOTSUP;
-	struct as_of now = engine_now(e);
-	size_t n = 0, cap = 0;
-	struct pr_lapsed *list = NULL;
-	for (uint32_t shard = 0; shard < PR_SHARDS; shard++) {
+	for (uint32_t shard = first; shard < PR_SHARDS; shard += step) {
 		const struct pr_id_table *customers = &e->shards[shard].customers;
 		for (uint32_t i = 0; i < customers->count; i++) {
 			const struct customer_aggregate *c = pr_id_table_value(customers, i);
-			if (!is_lapsed(e, &now, c))
+			if (!is_lapsed(e, now, c))
 				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				struct pr_lapsed *bigger = realloc(list, cap * sizeof *list);
-				if (!bigger) {
-					free(list);
+			if (*n == *cap) {
+				size_t bigger_cap = *cap ? *cap * 2 : 64;
+				struct pr_lapsed *bigger = realloc(*list, bigger_cap * sizeof *bigger);
+				if (!bigger)
 					return -ENOMEM;
-				}
-				list = bigger;
+				*list = bigger;
+				*cap = bigger_cap;
 			}
 			const struct pr_id_entry *id = pr_id_table_entry(customers, i);
-			list[n++] = (struct pr_lapsed){
+			(*list)[(*n)++] = (struct pr_lapsed){
 				.customer = pr_id_entry_bytes(id),
 				.customer_len = id->len,
 				.revenue_minor = c->sums.all_minor,
@@ -933,12 +929,119 @@ int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 			};
 		}
 	}
+	return 0;
+}
+
+int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
+		     struct pr_lapsed **out, size_t *count, size_t *total)
+{
+	assert(engine_applied(e));
+	if (!e->opt.keep_days)
+		return -ENOTSUP;
+	struct as_of now = engine_now(e);
+	size_t n = 0, cap = 0;
+	struct pr_lapsed *list = NULL;
+	if (lapsed_of_shards(e, &now, 0, 1, &list, &n, &cap) < 0) {
+		free(list);
+		return -ENOMEM;
+	}
 	if (n)
 		qsort(list, n, sizeof *list, compare_lapsed);
 	*total = n;
 	*count = n < limit ? n : limit;
 	*out = list;
 	return 0;
+}
+
+/* ---- lapsed regulars listed beside ingest ---------------------------------- */
+
+struct lapsed_part {
+	struct pr_lapsed *list; /* n of cap */
+	size_t n, cap;
+	int rc;
+};
+
+struct pr_lapsed_request {
+	struct pr_shard_scan *scan;
+	const struct pr_engine *engine;
+	struct as_of now; /* the engine's when it started */
+	struct pr_lapsed_list result;
+	struct lapsed_part parts[PR_SHARD_OWNERS_MAX];
+	int rc;
+};
+
+/* On apply thread `owner`: its shards' lapsed customers. */
+static void lapsed_scan(void *arg, unsigned owner, unsigned owners)
+{
+	struct pr_lapsed_request *q = arg;
+	struct lapsed_part *p = &q->parts[owner];
+	p->rc = lapsed_of_shards(q->engine, &q->now, owner, owners, &p->list, &p->n, &p->cap);
+}
+
+/* On the scan's thread: the parts in one list, sorted. */
+static void lapsed_merge(void *arg)
+{
+	struct pr_lapsed_request *q = arg;
+	unsigned owners = pr_shard_scan_owners(q->engine);
+	size_t n = 0;
+	for (unsigned k = 0; k < owners; k++) {
+		n += q->parts[k].n;
+		if (q->parts[k].rc < 0)
+			q->rc = q->parts[k].rc;
+	}
+	struct pr_lapsed *list = q->rc == 0 ? malloc((n + 1) * sizeof *list) : NULL;
+	if (!list)
+		q->rc = -ENOMEM;
+	size_t at = 0;
+	for (unsigned k = 0; k < owners; k++) {
+		if (list && q->parts[k].n)
+			memcpy(list + at, q->parts[k].list, q->parts[k].n * sizeof *list);
+		at += q->parts[k].n;
+		free(q->parts[k].list);
+		q->parts[k].list = NULL;
+	}
+	if (!list)
+		return;
+	if (n)
+		qsort(list, n, sizeof *list, compare_lapsed);
+	q->result.list = list;
+	q->result.count = n;
+}
+
+int pr_lapsed_request_start(struct pr_engine *e, struct pr_lapsed_request **out)
+{
+	if (!e->opt.keep_days || !pr_shard_scan_owners(e))
+		return -ENOTSUP;
+	struct pr_lapsed_request *q = calloc(1, sizeof *q);
+	if (!q)
+		return -ENOMEM;
+	q->engine = e;
+	q->now = engine_now(e);
+	q->result.records = e->records;
+	q->result.has_watermark = e->has_watermark;
+	q->result.watermark_ms = e->watermark_ms;
+	int rc = pr_shard_scan_start(e, lapsed_scan, lapsed_merge, q, &q->scan);
+	if (rc < 0) {
+		free(q);
+		return rc;
+	}
+	*out = q;
+	return 0;
+}
+
+bool pr_lapsed_request_done(const struct pr_lapsed_request *q)
+{
+	return pr_shard_scan_done(q->scan);
+}
+
+int pr_lapsed_request_finish(struct pr_lapsed_request *q, struct pr_lapsed_list *out)
+{
+	pr_shard_scan_end(q->scan);
+	int rc = q->rc;
+	if (rc == 0)
+		*out = q->result;
+	free(q);
+	return rc;
 }
 
 /* ---- loads decoded on several threads (staged.h) ------------------------- */

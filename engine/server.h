@@ -242,6 +242,14 @@ struct pr_server {
 	 * and since when (monotonic ms) */
 	struct pr_store_build *store_build[PR_WINDOW_COUNT];
 	int64_t store_build_began_ms[PR_WINDOW_COUNT];
+	/* LAPSED's list: the one answers use (if lapsed_valid), when it was
+	 * published and how long it took, and one being made beside ingest
+	 * (pr_lapsed_request_start) or NULL, since when */
+	struct pr_lapsed_list lapsed;
+	bool lapsed_valid;
+	int64_t lapsed_built_ms, lapsed_build_ms;
+	struct pr_lapsed_request *lapsed_request;
+	int64_t lapsed_began_ms;
 	struct pr_alerts alerts;
 
 	/* producers that named themselves (producers.h), kept in checkpoints */
@@ -253,6 +261,7 @@ struct pr_server {
 	uint64_t connections_total, rejected_connections, output_disconnects;
 	uint64_t protocol_errors, commands_total, ranking_builds;
 	uint64_t store_builds_beside; /* of ranking_builds: beside ingest */
+	uint64_t lapsed_lists, lapsed_lists_beside; /* LAPSED's lists made; beside ingest */
 	int64_t last_command_us;     /* monotonic; when requests were last answered */
 	uint64_t busy_polls, busy_poll_hits; /* polls begun; those a completion ended */
 	uint64_t history_waits;      /* requests that waited for a customer's history */

@@ -1069,6 +1069,28 @@ static void start_fed_by_producers(struct daemon *d, char *feed_socket, const ch
 		sleep_ms(10);
 }
 
+/* A seed from the clock, logged (a failure can be replayed with it). */
+static unsigned seeded(void)
+{
+	unsigned seed = (unsigned)time(NULL);
+	cr_log_info("seed %u", seed);
+	srand(seed);
+	return seed;
+}
+
+/* paretod fed by producers (start_fed_by_producers), and one producer
+ * connected that has sent the CSV header. */
+static int start_with_producer(struct daemon *d, const char *rank_interval_ms)
+{
+	char feed_socket[160];
+	start_fed_by_producers(d, feed_socket, rank_interval_ms);
+	int producer = connect_unix(feed_socket);
+	cr_assert_geq(producer, 0);
+	const char header[] = "ts,customer_id,store_id,amount\n";
+	cr_assert_eq(write(producer, header, sizeof header - 1), (ssize_t)sizeof header - 1);
+	return producer;
+}
+
 /*
  * While a producer streams records in, rankings are rebuilt at most every
  * --rank-interval-ms, so most answers come from an older ranking. Each must
@@ -1083,22 +1105,15 @@ static void start_fed_by_producers(struct daemon *d, char *feed_socket, const ch
 Test(paretod, answers_while_ingesting_are_exact_for_their_records)
 {
 	enum { CUSTOMERS = 2000, TOTAL = 60000 };
-	unsigned seed = (unsigned)time(NULL);
-	cr_log_info("seed %u", seed);
-	srand(seed);
+	seeded();
 	struct daemon d;
-	char feed_socket[160];
-	start_fed_by_producers(&d, feed_socket, "200");
-	int producer = connect_unix(feed_socket);
-	cr_assert_geq(producer, 0);
+	int producer = start_with_producer(&d, "200");
 	static int who[TOTAL];
 	static long amount[TOTAL];
 	for (int i = 0; i < TOTAL; i++) {
 		who[i] = rand() % CUSTOMERS;
 		amount[i] = (rand() % 10 == 0 ? -1 : 1) * (1 + rand() % 5000);
 	}
-	const char header[] = "ts,customer_id,store_id,amount\n";
-	cr_assert_eq(write(producer, header, sizeof header - 1), (ssize_t)sizeof header - 1);
 	redisContext *c = client(&d);
 	int sent = 0, stale = 0, checked = 0;
 	static long long sums[CUSTOMERS];
@@ -1179,14 +1194,9 @@ static void store_sums(long long *sums, int stores, int customers, const int *wh
 Test(paretod, store_rankings_beside_ingest_are_exact_for_their_records)
 {
 	enum { CUSTOMERS = 300, STORES = 4, FEW = 12, TOTAL = 60000 };
-	unsigned seed = (unsigned)time(NULL);
-	cr_log_info("seed %u", seed);
-	srand(seed);
+	seeded();
 	struct daemon d;
-	char feed_socket[160];
-	start_fed_by_producers(&d, feed_socket, "5");
-	int producer = connect_unix(feed_socket);
-	cr_assert_geq(producer, 0);
+	int producer = start_with_producer(&d, "5");
 	static int who[TOTAL], store[TOTAL];
 	static long amount[TOTAL];
 	for (int i = 0; i < TOTAL; i++) {
@@ -1194,8 +1204,6 @@ Test(paretod, store_rankings_beside_ingest_are_exact_for_their_records)
 		who[i] = store[i] == STORES - 1 ? rand() % FEW : rand() % CUSTOMERS;
 		amount[i] = (rand() % 10 == 0 ? -1 : 1) * (1 + rand() % 5000);
 	}
-	const char header[] = "ts,customer_id,store_id,amount\n";
-	cr_assert_eq(write(producer, header, sizeof header - 1), (ssize_t)sizeof header - 1);
 	redisContext *c = client(&d);
 	static long long sums[STORES * CUSTOMERS];
 	int sent = 0, behind = 0, tops = 0, ranks = 0, scores = 0;
@@ -1298,6 +1306,111 @@ Test(paretod, store_rankings_beside_ingest_are_exact_for_their_records)
 		    "%ld store builds beside ingest", tops, ranks, scores, behind, beside);
 	cr_assert_gt(beside, 0, "no store ranking was built beside ingest");
 	cr_assert_gt(behind, 0, "no answer came from an older ranking: the test proves nothing");
+	close(producer);
+	redisFree(c);
+	stop(&d);
+}
+
+/*
+ * LAPSED while a producer streams 400 days of purchases, some customers
+ * stopping for good along the way: a stale list is made again beside
+ * ingest (each apply thread lists its shards' lapsed regulars at a point
+ * of its stream, a thread of its own sorts them), and answers cite the
+ * records of the list published. Each must be exact for those: every
+ * lapsed regular (at least 3 purchase days, idle at least 30 days and
+ * more than 3 times his mean gap, at the watermark of the first `records`
+ * records), by revenue then id, against brute force (seeded). Some lists
+ * must have been made beside ingest (INFO), and some answers behind.
+ */
+Test(paretod, lapsed_beside_ingest_is_exact_for_its_records)
+{
+	enum { CUSTOMERS = 200, TOTAL = 40000, STEP_S = 900, DAY_S = 86400 };
+	seeded();
+	struct daemon d;
+	int producer = start_with_producer(&d, "5");
+	static int who[TOTAL], stops_at[CUSTOMERS];
+	static long amount[TOTAL];
+	for (int k = 0; k < CUSTOMERS; k++) /* half stop buying somewhere */
+		stops_at[k] = k % 2 ? TOTAL : rand() % TOTAL;
+	for (int i = 0; i < TOTAL; i++) {
+		do
+			who[i] = rand() % CUSTOMERS;
+		while (stops_at[who[i]] <= i && i < TOTAL - 1 && rand() % 50);
+		amount[i] = 1 + rand() % 5000;
+	}
+	redisContext *c = client(&d);
+	int sent = 0, behind = 0, checked = 0, seen_lapsed = 0;
+	while (sent < TOTAL) {
+		char chunk[64 * 1000];
+		size_t len = 0;
+		for (int k = 0; k < 1000 && sent < TOTAL; k++, sent++)
+			len += (size_t)sprintf(chunk + len, "%d,L%05d,S1,%ld.%02ld\n",
+					       1700000000 + sent * STEP_S, who[sent], amount[sent] / 100,
+					       amount[sent] % 100);
+		cr_assert_eq(write(producer, chunk, len), (ssize_t)len);
+		sleep_ms(2);
+		redisReply *r = cmd(c, "LAPSED 1000");
+		long long records = int_field(r, "records");
+		cr_assert_leq(records, sent);
+		behind += records < sent;
+		/* Brute force at `records`: per customer revenue, purchases,
+		 * distinct days, first and last time. */
+		static long long revenue[CUSTOMERS], purchases[CUSTOMERS], first[CUSTOMERS],
+			last[CUSTOMERS], days[CUSTOMERS], last_day[CUSTOMERS];
+		memset(purchases, 0, sizeof purchases);
+		long long watermark = 0;
+		for (long long i = 0; i < records; i++) {
+			int k = who[i];
+			long long ts = 1700000000LL + i * STEP_S, day = ts / DAY_S;
+			if (!purchases[k]) {
+				revenue[k] = days[k] = 0;
+				first[k] = ts;
+				last_day[k] = -1;
+			}
+			revenue[k] += amount[i];
+			purchases[k]++;
+			last[k] = ts;
+			days[k] += day != last_day[k]; /* times only grow */
+			last_day[k] = day;
+			watermark = ts;
+		}
+		int expected[CUSTOMERS], n = 0;
+		for (int k = 0; k < CUSTOMERS; k++) {
+			if (!purchases[k] || days[k] < 3)
+				continue;
+			long long idle = watermark - last[k];
+			if (idle >= 30LL * DAY_S && idle * (days[k] - 1) > 3 * (last[k] - first[k]))
+				expected[n++] = k;
+		}
+		for (int i = 1; i < n; i++) /* revenue descending, then id */
+			for (int j = i; j > 0 && revenue[expected[j]] > revenue[expected[j - 1]]; j--) {
+				int t = expected[j];
+				expected[j] = expected[j - 1];
+				expected[j - 1] = t;
+			}
+		cr_assert_eq(int_field(r, "lapsed_total"), n, "at %lld records", records);
+		const redisReply *list = field(r, "lapsed");
+		cr_assert_eq(list->elements, (size_t)n);
+		for (int i = 0; i < n; i++) {
+			char id[16];
+			snprintf(id, sizeof id, "L%05d", expected[i]);
+			const redisReply *x = list->element[i];
+			cr_assert_str_eq(field(x, "customer")->str, id, "at %lld records, entry %d", records, i);
+			cr_assert_eq(int_field(x, "revenue_minor"), revenue[expected[i]]);
+			cr_assert_eq(int_field(x, "purchases"), purchases[expected[i]]);
+			cr_assert_eq(int_field(x, "purchase_days"), days[expected[i]]);
+		}
+		seen_lapsed += n > 0;
+		checked++;
+		freeReplyObject(r);
+	}
+	char v[32];
+	long beside = atol(info_value(c, "ranking", "lapsed_lists_beside_ingest", v, sizeof v));
+	cr_log_info("%d LAPSED answers checked (%d with some lapsed), %d behind the records sent, "
+		    "%ld lists made beside ingest", checked, seen_lapsed, behind, beside);
+	cr_assert_gt(seen_lapsed, 0, "nobody lapsed: the test proves little");
+	cr_assert_gt(beside, 0, "no list was made beside ingest");
+	cr_assert_gt(behind, 0, "no answer came from an older list: the test proves nothing");
 	close(producer);
 	redisFree(c);
 	stop(&d);

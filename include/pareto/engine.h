@@ -192,4 +192,30 @@ struct pr_lapsed {
 int pr_engine_lapsed(const struct pr_engine *e, size_t limit,
 		     struct pr_lapsed **out, size_t *count, size_t *total);
 
+/* Every lapsed regular as of some records, sorted as pr_engine_lapsed's. */
+struct pr_lapsed_list {
+	struct pr_lapsed *list; /* count; malloc'ed (free it) */
+	size_t count;
+	uint64_t records;       /* the records counted when it was asked for */
+	bool has_watermark;
+	int64_t watermark_ms;
+};
+
+/*
+ * The lapsed regulars listed beside ingest, for a caller that must not
+ * wait for the apply threads (paretod's server thread): as of every record
+ * counted so far, each apply thread lists those of its shards once it has
+ * applied them, and a thread of the request's own sorts the lists (a shard
+ * scan, engine/shard_scan.h). Poll pr_lapsed_request_done; then
+ * pr_lapsed_request_finish (which waits if it is not done) gives the list
+ * and frees the request. The engine's writer thread only, never while a
+ * checkpoint reads the engine. Start: 0, -ENOTSUP (no apply threads or no
+ * days kept), -ENOMEM or pthread_create's error negated. Finish: 0 or
+ * -ENOMEM.
+ */
+struct pr_lapsed_request;
+int pr_lapsed_request_start(struct pr_engine *e, struct pr_lapsed_request **out);
+bool pr_lapsed_request_done(const struct pr_lapsed_request *q);
+int pr_lapsed_request_finish(struct pr_lapsed_request *q, struct pr_lapsed_list *out);
+
 #endif
