@@ -1783,11 +1783,16 @@ static void publish(struct pr_server *s, const struct text *event)
 	}
 }
 
+/* What a scope's rankings reflect: the records and watermark they cite. */
+struct alert_basis {
+	uint64_t records;
+	bool has_watermark;
+	int64_t watermark_ms;
+};
+
 static void event_head(struct pr_server *s, struct text *t, const char *event,
-		       const char *store, uint32_t store_len)
+		       const char *store, uint32_t store_len, const struct alert_basis *st)
 {
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
 	addf(t, "{\"event\":\"%s\",\"scope\":\"%s\",", event, store ? "store" : "company");
 	if (store) {
 		addf(t, "\"store\":");
@@ -1795,10 +1800,10 @@ static void event_head(struct pr_server *s, struct text *t, const char *event,
 		addf(t, ",");
 	}
 	char when[32] = "";
-	if (st.has_watermark)
-		pr_time_format(st.watermark_ms, when);
+	if (st->has_watermark)
+		pr_time_format(st->watermark_ms, when);
 	addf(t, "\"window\":\"%s\",\"records\":%llu,\"watermark\":\"%s\"",
-	     pr_window_name(s->opt.alert_window), (unsigned long long)st.records, when);
+	     pr_window_name(s->opt.alert_window), (unsigned long long)st->records, when);
 }
 
 static void scope_free(struct pr_alert_scope *sc)
@@ -1819,10 +1824,13 @@ static bool scope_has(const struct pr_alert_scope *sc, const char *id, uint32_t 
 }
 
 /* Compares a scope's key clients and risk with what was last told, pushes
- * the differences (if `push`), and remembers the new state. */
+ * the differences (if `push`), and remembers the new state. A store
+ * ranking comes as `own` too, to be indexed if a client it no longer
+ * holds as key must be looked up (view_find). */
 static void scope_update(struct pr_server *s, struct pr_alert_scope *sc,
-			 const struct pr_ranking *r, const struct pr_summary *sum,
-			 const char *store, uint32_t store_len, bool push)
+			 const struct pr_ranking *r, struct pr_ranking *own,
+			 const struct pr_summary *sum, const char *store, uint32_t store_len,
+			 const struct alert_basis *basis, bool push)
 {
 	struct pr_alert_scope now = { 0 };
 	uint32_t n = sum->key_clients < ALERT_KEYS_MAX ? (uint32_t)sum->key_clients : ALERT_KEYS_MAX;
@@ -1843,7 +1851,7 @@ static void scope_update(struct pr_server *s, struct pr_alert_scope *sc,
 		now.key_count++;
 		if (push && !scope_has(sc, x.customer, x.customer_len)) {
 			struct text t = { 0 };
-			event_head(s, &t, "key_client_added", store, store_len);
+			event_head(s, &t, "key_client_added", store, store_len, basis);
 			addf(&t, ",\"customer\":");
 			json_string(&t, x.customer, x.customer_len);
 			addf(&t, ",\"revenue_minor\":%lld,\"share\":%.15g}",
@@ -1856,12 +1864,17 @@ static void scope_update(struct pr_server *s, struct pr_alert_scope *sc,
 	for (uint32_t i = 0; push && i < sc->key_count; i++) {
 		if (scope_has(&now, sc->key_ids[i], sc->key_lens[i]))
 			continue;
-		struct pr_ranked x;
+		struct pr_ranked x = { 0 };
 		struct text t = { 0 };
-		event_head(s, &t, "key_client_removed", store, store_len);
+		event_head(s, &t, "key_client_removed", store, store_len, basis);
 		addf(&t, ",\"customer\":");
 		json_string(&t, sc->key_ids[i], sc->key_lens[i]);
-		bool ranked = pr_ranking_find(r, sc->key_ids[i], sc->key_lens[i], &x) == 0;
+		if (own)
+			(void)pr_ranking_index(own, NULL);
+		/* (Unindexed, out of memory: no lookup, which would read the
+		 * shards beside the apply threads.) */
+		bool ranked = pr_ranking_find_reads_only_ids(r) &&
+			      pr_ranking_find(r, sc->key_ids[i], sc->key_lens[i], &x) == 0;
 		addf(&t, ",\"revenue_minor\":%lld,\"share\":%.15g}", (long long)x.revenue_minor,
 		     ranked ? x.share : 0.0);
 		if (!t.failed)
@@ -1870,7 +1883,7 @@ static void scope_update(struct pr_server *s, struct pr_alert_scope *sc,
 	}
 	if (push && sc->risk != now.risk) {
 		struct text t = { 0 };
-		event_head(s, &t, "risk_changed", store, store_len);
+		event_head(s, &t, "risk_changed", store, store_len, basis);
 		addf(&t, ",\"from\":\"%s\",\"to\":\"%s\",\"cr1\":%.15g}", pr_risk_name(sc->risk),
 		     pr_risk_name(now.risk), sum->cr1);
 		if (!t.failed)
@@ -1881,6 +1894,49 @@ static void scope_update(struct pr_server *s, struct pr_alert_scope *sc,
 	*sc = now;
 }
 
+/* The company's scope from its published ranking p. */
+static void alerts_company(struct pr_server *s, const struct pr_published *p, bool push)
+{
+	struct alert_basis basis = { p->records, p->has_watermark, p->watermark_ms };
+	scope_update(s, &s->alerts.company, p->ranking, NULL, &p->summary, NULL, 0, &basis, push);
+	s->alerts.company_records = p->records;
+}
+
+/* Every store's scope from the published store rankings p. 0 or -ENOMEM. */
+static int alerts_stores(struct pr_server *s, const struct pr_published_stores *p, bool push)
+{
+	struct pr_alerts *al = &s->alerts;
+	if (p->count > al->store_count) {
+		struct pr_alert_scope *bigger = realloc(al->stores, p->count * sizeof *bigger);
+		if (!bigger)
+			return -ENOMEM;
+		memset(bigger + al->store_count, 0, (p->count - al->store_count) * sizeof *bigger);
+		al->stores = bigger;
+		al->store_count = p->count;
+	}
+	struct alert_basis basis = { p->records, p->has_watermark, p->watermark_ms };
+	for (uint32_t i = 0; i < p->count; i++) {
+		uint32_t len;
+		const char *id = pr_engine_store_id(s->engine, i, &len);
+		scope_update(s, &al->stores[i], p->rankings[i], p->rankings[i], &p->summaries[i], id,
+			     len, &basis, push);
+	}
+	al->stores_records = p->records;
+	return 0;
+}
+
+/*
+ * Pushes what changed since the subscribers were last told. With `now`
+ * (after INGEST, for a first subscriber) or when no feed streams, from
+ * rankings of every record counted (a drain, store rankings built here;
+ * the company's as company_get gives it).
+ * While feeds stream, every rank interval at most, from the rankings
+ * published since: the ranker's, and the store rankings made again beside
+ * ingest (stores_get), each scope when its rankings cite more records;
+ * every push cites the records of the rankings it comes from. So alerts
+ * do not stop ingest, and a change that is undone before a ranking shows
+ * it is not told (as between two evaluations before).
+ */
 int pr_commands_alerts(struct pr_server *s, bool now)
 {
 	struct pr_alerts *al = &s->alerts;
@@ -1888,39 +1944,34 @@ int pr_commands_alerts(struct pr_server *s, bool now)
 		al->baseline = false;
 		return -1;
 	}
-	if (al->baseline && al->records == engine_records(s))
+	uint64_t records = engine_records(s);
+	if (al->baseline && al->company_records == records && al->stores_records == records)
 		return -1;
 	int64_t t = pr_server_now_ms();
-	if (!now && al->baseline && pr_server_ingesting(s) &&
-	    t - al->evaluated_ms < (int64_t)s->opt.rank_interval_ms)
-		return (int)(s->opt.rank_interval_ms - (t - al->evaluated_ms));
-	pr_server_drain(s); /* (it may uncount records it could not apply) */
-	uint64_t records = engine_records(s);
 	enum pr_window w = s->opt.alert_window;
-	const struct pr_published *company = company_get(s, w, false);
-	const struct pr_published_stores *stores = stores_get(s, w, true, -1);
-	if (!company || !stores)
-		return -1;
-	bool push = al->baseline;
-	scope_update(s, &al->company, company->ranking, &company->summary, NULL, 0, push);
-	if (stores->count > al->store_count) {
-		struct pr_alert_scope *bigger = realloc(al->stores, stores->count * sizeof *bigger);
-		if (!bigger)
+	if (!now && al->baseline && pr_server_ingesting(s)) {
+		if (t - al->evaluated_ms < (int64_t)s->opt.rank_interval_ms)
+			return (int)(s->opt.rank_interval_ms - (t - al->evaluated_ms));
+		al->evaluated_ms = t;
+		const struct pr_published *company = company_get(s, w, false);
+		if (company && company->records > al->company_records)
+			alerts_company(s, company, true);
+		const struct pr_published_stores *stores = stores_get(s, w, false, -1);
+		if (stores && stores->records > al->stores_records)
+			(void)alerts_stores(s, stores, true);
+	} else {
+		pr_server_drain(s); /* (it may uncount records it could not apply) */
+		const struct pr_published *company = company_get(s, w, false);
+		const struct pr_published_stores *stores = stores_get(s, w, true, -1);
+		if (!company || !stores)
 			return -1;
-		memset(bigger + al->store_count, 0,
-		       (stores->count - al->store_count) * sizeof *bigger);
-		al->stores = bigger;
-		al->store_count = stores->count;
+		bool push = al->baseline;
+		alerts_company(s, company, push);
+		if (alerts_stores(s, stores, push) < 0)
+			return -1;
+		al->baseline = true;
+		al->evaluated_ms = t;
 	}
-	for (uint32_t i = 0; i < stores->count; i++) {
-		uint32_t len;
-		const char *id = pr_engine_store_id(s->engine, i, &len);
-		scope_update(s, &al->stores[i], stores->rankings[i], &stores->summaries[i], id, len,
-			     push);
-	}
-	al->baseline = true;
-	al->records = records;
-	al->evaluated_ms = t;
 	/* A subscriber that does not read is cut off like any slow reader. */
 	for (struct pr_client *c = s->clients, *next; c; c = next) {
 		next = c->next;

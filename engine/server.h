@@ -183,8 +183,9 @@ struct pr_alert_scope {
 };
 
 struct pr_alerts {
-	bool baseline;               /* scopes below reflect alert_records */
-	uint64_t records;
+	bool baseline;               /* the scopes below were told once */
+	uint64_t company_records;    /* the records the company's scope reflects */
+	uint64_t stores_records;     /* and the stores' */
 	int64_t evaluated_ms;
 	struct pr_alert_scope company;
 	struct pr_alert_scope *stores; /* owned; store_count */

@@ -1416,6 +1416,135 @@ Test(paretod, lapsed_beside_ingest_is_exact_for_its_records)
 	stop(&d);
 }
 
+/* A number after `"name":` in a JSON event, or -1. */
+static long long event_number(const char *event, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof key, "\"%s\":", name);
+	const char *at = strstr(event, key);
+	return at ? atoll(at + strlen(key)) : -1;
+}
+
+/* A string after `"name":"` in a JSON event, into out ("" if absent). */
+static void event_string(const char *event, const char *name, char *out, size_t size)
+{
+	char key[64];
+	snprintf(key, sizeof key, "\"%s\":\"", name);
+	const char *at = strstr(event, key);
+	out[0] = 0;
+	if (at)
+		sscanf(at + strlen(key), "%31[^\"]", out);
+	(void)size;
+}
+
+/*
+ * Alerts while a producer streams records into several stores (stores S2
+ * and S3 have 9 customers, who cross 10% of them back and forth; a fifth
+ * of the records are refunds): evaluated from the
+ * rankings published meanwhile (the ranker's, and store rankings made
+ * again beside ingest), each push cites the records of the rankings it
+ * comes from and must be true for them, against brute force over the
+ * first `records` records sent (seeded): a key client added holds at
+ * least 10% of the store's ranked revenue then, one removed less, and a
+ * risk level is the store's then. Some pushes must come while records
+ * are still streaming, from store rankings made beside ingest.
+ */
+Test(paretod, alerts_beside_ingest_are_true_for_their_records)
+{
+	enum { CUSTOMERS = 300, STORES = 4, FEW = 9, TOTAL = 60000 };
+	seeded();
+	struct daemon d;
+	int producer = start_with_producer(&d, "5");
+	static int who[TOTAL], store[TOTAL];
+	static long amount[TOTAL];
+	for (int i = 0; i < TOTAL; i++) {
+		store[i] = rand() % STORES;
+		who[i] = store[i] >= STORES - 2 ? rand() % FEW : rand() % CUSTOMERS;
+		amount[i] = (rand() % 5 == 0 ? -1 : 1) * (1 + rand() % 5000);
+	}
+	struct conn *sub = conn_open(&d);
+	conn_command(sub, "HELLO 3");
+	rv_free(rv_read(sub));
+	conn_command(sub, "SUBSCRIBE alerts");
+	rv_free(rv_read(sub));
+	for (int sent = 0; sent < TOTAL;) {
+		char chunk[64 * 1000];
+		size_t len = 0;
+		for (int k = 0; k < 1000 && sent < TOTAL; k++, sent++)
+			len += (size_t)sprintf(chunk + len, "%d,K%05d,S%d,%s%ld.%02ld\n", 1700000000 + sent,
+					       who[sent], store[sent], amount[sent] < 0 ? "-" : "",
+					       labs(amount[sent]) / 100, labs(amount[sent]) % 100);
+		cr_assert_eq(write(producer, chunk, len), (ssize_t)len);
+		sleep_ms(10);
+	}
+	close(producer);
+	/* Every push before PING's answer. */
+	conn_command(sub, "PING");
+	static long long sums[STORES * CUSTOMERS];
+	int pushes = 0, streaming = 0;
+	for (;;) {
+		struct rv *r = rv_read(sub);
+		cr_assert_not_null(r);
+		if (r->type != RV_PUSH) {
+			rv_free(r);
+			break;
+		}
+		const char *event = r->el[2]->str;
+		long long records = event_number(event, "records");
+		cr_assert(records > 0 && records <= TOTAL, "%s", event);
+		streaming += records < TOTAL;
+		char kind[32], scope[32], st_name[32], who_name[32];
+		event_string(event, "event", kind, sizeof kind);
+		event_string(event, "scope", scope, sizeof scope);
+		event_string(event, "store", st_name, sizeof st_name);
+		event_string(event, "customer", who_name, sizeof who_name);
+		store_sums(sums, STORES, CUSTOMERS, who, store, amount, records);
+		/* The scope's revenues then: a store's, or the company's. */
+		long long revenue[CUSTOMERS] = { 0 };
+		for (int st = 0; st < STORES; st++) {
+			if (strcmp(scope, "store") == 0 && atoi(st_name + 1) != st)
+				continue;
+			for (int o = 0; o < CUSTOMERS; o++)
+				revenue[o] += sums[st * CUSTOMERS + o];
+		}
+		long long total = 0, top = 0, n = 0;
+		for (int o = 0; o < CUSTOMERS; o++) {
+			if (revenue[o] <= 0)
+				continue;
+			total += revenue[o];
+			top = revenue[o] > top ? revenue[o] : top;
+			n++;
+		}
+		if (strcmp(kind, "risk_changed") == 0) {
+			char to[32];
+			event_string(event, "to", to, sizeof to);
+			const char *risk = n == 1		 ? "mono"
+					   : 2 * top >= total	 ? "critical"
+					   : 5 * top >= 2 * total ? "high"
+					   : 5 * top >= total	 ? "elevated"
+					   : 10 * top >= total	 ? "key"
+								 : "none";
+			cr_assert_str_eq(to, risk, "%s", event);
+		} else {
+			int me = atoi(who_name + 1);
+			bool key = revenue[me] > 0 && 10 * revenue[me] >= total;
+			cr_assert_eq(key, strcmp(kind, "key_client_added") == 0, "%s", event);
+		}
+		pushes++;
+		rv_free(r);
+	}
+	char v[32];
+	redisContext *c = client(&d);
+	long beside = atol(info_value(c, "ranking", "store_builds_beside_ingest", v, sizeof v));
+	cr_log_info("%d pushes checked, %d while records streamed, %ld store builds beside ingest",
+		    pushes, streaming, beside);
+	cr_assert_gt(streaming, 0, "no push came while records streamed");
+	cr_assert_gt(beside, 0, "no store ranking was built beside ingest");
+	conn_close(sub);
+	redisFree(c);
+	stop(&d);
+}
+
 /* A producer streaming records of customers P000000.. into a feed socket,
  * made before the first is sent so that they come faster than paretod
  * takes them (it is ingesting the whole time). */
