@@ -60,7 +60,7 @@ export function summarize(lines, meta) {
     const a = rate(alone);
     const beside = (kind) => {
       const b = runs(kind);
-      if (!b.length)
+      if (!b.length || !b[0].result.queries)
         return undefined;
       const w = rate(b);
       const lat = (k) => stats(b.map((x) => x.result.queries.latency[k])).median;
@@ -70,8 +70,15 @@ export function summarize(lines, meta) {
         latency_us: { p50: lat('p50_us'), p90: lat('p90_us'), p99: lat('p99_us'), p999: lat('p999_us'),
                       max: lat('max_us') } };
     };
+    const sub = runs(3);
+    const subscriber = sub.length ? (() => {
+      const w = rate(sub);
+      return { records_per_s: w, slowdown: 1 - w.median / a.median,
+               pushes: stats(sub.map((x) => x.result.pushes)).median };
+    })() : undefined;
     return { seconds: alone[0].seconds, records_per_s: a,
-             with_4_score_clients: beside(1), with_4_lapsed_clients: beside(2) };
+             with_4_score_clients: beside(1), with_4_lapsed_clients: beside(2),
+             with_an_alert_subscriber: subscriber };
   })();
   const load = Object.fromEntries(pick((x) => x.scenario === 'load').map((x) => [x.system, x.result]));
   const queries = {};
@@ -200,17 +207,23 @@ export function realtimeMarkdown(r) {
     ...(r.stream_score ? (() => {
       const x = r.stream_score, a = x.records_per_s;
       return [
-        `### A producer streaming into the loaded paretod beside SCORE and LAPSED (${x.seconds} s a run, ${r.runs} runs, median)`, '',
+        `### A producer streaming into the loaded paretod beside SCORE, LAPSED and alerts (${x.seconds} s a run, ${r.runs} runs, median)`, '',
         'SCORE reads the customer\'s history on the apply thread that owns him, and its store flags come ' +
-        'from store rankings made again beside ingest while the feed streams, as LAPSED\'s list is; ' +
-        'the 4 clients ask as fast as answered, from 0.2 s after the stream starts until 0.5 s before it ends.', '',
-        '| records/s alone (min-max) | 4 clients asking | records/s with them | slowdown | their p50 / p99 / p99.9 / max us | queries/s |',
+        'from store rankings made again beside ingest while the feed streams, as LAPSED\'s list is, and alerts are evaluated from the rankings published; ' +
+        '4 query clients ask as fast as answered, or one subscriber reads every push, from 0.2 s after the ' +
+        'stream starts until 0.5 s before it ends.', '',
+        '| records/s alone (min-max) | beside | records/s with them | slowdown | their p50 / p99 / p99.9 / max us | queries/s |',
         '|---|---|---|---|---|---|',
         ...[x.with_4_score_clients, x.with_4_lapsed_clients].filter((w) => w).map((w) => {
           const l = w.latency_us;
-          return `| ${M(a.median)} (${M(a.min)}-${M(a.max)}) | ${w.command} | ${M(w.records_per_s.median)} | ` +
+          return `| ${M(a.median)} (${M(a.min)}-${M(a.max)}) | 4 clients asking ${w.command} | ${M(w.records_per_s.median)} | ` +
             `${f(w.slowdown * 100, 1)}% | ${f(l.p50)} / ${f(l.p99)} / ${f(l.p999)} / ${f(l.max)} | ${k(w.queries_per_s)} |`;
-        }), ''];
+        }),
+        ...(x.with_an_alert_subscriber ? [(() => {
+          const w = x.with_an_alert_subscriber;
+          return `| ${M(a.median)} (${M(a.min)}-${M(a.max)}) | SUBSCRIBE alerts (1 client) | ` +
+            `${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | - | ${f(w.pushes)} pushes a run |`;
+        })()] : []), ''];
     })() : []),
     '### Freshness (record written -> visible to a query), under full ingest load and paced', '',
     '| system | probes | applied p50 / p99 ms | in the published ranking p50 / p99 ms | ingest meanwhile |',
