@@ -965,6 +965,7 @@ struct pr_lapsed_request {
 	struct pr_shard_scan *scan;
 	const struct pr_engine *engine;
 	struct as_of now; /* the engine's when it started */
+	unsigned owners;
 	struct pr_lapsed_list result;
 	struct lapsed_part parts[PR_SHARD_OWNERS_MAX];
 	int rc;
@@ -982,7 +983,7 @@ static void lapsed_scan(void *arg, unsigned owner, unsigned owners)
 static void lapsed_merge(void *arg)
 {
 	struct pr_lapsed_request *q = arg;
-	unsigned owners = pr_shard_scan_owners(q->engine);
+	unsigned owners = q->owners;
 	size_t n = 0;
 	for (unsigned k = 0; k < owners; k++) {
 		n += q->parts[k].n;
@@ -1017,6 +1018,7 @@ int pr_lapsed_request_start(struct pr_engine *e, struct pr_lapsed_request **out)
 		return -ENOMEM;
 	q->engine = e;
 	q->now = engine_now(e);
+	q->owners = pr_shard_scan_owners(e);
 	q->result.records = e->records;
 	q->result.has_watermark = e->has_watermark;
 	q->result.watermark_ms = e->watermark_ms;
