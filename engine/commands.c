@@ -443,6 +443,79 @@ static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr
 	return p->valid && need < (int64_t)p->count ? p : NULL;
 }
 
+/* Makes l LAPSED's list, made in build_ms. */
+static void lapsed_publish(struct pr_server *s, struct pr_lapsed_list *l, int64_t build_ms)
+{
+	free(s->lapsed.list);
+	s->lapsed = *l;
+	s->lapsed_valid = true;
+	s->lapsed_built_ms = pr_server_now_ms();
+	s->lapsed_build_ms = build_ms;
+	s->lapsed_lists++;
+}
+
+/* A list made beside ingest, if one is out and over (with wait, waits for
+ * it): published unless the one published reflects more records. */
+static void lapsed_collect(struct pr_server *s, bool wait)
+{
+	struct pr_lapsed_request *q = s->lapsed_request;
+	if (!q || (!wait && !pr_lapsed_request_done(q)))
+		return;
+	s->lapsed_request = NULL;
+	struct pr_lapsed_list l;
+	if (pr_lapsed_request_finish(q, &l) < 0) {
+		pr_log("lapsed customers: out of memory");
+		return;
+	}
+	if (s->lapsed_valid && s->lapsed.records > l.records) {
+		free(l.list);
+		return;
+	}
+	lapsed_publish(s, &l, pr_server_now_ms() - s->lapsed_began_ms);
+	s->lapsed_lists_beside++;
+}
+
+/*
+ * LAPSED's list, as store rankings are kept (stores_get): while feeds
+ * stream, a stale one is made again beside ingest (pr_lapsed_request_*)
+ * and answers cite the one published until then; otherwise (and the
+ * first time) it is made here on a drained engine. NULL if out of memory.
+ * Kept whole: any LAPSED n takes its first n.
+ */
+static const struct pr_lapsed_list *lapsed_get(struct pr_server *s)
+{
+	lapsed_collect(s, false);
+	struct pr_lapsed_list *l = &s->lapsed;
+	bool usable = s->lapsed_valid;
+	if (usable && (l->records == engine_records(s) ||
+		       !stale(s, l->records, s->lapsed_built_ms, s->lapsed_build_ms)))
+		return l;
+	if (usable && pr_server_ingesting(s)) {
+		/* While a checkpoint reads the engine nothing may be handed
+		 * to the apply threads (persistence.h): the list waits. */
+		if (s->lapsed_request || pr_persist_writing(s))
+			return l;
+		int rc = pr_lapsed_request_start(s->engine, &s->lapsed_request);
+		if (rc == 0) {
+			s->lapsed_began_ms = pr_server_now_ms();
+			return l;
+		}
+		if (rc != -ENOTSUP)
+			pr_log("lapsed customers: %s", strerror(-rc));
+	}
+	pr_server_drain(s);
+	int64_t began = pr_server_now_ms();
+	struct pr_engine_state st;
+	pr_engine_state(s->engine, &st);
+	struct pr_lapsed_list fresh = { .records = st.records, .has_watermark = st.has_watermark,
+					.watermark_ms = st.watermark_ms };
+	size_t total;
+	if (pr_engine_lapsed(s->engine, SIZE_MAX, &fresh.list, &fresh.count, &total) < 0)
+		return usable ? l : NULL;
+	lapsed_publish(s, &fresh, pr_server_now_ms() - began);
+	return l;
+}
+
 /* A ranking, summary and what they reflect, for one window and scope. */
 struct view {
 	const struct pr_published *company; /* NULL for a store */
@@ -1085,6 +1158,9 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		if (s->ranker)
 			pr_ranker_stats(s->ranker, &rs);
 		company_take_all(s);
+		for (int w = 0; w < PR_WINDOW_COUNT; w++)
+			stores_collect(s, w, false);
+		lapsed_collect(s, false);
 		/* rank_gap_us: the least time between two batches now, from
 		 * PR_RANK_INTERVAL_LEAST_MS to rank_interval_ms if auto. */
 		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nrank_interval_auto:%d\r\n"
@@ -1117,6 +1193,23 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 			     (unsigned long long)(st.records - p->records),
 			     (long long)(now - p->built_ms), (long long)(p->built_ms - p->cut_ms));
 		}
+		/* Store rankings and LAPSED's list, made again beside ingest
+		 * while feeds stream: how far behind the ones answers use are,
+		 * and how long the last took (build_ms). */
+		for (int w = 0; w < PR_WINDOW_COUNT; w++) {
+			const struct pr_published_stores *p = &s->stores[w];
+			if (!p->valid)
+				continue;
+			addf(t, "stores_%s:stores=%u,records=%llu,behind=%llu,age_ms=%lld,build_ms=%lld\r\n",
+			     pr_window_name(w), p->count, (unsigned long long)p->records,
+			     (unsigned long long)(st.records - p->records),
+			     (long long)(now - p->built_ms), (long long)p->build_ms);
+		}
+		if (s->lapsed_valid)
+			addf(t, "lapsed:count=%zu,records=%llu,behind=%llu,age_ms=%lld,build_ms=%lld\r\n",
+			     s->lapsed.count, (unsigned long long)s->lapsed.records,
+			     (unsigned long long)(st.records - s->lapsed.records),
+			     (long long)(now - s->lapsed_built_ms), (long long)s->lapsed_build_ms);
 		addf(t, "\r\n");
 	}
 	if (want_section(a, "persistence", true)) {
@@ -1460,79 +1553,6 @@ static void cmd_stores(struct pr_server *s, struct pr_client *c, const args_t *a
 		map_end(&sm);
 	}
 	map_end(&m);
-}
-
-/* Makes l LAPSED's list, made in build_ms. */
-static void lapsed_publish(struct pr_server *s, struct pr_lapsed_list *l, int64_t build_ms)
-{
-	free(s->lapsed.list);
-	s->lapsed = *l;
-	s->lapsed_valid = true;
-	s->lapsed_built_ms = pr_server_now_ms();
-	s->lapsed_build_ms = build_ms;
-	s->lapsed_lists++;
-}
-
-/* A list made beside ingest, if one is out and over (with wait, waits for
- * it): published unless the one published reflects more records. */
-static void lapsed_collect(struct pr_server *s, bool wait)
-{
-	struct pr_lapsed_request *q = s->lapsed_request;
-	if (!q || (!wait && !pr_lapsed_request_done(q)))
-		return;
-	s->lapsed_request = NULL;
-	struct pr_lapsed_list l;
-	if (pr_lapsed_request_finish(q, &l) < 0) {
-		pr_log("lapsed customers: out of memory");
-		return;
-	}
-	if (s->lapsed_valid && s->lapsed.records > l.records) {
-		free(l.list);
-		return;
-	}
-	lapsed_publish(s, &l, pr_server_now_ms() - s->lapsed_began_ms);
-	s->lapsed_lists_beside++;
-}
-
-/*
- * LAPSED's list, as store rankings are kept (stores_get): while feeds
- * stream, a stale one is made again beside ingest (pr_lapsed_request_*)
- * and answers cite the one published until then; otherwise (and the
- * first time) it is made here on a drained engine. NULL if out of memory.
- * Kept whole: any LAPSED n takes its first n.
- */
-static const struct pr_lapsed_list *lapsed_get(struct pr_server *s)
-{
-	lapsed_collect(s, false);
-	struct pr_lapsed_list *l = &s->lapsed;
-	bool usable = s->lapsed_valid;
-	if (usable && (l->records == engine_records(s) ||
-		       !stale(s, l->records, s->lapsed_built_ms, s->lapsed_build_ms)))
-		return l;
-	if (usable && pr_server_ingesting(s)) {
-		/* While a checkpoint reads the engine nothing may be handed
-		 * to the apply threads (persistence.h): the list waits. */
-		if (s->lapsed_request || pr_persist_writing(s))
-			return l;
-		int rc = pr_lapsed_request_start(s->engine, &s->lapsed_request);
-		if (rc == 0) {
-			s->lapsed_began_ms = pr_server_now_ms();
-			return l;
-		}
-		if (rc != -ENOTSUP)
-			pr_log("lapsed customers: %s", strerror(-rc));
-	}
-	pr_server_drain(s);
-	int64_t began = pr_server_now_ms();
-	struct pr_engine_state st;
-	pr_engine_state(s->engine, &st);
-	struct pr_lapsed_list fresh = { .records = st.records, .has_watermark = st.has_watermark,
-					.watermark_ms = st.watermark_ms };
-	size_t total;
-	if (pr_engine_lapsed(s->engine, SIZE_MAX, &fresh.list, &fresh.count, &total) < 0)
-		return usable ? l : NULL;
-	lapsed_publish(s, &fresh, pr_server_now_ms() - began);
-	return l;
 }
 
 static void cmd_lapsed(struct pr_server *s, struct pr_client *c, const args_t *a)

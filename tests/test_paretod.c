@@ -1325,6 +1325,12 @@ Test(paretod, store_rankings_beside_ingest_are_exact_for_their_records)
 	long beside = atol(info_value(c, "ranking", "store_builds_beside_ingest", v, sizeof v));
 	cr_log_info("%d TOP, %d RANK and %d SCORE answers checked, %d behind the records sent, "
 		    "%ld store builds beside ingest", tops, ranks, scores, behind, beside);
+	/* INFO says what the store rankings answers use reflect. */
+	char line[256];
+	info_value(c, "ranking", "stores_all", line, sizeof line);
+	cr_assert(strstr(line, "stores=4,records="), "%s", line);
+	cr_assert_leq(atoll(strstr(line, "records=") + 8), TOTAL, "%s", line);
+	cr_assert_not_null(strstr(line, ",behind="), "%s", line);
 	cr_assert_gt(beside, 0, "no store ranking was built beside ingest");
 	cr_assert_gt(behind, 0, "no answer came from an older ranking: the test proves nothing");
 	close(producer);
@@ -1423,6 +1429,10 @@ Test(paretod, lapsed_beside_ingest_is_exact_for_its_records)
 	long beside = atol(info_value(c, "ranking", "lapsed_lists_beside_ingest", v, sizeof v));
 	cr_log_info("%d LAPSED answers checked (%d with some lapsed), %d behind the records sent, "
 		    "%ld lists made beside ingest", checked, seen_lapsed, behind, beside);
+	char line[256];
+	info_value(c, "ranking", "lapsed", line, sizeof line);
+	cr_assert(strncmp(line, "count=", 6) == 0 && strstr(line, ",records="), "%s", line);
+	cr_assert_leq(atoll(strstr(line, "records=") + 8), TOTAL, "%s", line);
 	cr_assert_gt(seen_lapsed, 0, "nobody lapsed: the test proves little");
 	cr_assert_gt(beside, 0, "no list was made beside ingest");
 	cr_assert_gt(behind, 0, "no answer came from an older list: the test proves nothing");
