@@ -269,6 +269,28 @@ static bool stale(const struct pr_server *s, uint64_t built_records, int64_t bui
 	return pr_server_now_ms() - built_ms >= wait;
 }
 
+/*
+ * Whether a published set that answers can use (of `records`, built at
+ * built_ms in build_ms) will do for now: it holds every record counted, or
+ * it is not stale (unless forced), or it is stale while feeds stream and a
+ * new one is being made beside ingest: one is out already, or start makes
+ * one (not while a checkpoint reads the engine: nothing may be handed to
+ * the apply threads then, persistence.h). false: make one here, on a
+ * drained engine. (Store rankings and LAPSED's list.)
+ */
+static bool published_will_do(struct pr_server *s, bool force, uint64_t records, int64_t built_ms,
+			      int64_t build_ms, bool out,
+			      bool (*start)(struct pr_server *s, enum pr_window w), enum pr_window w)
+{
+	if (records == engine_records(s))
+		return true;
+	if (force)
+		return false;
+	if (!stale(s, records, built_ms, build_ms))
+		return true;
+	return pr_server_ingesting(s) && (out || pr_persist_writing(s) || start(s, w));
+}
+
 /* The ranker, started at the first query that needs a company ranking. */
 static struct pr_ranker *ranker_get(struct pr_server *s)
 {
@@ -374,13 +396,30 @@ static void stores_publish(struct pr_server *s, struct pr_published_stores *p,
 	s->ranking_builds++;
 }
 
+/* Frees store rankings nobody will answer from. */
+static void stores_drop(const struct pr_store_rankings *r)
+{
+	struct pr_published_stores unused = { .rankings = r->rankings, .count = r->count };
+	stores_clear(&unused);
+}
+
+/* Starts window w's store rankings beside ingest; whether it did. */
+static bool stores_start(struct pr_server *s, enum pr_window w)
+{
+	int rc = pr_store_build_start(s->engine, w, &s->store_build[w]);
+	if (rc == 0)
+		s->store_build_began_ms[w] = pr_server_now_ms();
+	else if (rc != -ENOTSUP)
+		pr_log("store rankings %s: %s", pr_window_name(w), strerror(-rc));
+	return rc == 0;
+}
+
 /* A build beside ingest of window w's store rankings, if one is out and
- * over: published unless those published already reflect more records.
- * With wait, waits for it. */
-static void stores_collect(struct pr_server *s, enum pr_window w, bool wait)
+ * over: published unless those published already reflect more records. */
+static void stores_collect(struct pr_server *s, enum pr_window w)
 {
 	struct pr_store_build *b = s->store_build[w];
-	if (!b || (!wait && !pr_store_build_done(b)))
+	if (!b || !pr_store_build_done(b))
 		return;
 	s->store_build[w] = NULL;
 	struct pr_store_rankings r;
@@ -390,8 +429,7 @@ static void stores_collect(struct pr_server *s, enum pr_window w, bool wait)
 	}
 	struct pr_published_stores *p = &s->stores[w];
 	if (p->valid && p->records > r.records) {
-		struct pr_published_stores old = { .rankings = r.rankings, .count = r.count };
-		stores_clear(&old);
+		stores_drop(&r);
 		return;
 	}
 	stores_publish(s, p, &r, pr_server_now_ms() - s->store_build_began_ms[w]);
@@ -409,24 +447,11 @@ static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr
 						    bool force, int64_t need)
 {
 	struct pr_published_stores *p = &s->stores[w];
-	stores_collect(s, w, false);
+	stores_collect(s, w);
 	bool usable = p->valid && need < (int64_t)p->count;
-	if (usable && (p->records == engine_records(s) ||
-		       (!force && !stale(s, p->records, p->built_ms, p->build_ms))))
+	if (usable && published_will_do(s, force, p->records, p->built_ms, p->build_ms,
+					s->store_build[w] != NULL, stores_start, w))
 		return p;
-	if (usable && !force && pr_server_ingesting(s)) {
-		/* While a checkpoint reads the engine nothing may be handed
-		 * to the apply threads (persistence.h): a build waits. */
-		if (s->store_build[w] || pr_persist_writing(s))
-			return p;
-		int rc = pr_store_build_start(s->engine, w, &s->store_build[w]);
-		if (rc == 0) {
-			s->store_build_began_ms[w] = pr_server_now_ms();
-			return p;
-		}
-		if (rc != -ENOTSUP)
-			pr_log("store rankings %s: %s", pr_window_name(w), strerror(-rc));
-	}
 	pr_server_drain(s);
 	struct pr_engine_state st;
 	pr_engine_state(s->engine, &st);
@@ -454,12 +479,25 @@ static void lapsed_publish(struct pr_server *s, struct pr_lapsed_list *l, int64_
 	s->lapsed_lists++;
 }
 
-/* A list made beside ingest, if one is out and over (with wait, waits for
- * it): published unless the one published reflects more records. */
-static void lapsed_collect(struct pr_server *s, bool wait)
+/* Starts LAPSED's list beside ingest (one for every window: w is not
+ * used); whether it did. */
+static bool lapsed_start(struct pr_server *s, enum pr_window w)
+{
+	(void)w;
+	int rc = pr_lapsed_request_start(s->engine, &s->lapsed_request);
+	if (rc == 0)
+		s->lapsed_began_ms = pr_server_now_ms();
+	else if (rc != -ENOTSUP)
+		pr_log("lapsed customers: %s", strerror(-rc));
+	return rc == 0;
+}
+
+/* A list made beside ingest, if one is out and over: published unless the
+ * one published reflects more records. */
+static void lapsed_collect(struct pr_server *s)
 {
 	struct pr_lapsed_request *q = s->lapsed_request;
-	if (!q || (!wait && !pr_lapsed_request_done(q)))
+	if (!q || !pr_lapsed_request_done(q))
 		return;
 	s->lapsed_request = NULL;
 	struct pr_lapsed_list l;
@@ -484,25 +522,12 @@ static void lapsed_collect(struct pr_server *s, bool wait)
  */
 static const struct pr_lapsed_list *lapsed_get(struct pr_server *s)
 {
-	lapsed_collect(s, false);
+	lapsed_collect(s);
 	struct pr_lapsed_list *l = &s->lapsed;
-	bool usable = s->lapsed_valid;
-	if (usable && (l->records == engine_records(s) ||
-		       !stale(s, l->records, s->lapsed_built_ms, s->lapsed_build_ms)))
+	if (s->lapsed_valid &&
+	    published_will_do(s, false, l->records, s->lapsed_built_ms, s->lapsed_build_ms,
+			      s->lapsed_request != NULL, lapsed_start, PR_WINDOW_ALL))
 		return l;
-	if (usable && pr_server_ingesting(s)) {
-		/* While a checkpoint reads the engine nothing may be handed
-		 * to the apply threads (persistence.h): the list waits. */
-		if (s->lapsed_request || pr_persist_writing(s))
-			return l;
-		int rc = pr_lapsed_request_start(s->engine, &s->lapsed_request);
-		if (rc == 0) {
-			s->lapsed_began_ms = pr_server_now_ms();
-			return l;
-		}
-		if (rc != -ENOTSUP)
-			pr_log("lapsed customers: %s", strerror(-rc));
-	}
 	pr_server_drain(s);
 	int64_t began = pr_server_now_ms();
 	struct pr_engine_state st;
@@ -511,7 +536,7 @@ static const struct pr_lapsed_list *lapsed_get(struct pr_server *s)
 					.watermark_ms = st.watermark_ms };
 	size_t total;
 	if (pr_engine_lapsed(s->engine, SIZE_MAX, &fresh.list, &fresh.count, &total) < 0)
-		return usable ? l : NULL;
+		return s->lapsed_valid ? l : NULL;
 	lapsed_publish(s, &fresh, pr_server_now_ms() - began);
 	return l;
 }
@@ -1159,8 +1184,8 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 			pr_ranker_stats(s->ranker, &rs);
 		company_take_all(s);
 		for (int w = 0; w < PR_WINDOW_COUNT; w++)
-			stores_collect(s, w, false);
-		lapsed_collect(s, false);
+			stores_collect(s, w);
+		lapsed_collect(s);
 		/* rank_gap_us: the least time between two batches now, from
 		 * PR_RANK_INTERVAL_LEAST_MS to rank_interval_ms if auto. */
 		addf(t, "# Ranking\r\nrank_interval_ms:%u\r\nrank_interval_auto:%d\r\n"
@@ -2010,10 +2035,18 @@ void pr_commands_free(struct pr_server *s)
 	for (int w = 0; w < PR_WINDOW_COUNT; w++) {
 		pr_published_release(s->company[w]);
 		s->company[w] = NULL;
-		stores_collect(s, w, true);
+		/* A build still out is waited for (its thread joined), not
+		 * published. */
+		struct pr_store_rankings r;
+		if (s->store_build[w] && pr_store_build_finish(s->store_build[w], &r) == 0)
+			stores_drop(&r);
+		s->store_build[w] = NULL;
 		stores_clear(&s->stores[w]);
 	}
-	lapsed_collect(s, true);
+	struct pr_lapsed_list unused;
+	if (s->lapsed_request && pr_lapsed_request_finish(s->lapsed_request, &unused) == 0)
+		free(unused.list);
+	s->lapsed_request = NULL;
 	free(s->lapsed.list);
 	s->lapsed = (struct pr_lapsed_list){ 0 };
 	s->lapsed_valid = false;
