@@ -14,9 +14,9 @@ static long long read_length(const char *p, const char *end, const char **next)
 	while (q < end && *q != '\r' && *q != '\n')
 		q++;
 	if (q == end || (*q == '\r' && q + 1 == end))
-		return (end - p) > 24 ? -2 : -1; /* no number is that long */
-	if (*q != '\r' || q[1] != '\n' || q == p)
-		return -2;
+		return q - p > 24 ? -2 : -1; /* no number is that long */
+	if (*q != '\r' || q[1] != '\n' || q == p || q - p > 24)
+		return -2; /* the same answer, whether the CRLF came or not yet */
 	long long v = 0;
 	bool negative = *p == '-';
 	for (const char *d = p + negative; d < q; d++) {
@@ -34,11 +34,13 @@ static int inline_command(const char *buf, size_t len, const struct pr_resp_limi
 			  struct pr_resp_command *out, size_t *consumed, struct pr_error *err)
 {
 	const char *nl = memchr(buf, '\n', len);
-	if (!nl) {
-		if (len > limits->max_request_bytes)
-			return pr_error_set(err, -E2BIG, "Protocol error: too big inline request");
+	/* The limit holds however the line arrives: a line that fits only
+	 * because its end came in the same read is as big as one that did not. */
+	size_t line = nl ? (size_t)(nl + 1 - buf) : len;
+	if (line > limits->max_request_bytes)
+		return pr_error_set(err, -E2BIG, "Protocol error: too big inline request");
+	if (!nl)
 		return PR_RESP_MORE;
-	}
 	const char *end = nl > buf && nl[-1] == '\r' ? nl - 1 : nl;
 	out->argc = 0;
 	for (const char *p = buf; p < end;) {
@@ -68,7 +70,7 @@ int pr_resp_parse(const char *buf, size_t len, const struct pr_resp_limits *limi
 	const char *end = buf + len, *p;
 	long long n = read_length(buf + 1, end, &p);
 	if (n == -1)
-		return PR_RESP_MORE;
+		goto more;
 	if (n < -1 || n == -3)
 		return pr_error_set(err, -EPROTO, "Protocol error: invalid multibulk length");
 	if ((unsigned long long)n > limits->max_args)
@@ -98,6 +100,8 @@ int pr_resp_parse(const char *buf, size_t len, const struct pr_resp_limits *limi
 		out->argv_len[out->argc++] = (size_t)size;
 		p += size + 2;
 	}
+	if ((size_t)(p - buf) > limits->max_request_bytes) /* "*000...0\r\n" */
+		return pr_error_set(err, -E2BIG, "Protocol error: request too large");
 	*consumed = (size_t)(p - buf);
 	return 0;
 more:

@@ -115,6 +115,38 @@ Test(resp, malformed_and_oversized_requests)
 	cr_assert_eq(parse(&p, fits, strlen(fits), &used, &err), PR_RESP_MORE);
 }
 
+/* Found by tools/fuzz: answers that depended on where a read ended. */
+Test(resp, the_answer_does_not_depend_on_where_the_bytes_stop)
+{
+	struct parsed p;
+	size_t used;
+	struct pr_error err = { 0 };
+	/* An inline line over the limit was refused while its end was still
+	 * to come, and accepted when it came in the same read. */
+	static char line[1100];
+	memset(line, 'g', sizeof line);
+	line[sizeof line - 1] = '\n';
+	cr_assert_eq(parse(&p, line, sizeof line - 1, &used, &err), -E2BIG);
+	cr_assert_eq(parse(&p, line, sizeof line, &used, &err), -E2BIG);
+	line[1023] = '\n'; /* 1024 bytes with its line end: fits */
+	cr_assert_eq(parse(&p, line, sizeof line, &used, &err), 0);
+	cr_assert_eq(used, 1024);
+	/* 24 zeros then CR was "no number is that long" before the LF came,
+	 * and a length of 0 after. */
+	const char *zeros = "*000000000000000000000000\r\n";
+	cr_assert_eq(parse(&p, zeros, strlen(zeros) - 1, &used, &err), PR_RESP_MORE);
+	cr_assert_eq(parse(&p, zeros, strlen(zeros), &used, &err), 0);
+	cr_assert_eq(p.cmd.argc, 0);
+	const char *more = "*0000000000000000000000000\r\n";
+	cr_assert_eq(parse(&p, more, strlen(more) - 2, &used, &err), -EPROTO);
+	cr_assert_eq(parse(&p, more, strlen(more), &used, &err), -EPROTO);
+	/* A header of zeros alone may pass the request limit too. */
+	static const struct pr_resp_limits small = { 16, MAX_ARGS };
+	p.cmd = (struct pr_resp_command){ 0, p.argv, p.argv_len };
+	cr_assert_eq(pr_resp_parse(zeros, strlen(zeros), &small, &p.cmd, &used, &err), -E2BIG);
+	cr_assert_eq(pr_resp_parse(zeros, 17, &small, &p.cmd, &used, &err), -E2BIG);
+}
+
 Test(resp, replies_in_resp2_and_resp3)
 {
 	struct pr_resp_out o;
