@@ -173,15 +173,30 @@ int pr_decimal_parse(const char *text, size_t len, unsigned scale, int64_t *out_
 	return to_minor(&d, scale, out_minor);
 }
 
+static void drop_trailing_zeros(struct decimal *d)
+{
+	while (d->frac && d->digits % 10 == 0) {
+		d->digits /= 10;
+		d->frac--;
+	}
+}
+
 int pr_decimal_product(const char *quantity, size_t quantity_len, const char *price,
 		       size_t price_len, unsigned scale, int64_t *out_minor)
 {
 	struct decimal q, p;
-	int rc = parse(quantity, quantity_len, FRAC_ALL, &q);
-	if (rc < 0)
-		return rc;
-	if ((rc = parse(price, price_len, FRAC_ALL, &p)) < 0)
-		return rc;
+	int rq = parse(quantity, quantity_len, FRAC_ALL, &q);
+	int rp = parse(price, price_len, FRAC_ALL, &p);
+	/* Not a decimal outranks out of range, whichever factor is which. */
+	if (rq == -EINVAL || rp == -EINVAL)
+		return -EINVAL;
+	if (rq < 0 || rp < 0)
+		return -ERANGE;
+	/* The fast path keeps trailing fraction zeros ("40.20"): dropped, so
+	 * that the product fits 128 bits whenever the same values written
+	 * without them would. */
+	drop_trailing_zeros(&q);
+	drop_trailing_zeros(&p);
 	struct decimal product = {
 		.negative = q.negative != p.negative,
 		.frac = q.frac + p.frac,

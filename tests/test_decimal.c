@@ -177,6 +177,14 @@ Test(decimal, products_round_once)
 	check_product("-92233720368547758.08", "-1", 2, -ERANGE, 0);
 	check_product("3037000500", "3037000500", 0, -ERANGE, 0); /* just above 2^63 */
 	check_product("3037000499", "3037000499", 0, 0, 9223372030926249001LL);
+	/* Found by tools/fuzz: a price's trailing fraction zero ("40.20") was
+	 * kept as a digit, so 36 + 4 digits passed 128 bits where 36 + 3 of
+	 * "40.2" do not; and a factor past 38 digits hid the other's garbage. */
+	check_product("209768.8000209036854068036106803685410", "0000040.20", 8, 1,
+		      843270576084033LL);
+	check_product("209768.8000209036854068036106803685410", "40.2", 8, 1, 843270576084033LL);
+	check_product("2292223730368568590368547500000004775908", "0'25", 7, -EINVAL, 0);
+	check_product("0'25", "2292223730368568590368547500000004775908", 7, -EINVAL, 0);
 }
 
 /* ---- the reference ---------------------------------------------------------- */
