@@ -285,13 +285,17 @@ static int parse_epoch(const char *p, const char *end, int64_t *ts_ms)
 	if (p == end)
 		return -EINVAL;
 	uint64_t v = 0;
+	bool over = false; /* told only once every byte is a digit: not a time outranks it */
 	for (; p < end; p++) {
 		if (*p < '0' || *p > '9')
 			return -EINVAL;
 		if (v > (UINT64_MAX - 9) / 10)
-			return -ERANGE;
-		v = v * 10 + (uint64_t)(*p - '0');
+			over = true;
+		else
+			v = v * 10 + (uint64_t)(*p - '0');
 	}
+	if (over)
+		return -ERANGE;
 	/* Magnitudes from 1e11 up are milliseconds (1e11 s is the year 5138). */
 	if (v < 100000000000ull) {
 		*ts_ms = (negative ? -1 : 1) * (int64_t)v * 1000;

@@ -80,6 +80,10 @@ Test(timeparse, epoch_seconds_and_milliseconds)
 	cr_assert_eq(parse("99999999999", NULL, 0), 99999999999000LL);
 	cr_assert_eq(parse("100000000000", NULL, 0), 100000000000LL);
 	parse("99999999999999999999", NULL, -ERANGE);
+	/* Found by tools/fuzz: garbage after the digits that overflow is not a
+	 * time, as it is after fewer digits. */
+	parse("-100000000000000000000000000 000000000000", NULL, -EINVAL);
+	parse("99999999999999999999x", NULL, -EINVAL);
 	parse("17e8", NULL, -EINVAL);
 }
 
