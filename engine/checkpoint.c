@@ -605,10 +605,11 @@ static void r_pairs(struct reader *r, struct pr_engine *e, uint32_t s)
 {
 	struct shard *sh = &e->shards[s];
 	uint64_t n = r_u64(r, "pairs"), bytes = r_u64(r, "pairs");
-	const unsigned char *p = r_bytes(r, bytes, "pairs"), *end = p + bytes;
+	const unsigned char *p = r_bytes(r, bytes, "pairs");
 	r_pad(r);
 	if (r->rc)
-		return;
+		return; /* p is NULL */
+	const unsigned char *end = p + bytes;
 	if (n && !e->opt.keep_stores)
 		FAIL("shard %u: pairs in an engine that keeps no stores", s);
 	if (n > bytes) /* each takes a byte at least */
@@ -695,10 +696,11 @@ static void r_days(struct reader *r, struct pr_engine *e, uint32_t s)
 	uint32_t as_set = r_u32(r, "days");
 	r_u32(r, "days");
 	uint64_t n = r_u64(r, "days"), bytes = r_u64(r, "days");
-	const unsigned char *p = r_bytes(r, bytes, "days"), *end = p + bytes;
+	const unsigned char *p = r_bytes(r, bytes, "days");
 	r_pad(r);
 	if (r->rc)
-		return;
+		return; /* p is NULL */
+	const unsigned char *end = p + bytes;
 	if (as_set > 1 || (n && !e->opt.keep_days))
 		FAIL("shard %u: purchase days the engine does not keep", s);
 	if (n > bytes / 2) /* each takes two bytes at least */
