@@ -1677,3 +1677,112 @@ Test(paretod, history_read_beside_ingest_sees_every_record_before_it)
 	redisFree(c);
 	stop(&d);
 }
+
+/* ---- random commands ------------------------------------------------------ */
+
+/* Writes one command of argc arguments (any bytes) as a RESP array. */
+static void send_args(struct conn *c, int argc, char *const *argv, const size_t *len)
+{
+	size_t cap = 64, n = 0;
+	for (int i = 0; i < argc; i++)
+		cap += len[i] + 32;
+	char *buf = malloc(cap);
+	n += (size_t)sprintf(buf, "*%d\r\n", argc);
+	for (int i = 0; i < argc; i++) {
+		n += (size_t)sprintf(buf + n, "$%zu\r\n", len[i]);
+		memcpy(buf + n, argv[i], len[i]);
+		n += len[i];
+		memcpy(buf + n, "\r\n", 2);
+		n += 2;
+	}
+	cr_assert_eq(write(c->fd, buf, n), (ssize_t)n);
+	free(buf);
+}
+
+/* A random argument: ids, stores, numbers at their edges, keywords, bytes. */
+static size_t random_arg(char *out, size_t cap)
+{
+	static const char *const words[] = {
+		"C1", "C2", "C5", "NOBODY", "S1", "S2", "S9", "0", "1", "-1", "10", "20",
+		"9223372036854775807", "9223372036854775808", "-9223372036854775808",
+		"99999999999999999999999", "1e3", "0x10", "", " ", "WINDOW", "STORE", "all",
+		"month", "quarter", "year", "prev_month", "prev_quarter", "decade", "ingest",
+		"ranking", "metrics", "everything", "server", "GET", "SET", "save", "SETNAME",
+		"LIST", "COUNT", "DOCS", "INFO", "alerts", "2", "3", "AUTH", "SETNAME", "x",
+	};
+	int kind = rand() % 10;
+	if (kind < 7) {
+		const char *w = words[rand() % (sizeof words / sizeof *words)];
+		return (size_t)snprintf(out, cap, "%s", w);
+	}
+	size_t n = kind < 9 ? (size_t)(rand() % 40) : (size_t)(rand() % 20000);
+	n = n < cap ? n : cap;
+	for (size_t i = 0; i < n; i++)
+		out[i] = kind == 7 ? (char)(' ' + rand() % 95) : (char)rand();
+	return n;
+}
+
+/*
+ * Thousands of random commands (every command name but those that end the
+ * connection or the server, or answer more than once, and unknown ones)
+ * with random arguments, pipelined, under RESP2 and RESP3 by turns: each
+ * gets exactly one well-formed reply, an error in Redis' form (an upper
+ * case word first) or an answer, and nothing they do changes the totals.
+ */
+Test(paretod, random_commands_get_one_well_formed_reply_each)
+{
+	seeded();
+	struct daemon d;
+	start(&d, small_feed, NULL);
+	redisContext *c = client(&d);
+	redisReply *before = cmd(c, "PARETO");
+	struct conn *raw = conn_open(&d);
+	static const char *const names[] = {
+		"PING", "HELLO", "INFO", "CUSTOMER", "RANK", "TOP", "PARETO", "RISK", "KEYCLIENTS",
+		"STORES", "LAPSED", "SCORE", "CLIENT", "COMMAND", "CONFIG", "ECHO", "RESET",
+		"rank", "Top", "FROB", "HELP", "",
+	};
+	static char arg_bytes[6][20000];
+	char *argv[7];
+	size_t len[7];
+	int errors = 0, answers = 0;
+	for (int burst = 0; burst < 200; burst++) {
+		int n = 1 + rand() % 50;
+		for (int k = 0; k < n; k++) {
+			const char *name = names[rand() % (sizeof names / sizeof *names)];
+			argv[0] = (char *)name;
+			len[0] = strlen(name);
+			int argc = 1 + rand() % 6;
+			for (int i = 1; i < argc; i++) {
+				argv[i] = arg_bytes[i - 1];
+				len[i] = random_arg(arg_bytes[i - 1], sizeof arg_bytes[0]);
+			}
+			send_args(raw, argc, argv, len);
+		}
+		for (int k = 0; k < n; k++) {
+			struct rv *r = rv_read(raw);
+			cr_assert_not_null(r, "burst %d: no reply %d of %d", burst, k + 1, n);
+			cr_assert_neq(r->type, RV_PUSH, "a push nobody asked for");
+			if (r->type == RV_ERROR) {
+				size_t word = strspn(r->str, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+				cr_assert(word > 0 && r->str[word] == ' ', "error \"%s\"", r->str);
+				errors++;
+			} else {
+				answers++;
+			}
+			rv_free(r);
+		}
+	}
+	cr_log_info("%d errors, %d answers", errors, answers);
+	cr_assert_gt(errors, 100);
+	cr_assert_gt(answers, 100);
+	conn_close(raw);
+	redisReply *after = cmd(c, "PARETO");
+	cr_assert_eq(int_field(after, "records"), 7);
+	cr_assert_eq(int_field(after, "revenue_minor"), int_field(before, "revenue_minor"));
+	cr_assert_eq(int_field(after, "customers"), int_field(before, "customers"));
+	freeReplyObject(before);
+	freeReplyObject(after);
+	redisFree(c);
+	stop(&d);
+}
