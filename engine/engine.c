@@ -420,8 +420,8 @@ static int flush_shard(struct pr_engine *e, uint32_t shard)
 	int rc = 0;
 	for (unsigned k = 0; k < e->lane_count; k++) {
 		struct lane *l = e->lanes[k];
-		const unsigned char *at = l->staged[shard];
-		if (rc == 0)
+		const unsigned char *at = l->staged[shard]; /* NULL if it never staged */
+		if (rc == 0 && l->staged_bytes[shard])
 			rc = apply_staged(e, &at, at + l->staged_bytes[shard], l->store_map);
 		l->staged_bytes[shard] = 0;
 	}
