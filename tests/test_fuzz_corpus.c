@@ -171,6 +171,13 @@ Test(fuzz_corpus, resp)
 	run(fuzz_resp, &in, 20000, 2);
 }
 
+Test(fuzz_corpus, parallel)
+{
+	struct inputs in = { 0 };
+	load_corpus("parallel", &in);
+	run(fuzz_parallel, &in, 300, 6);
+}
+
 Test(fuzz_corpus, checkpoint)
 {
 	struct inputs in = { 0 };

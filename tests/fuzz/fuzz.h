@@ -34,6 +34,7 @@ int fuzz_decoder(const uint8_t *data, size_t size);
 int fuzz_decimal(const uint8_t *data, size_t size);
 int fuzz_time(const uint8_t *data, size_t size);
 int fuzz_resp(const uint8_t *data, size_t size);
+int fuzz_parallel(const uint8_t *data, size_t size);
 int fuzz_checkpoint(const uint8_t *data, size_t size);
 
 /*
