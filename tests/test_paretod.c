@@ -1699,9 +1699,12 @@ static void send_args(struct conn *c, int argc, char *const *argv, const size_t 
 	free(buf);
 }
 
-/* A random argument: ids, stores, numbers at their edges, keywords, bytes. */
-static size_t random_arg(char *out, size_t cap)
+/* A random argument: ids, stores, numbers at their edges, keywords, bytes;
+ * with `streamed`, also ids and stores of the producer tests' streams. */
+static size_t random_arg(char *out, size_t cap, bool streamed)
 {
+	if (streamed && rand() % 3 == 0)
+		return (size_t)snprintf(out, cap, rand() % 2 ? "K%05d" : "S%d", rand() % 40);
 	static const char *const words[] = {
 		"C1", "C2", "C5", "NOBODY", "S1", "S2", "S9", "0", "1", "-1", "10", "20",
 		"9223372036854775807", "9223372036854775808", "-9223372036854775808",
@@ -1755,7 +1758,7 @@ Test(paretod, random_commands_get_one_well_formed_reply_each)
 			int argc = 1 + rand() % 6;
 			for (int i = 1; i < argc; i++) {
 				argv[i] = arg_bytes[i - 1];
-				len[i] = random_arg(arg_bytes[i - 1], sizeof arg_bytes[0]);
+				len[i] = random_arg(arg_bytes[i - 1], sizeof arg_bytes[0], false);
 			}
 			send_args(raw, argc, argv, len);
 		}
@@ -1783,6 +1786,86 @@ Test(paretod, random_commands_get_one_well_formed_reply_each)
 	cr_assert_eq(int_field(after, "customers"), int_field(before, "customers"));
 	freeReplyObject(before);
 	freeReplyObject(after);
+	redisFree(c);
+	stop(&d);
+}
+
+/*
+ * The same while a producer streams 60,000 records into 20 stores (ranker,
+ * store rankings and LAPSED's list made beside ingest, alerts evaluated),
+ * with INGEST among the commands (its lines random, most of them refused):
+ * one well-formed reply each, and at the end the engine holds exactly the
+ * records streamed plus those INGEST accepted.
+ */
+Test(paretod, random_commands_while_ingesting)
+{
+	enum { TOTAL = 60000 };
+	seeded();
+	struct daemon d;
+	int producer = start_with_producer(&d, "1");
+	static int who[TOTAL], store[TOTAL];
+	static long amount[TOTAL];
+	store_stream(TOTAL, 40, 20, 5, 9, who, store, amount);
+	struct conn *raw = conn_open(&d);
+	static const char *const names[] = {
+		"CUSTOMER", "RANK", "TOP", "PARETO", "RISK", "KEYCLIENTS", "STORES", "LAPSED",
+		"SCORE", "INFO", "INGEST", "HELLO", "PING", "RESET",
+	};
+	static char arg_bytes[6][20000];
+	char *argv[7];
+	size_t len[7];
+	long long accepted = 0;
+	int errors = 0, answers = 0;
+	for (int sent = 0; sent < TOTAL;) {
+		sent = send_records(producer, sent, TOTAL, who, store, amount, 60, false);
+		int n = 1 + rand() % 40;
+		for (int k = 0; k < n; k++) {
+			const char *name = names[rand() % (sizeof names / sizeof *names)];
+			argv[0] = (char *)name;
+			len[0] = strlen(name);
+			int argc = 1 + rand() % 5;
+			for (int i = 1; i < argc; i++) {
+				argv[i] = arg_bytes[i - 1];
+				if (strcmp(name, "INGEST") == 0 && rand() % 2)
+					len[i] = (size_t)snprintf(arg_bytes[i - 1], sizeof arg_bytes[0],
+								  "%d,K%05d,S%d,%d.%02d", 1700000000 + sent * 60,
+								  rand() % 40, rand() % 20, rand() % 100,
+								  rand() % 100);
+				else
+					len[i] = random_arg(arg_bytes[i - 1], sizeof arg_bytes[0], true);
+			}
+			send_args(raw, argc, argv, len);
+		}
+		for (int k = 0; k < n; k++) {
+			struct rv *r = rv_read(raw);
+			cr_assert_not_null(r, "no reply %d of %d after %d records", k + 1, n, sent);
+			if (r->type == RV_ERROR) {
+				size_t word = strspn(r->str, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+				cr_assert(word > 0 && r->str[word] == ' ', "error \"%s\"", r->str);
+				errors++;
+			} else {
+				const struct rv *a = r->type == RV_ARRAY || r->type == RV_MAP
+							     ? rv_field(r, "accepted") : NULL;
+				if (a)
+					accepted += a->integer;
+				answers++;
+			}
+			rv_free(r);
+		}
+	}
+	close(producer);
+	conn_close(raw);
+	cr_log_info("%d errors, %d answers, %lld lines ingested", errors, answers, accepted);
+	cr_assert_gt(answers, 200);
+	cr_assert_gt(accepted, 0);
+	redisContext *c = client(&d);
+	long long records = 0;
+	for (int i = 0; i < 500 && records != TOTAL + accepted; i++, sleep_ms(10))
+		records = info_number(c, "records");
+	cr_assert_eq(records, TOTAL + accepted);
+	cr_log_info("%lld store builds and %lld LAPSED lists beside ingest",
+		    info_number(c, "store_builds_beside_ingest"),
+		    info_number(c, "lapsed_lists_beside_ingest"));
 	redisFree(c);
 	stop(&d);
 }
