@@ -143,47 +143,30 @@ static void run(fuzz_target target, struct inputs *in, int mutations, uint64_t s
 	free(in->v);
 }
 
-Test(fuzz_corpus, decoder)
+/* Replays target's corpus (and `more` inputs), then `mutations` of them. */
+static void replay(const char *name, fuzz_target target, struct inputs *more, int mutations,
+		   uint64_t seed)
 {
 	struct inputs in = { 0 };
-	load_corpus("decoder", &in);
-	run(fuzz_decoder, &in, 20000, 1);
+	load_corpus(name, &in);
+	for (size_t i = 0; more && i < more->n; i++)
+		add(&in, more->v[i].bytes, more->v[i].len);
+	if (more)
+		free(more->v);
+	run(target, &in, mutations, seed);
 }
 
-Test(fuzz_corpus, decimal)
-{
-	struct inputs in = { 0 };
-	load_corpus("decimal", &in);
-	run(fuzz_decimal, &in, 50000, 4);
-}
-
-Test(fuzz_corpus, time)
-{
-	struct inputs in = { 0 };
-	load_corpus("time", &in);
-	run(fuzz_time, &in, 50000, 5);
-}
-
-Test(fuzz_corpus, resp)
-{
-	struct inputs in = { 0 };
-	load_corpus("resp", &in);
-	run(fuzz_resp, &in, 20000, 2);
-}
-
-Test(fuzz_corpus, parallel)
-{
-	struct inputs in = { 0 };
-	load_corpus("parallel", &in);
-	run(fuzz_parallel, &in, 300, 6);
-}
+Test(fuzz_corpus, decoder) { replay("decoder", fuzz_decoder, NULL, 20000, 1); }
+Test(fuzz_corpus, resp) { replay("resp", fuzz_resp, NULL, 20000, 2); }
+Test(fuzz_corpus, decimal) { replay("decimal", fuzz_decimal, NULL, 50000, 4); }
+Test(fuzz_corpus, time) { replay("time", fuzz_time, NULL, 50000, 5); }
+Test(fuzz_corpus, parallel) { replay("parallel", fuzz_parallel, NULL, 300, 6); }
 
 Test(fuzz_corpus, checkpoint)
 {
-	struct inputs in = { 0 };
-	load_corpus("checkpoint", &in);
+	struct inputs fresh = { 0 };
 	uint8_t *seed;
-	for (unsigned i = 0, len; (len = (unsigned)fuzz_checkpoint_seed(i, &seed)); i++)
-		add(&in, seed, len);
-	run(fuzz_checkpoint, &in, 600, 3);
+	for (size_t i = 0, len; (len = fuzz_checkpoint_seed((unsigned)i, &seed)); i++)
+		add(&fresh, seed, len);
+	replay("checkpoint", fuzz_checkpoint, &fresh, 600, 3);
 }

@@ -1725,12 +1725,65 @@ static size_t random_arg(char *out, size_t cap, bool streamed)
 	return n;
 }
 
+/* What bursts of random commands got back. */
+struct tally {
+	int errors, answers;
+	long long accepted; /* records INGEST accepted */
+};
+
+/*
+ * Sends n commands named from names[0..count) with up to max_args random
+ * arguments (for INGEST, half the time a record line of time ts), pipelined,
+ * then reads their replies: exactly one each, an error in Redis' form (an
+ * upper case word first) or an answer.
+ */
+static void random_burst(struct conn *raw, const char *const *names, size_t count, int n,
+			 int max_args, bool streamed, int ts, struct tally *t)
+{
+	static char arg_bytes[6][20000];
+	char *argv[7];
+	size_t len[7];
+	for (int k = 0; k < n; k++) {
+		const char *name = names[rand() % count];
+		argv[0] = (char *)name;
+		len[0] = strlen(name);
+		int argc = 1 + rand() % max_args;
+		for (int i = 1; i < argc; i++) {
+			argv[i] = arg_bytes[i - 1];
+			if (strcmp(name, "INGEST") == 0 && rand() % 2)
+				len[i] = (size_t)snprintf(arg_bytes[i - 1], sizeof arg_bytes[0],
+							  "%d,K%05d,S%d,%d.%02d", ts, rand() % 40,
+							  rand() % 20, rand() % 100, rand() % 100);
+			else
+				len[i] = random_arg(arg_bytes[i - 1], sizeof arg_bytes[0], streamed);
+		}
+		send_args(raw, argc, argv, len);
+	}
+	for (int k = 0; k < n; k++) {
+		struct rv *r = rv_read(raw);
+		cr_assert_not_null(r, "no reply %d of %d", k + 1, n);
+		cr_assert_neq(r->type, RV_PUSH, "a push nobody asked for");
+		if (r->type == RV_ERROR) {
+			size_t word = strspn(r->str, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+			cr_assert(word > 0 && r->str[word] == ' ', "error \"%s\"", r->str);
+			t->errors++;
+		} else {
+			const struct rv *a = r->type == RV_ARRAY || r->type == RV_MAP
+						     ? rv_field(r, "accepted") : NULL;
+			if (a)
+				t->accepted += a->integer;
+			t->answers++;
+		}
+		rv_free(r);
+	}
+}
+
 /*
  * Thousands of random commands (every command name but those that end the
  * connection or the server, or answer more than once, and unknown ones)
  * with random arguments, pipelined, under RESP2 and RESP3 by turns: each
- * gets exactly one well-formed reply, an error in Redis' form (an upper
- * case word first) or an answer, and nothing they do changes the totals.
+ * gets exactly one well-formed reply, and nothing they do changes the
+ * totals.
  */
 Test(paretod, random_commands_get_one_well_formed_reply_each)
 {
@@ -1745,40 +1798,13 @@ Test(paretod, random_commands_get_one_well_formed_reply_each)
 		"STORES", "LAPSED", "SCORE", "CLIENT", "COMMAND", "CONFIG", "ECHO", "RESET",
 		"rank", "Top", "FROB", "HELP", "",
 	};
-	static char arg_bytes[6][20000];
-	char *argv[7];
-	size_t len[7];
-	int errors = 0, answers = 0;
-	for (int burst = 0; burst < 200; burst++) {
-		int n = 1 + rand() % 50;
-		for (int k = 0; k < n; k++) {
-			const char *name = names[rand() % (sizeof names / sizeof *names)];
-			argv[0] = (char *)name;
-			len[0] = strlen(name);
-			int argc = 1 + rand() % 6;
-			for (int i = 1; i < argc; i++) {
-				argv[i] = arg_bytes[i - 1];
-				len[i] = random_arg(arg_bytes[i - 1], sizeof arg_bytes[0], false);
-			}
-			send_args(raw, argc, argv, len);
-		}
-		for (int k = 0; k < n; k++) {
-			struct rv *r = rv_read(raw);
-			cr_assert_not_null(r, "burst %d: no reply %d of %d", burst, k + 1, n);
-			cr_assert_neq(r->type, RV_PUSH, "a push nobody asked for");
-			if (r->type == RV_ERROR) {
-				size_t word = strspn(r->str, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-				cr_assert(word > 0 && r->str[word] == ' ', "error \"%s\"", r->str);
-				errors++;
-			} else {
-				answers++;
-			}
-			rv_free(r);
-		}
-	}
-	cr_log_info("%d errors, %d answers", errors, answers);
-	cr_assert_gt(errors, 100);
-	cr_assert_gt(answers, 100);
+	struct tally t = { 0 };
+	for (int burst = 0; burst < 200; burst++)
+		random_burst(raw, names, sizeof names / sizeof *names, 1 + rand() % 50, 6, false, 0,
+			     &t);
+	cr_log_info("%d errors, %d answers", t.errors, t.answers);
+	cr_assert_gt(t.errors, 100);
+	cr_assert_gt(t.answers, 100);
 	conn_close(raw);
 	redisReply *after = cmd(c, "PARETO");
 	cr_assert_eq(int_field(after, "records"), 7);
@@ -1811,58 +1837,22 @@ Test(paretod, random_commands_while_ingesting)
 		"CUSTOMER", "RANK", "TOP", "PARETO", "RISK", "KEYCLIENTS", "STORES", "LAPSED",
 		"SCORE", "INFO", "INGEST", "HELLO", "PING", "RESET",
 	};
-	static char arg_bytes[6][20000];
-	char *argv[7];
-	size_t len[7];
-	long long accepted = 0;
-	int errors = 0, answers = 0;
+	struct tally t = { 0 };
 	for (int sent = 0; sent < TOTAL;) {
 		sent = send_records(producer, sent, TOTAL, who, store, amount, 60, false);
-		int n = 1 + rand() % 40;
-		for (int k = 0; k < n; k++) {
-			const char *name = names[rand() % (sizeof names / sizeof *names)];
-			argv[0] = (char *)name;
-			len[0] = strlen(name);
-			int argc = 1 + rand() % 5;
-			for (int i = 1; i < argc; i++) {
-				argv[i] = arg_bytes[i - 1];
-				if (strcmp(name, "INGEST") == 0 && rand() % 2)
-					len[i] = (size_t)snprintf(arg_bytes[i - 1], sizeof arg_bytes[0],
-								  "%d,K%05d,S%d,%d.%02d", 1700000000 + sent * 60,
-								  rand() % 40, rand() % 20, rand() % 100,
-								  rand() % 100);
-				else
-					len[i] = random_arg(arg_bytes[i - 1], sizeof arg_bytes[0], true);
-			}
-			send_args(raw, argc, argv, len);
-		}
-		for (int k = 0; k < n; k++) {
-			struct rv *r = rv_read(raw);
-			cr_assert_not_null(r, "no reply %d of %d after %d records", k + 1, n, sent);
-			if (r->type == RV_ERROR) {
-				size_t word = strspn(r->str, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-				cr_assert(word > 0 && r->str[word] == ' ', "error \"%s\"", r->str);
-				errors++;
-			} else {
-				const struct rv *a = r->type == RV_ARRAY || r->type == RV_MAP
-							     ? rv_field(r, "accepted") : NULL;
-				if (a)
-					accepted += a->integer;
-				answers++;
-			}
-			rv_free(r);
-		}
+		random_burst(raw, names, sizeof names / sizeof *names, 1 + rand() % 40, 5, true,
+			     1700000000 + sent * 60, &t);
 	}
 	close(producer);
 	conn_close(raw);
-	cr_log_info("%d errors, %d answers, %lld lines ingested", errors, answers, accepted);
-	cr_assert_gt(answers, 200);
-	cr_assert_gt(accepted, 0);
+	cr_log_info("%d errors, %d answers, %lld lines ingested", t.errors, t.answers, t.accepted);
+	cr_assert_gt(t.answers, 200);
+	cr_assert_gt(t.accepted, 0);
 	redisContext *c = client(&d);
 	long long records = 0;
-	for (int i = 0; i < 500 && records != TOTAL + accepted; i++, sleep_ms(10))
+	for (int i = 0; i < 500 && records != TOTAL + t.accepted; i++, sleep_ms(10))
 		records = info_number(c, "records");
-	cr_assert_eq(records, TOTAL + accepted);
+	cr_assert_eq(records, TOTAL + t.accepted);
 	cr_log_info("%lld store builds and %lld LAPSED lists beside ingest",
 		    info_number(c, "store_builds_beside_ingest"),
 		    info_number(c, "lapsed_lists_beside_ingest"));
