@@ -37,6 +37,7 @@
 #include "persistence.h"
 #include "server.h"
 #include "store_build.h"
+#include "test_hooks.h"
 #include "timeparse.h"
 
 #define PARETO_DAEMON_VERSION "0.1.0"
@@ -291,6 +292,25 @@ static bool published_will_do(struct pr_server *s, bool force, uint64_t records,
 	return pr_server_ingesting(s) && (out || pr_persist_writing(s) || start(s, w));
 }
 
+/*
+ * Whether client c's request may wait (pr_server_wait) for the first
+ * ranking or list it needs to be made beside ingest, rather than have it
+ * made here, on a drained engine, while every other client and every feed
+ * waits: only while feeds stream (idle, a drain costs nothing), and once
+ * for a request (if what it waited for did not come, it is made here).
+ */
+static bool may_wait(const struct pr_server *s, const struct pr_client *c)
+{
+	return c && c->wait_tries == 0 && pr_server_ingesting(s);
+}
+
+static uint64_t ranker_failures(const struct pr_ranker *r)
+{
+	struct pr_ranker_stats rs;
+	pr_ranker_stats(r, &rs);
+	return rs.failures;
+}
+
 /* The ranker, started at the first query that needs a company ranking. */
 static struct pr_ranker *ranker_get(struct pr_server *s)
 {
@@ -321,11 +341,13 @@ static void company_take_all(struct pr_server *s)
 /*
  * The company ranking of w: the newest the ranker published; while feeds
  * stream in that may be up to about rank_interval_ms behind, otherwise
- * (or if forced, or if there is none yet) it is waited for until it covers
- * every record applied. NULL if the ranker ran out of memory.
+ * (or if forced) it is waited for until it covers every record applied.
+ * The first of a window, while feeds stream, client c waits for
+ * (may_wait): NULL then, with c parked, and the loop goes on cutting the
+ * ranker its batches. NULL also if the ranker ran out of memory.
  */
 static const struct pr_published *company_get(struct pr_server *s, enum pr_window w,
-					      bool force)
+					      bool force, struct pr_client *c)
 {
 	struct pr_ranker *r = ranker_get(s);
 	if (!r)
@@ -335,6 +357,10 @@ static const struct pr_published *company_get(struct pr_server *s, enum pr_windo
 	const struct pr_published *p = s->company[w];
 	if (p && (p->records == engine_records(s) || (!force && pr_server_ingesting(s))))
 		return p;
+	if (!p && !force && may_wait(s, c)) {
+		pr_server_wait(s, c, PR_WAIT_COMPANY, w, ranker_failures(r));
+		return NULL;
+	}
 	pr_persist_wait_engine(s); /* the batch resets the engine's change journal */
 	pr_server_drain(s);
 	company_hold(s, w, pr_ranker_wait(r, w));
@@ -440,11 +466,12 @@ static void stores_collect(struct pr_server *s, enum pr_window w)
  * The store rankings of a window; `need` stores at least (a store seen
  * after the published set forces a rebuild). While feeds stream, stale
  * ones are rebuilt beside ingest (store_build.h) and answers go on citing
- * those published until the new ones are; otherwise (and the first time,
- * or forced) they are built here, on a drained engine.
+ * those published until the new ones are; none to cite yet, client c
+ * waits for them (may_wait: NULL, c parked). Otherwise (or forced) they
+ * are built here, on a drained engine. NULL also when out of memory.
  */
 static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr_window w,
-						    bool force, int64_t need)
+						    bool force, int64_t need, struct pr_client *c)
 {
 	struct pr_published_stores *p = &s->stores[w];
 	stores_collect(s, w);
@@ -452,6 +479,11 @@ static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr
 	if (usable && published_will_do(s, force, p->records, p->built_ms, p->build_ms,
 					s->store_build[w] != NULL, stores_start, w))
 		return p;
+	if (!usable && !force && may_wait(s, c) &&
+	    (s->store_build[w] || (!pr_persist_writing(s) && stores_start(s, w)))) {
+		pr_server_wait(s, c, PR_WAIT_STORES, w, 0);
+		return NULL;
+	}
 	pr_server_drain(s);
 	struct pr_engine_state st;
 	pr_engine_state(s->engine, &st);
@@ -460,6 +492,7 @@ static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr
 				       .has_watermark = st.has_watermark,
 				       .watermark_ms = st.watermark_ms };
 	struct pr_error err = { 0 };
+	pr_test_hook_pause("PARETO_BUILD_DELAY_MS"); /* a slow build, for a test */
 	if (pr_ranking_build_stores(s->engine, w, &r.rankings, &r.count, &err) < 0) {
 		pr_log("store rankings %s: %s", pr_window_name(w), err.message);
 		return usable ? p : NULL;
@@ -516,11 +549,12 @@ static void lapsed_collect(struct pr_server *s)
 /*
  * LAPSED's list, as store rankings are kept (stores_get): while feeds
  * stream, a stale one is made again beside ingest (pr_lapsed_request_*)
- * and answers cite the one published until then; otherwise (and the
- * first time) it is made here on a drained engine. NULL if out of memory.
- * Kept whole: any LAPSED n takes its first n.
+ * and answers cite the one published until then, and the first one
+ * client c waits for (NULL, c parked); otherwise it is made here on a
+ * drained engine. NULL also if out of memory. Kept whole: any LAPSED n
+ * takes its first n.
  */
-static const struct pr_lapsed_list *lapsed_get(struct pr_server *s)
+static const struct pr_lapsed_list *lapsed_get(struct pr_server *s, struct pr_client *c)
 {
 	lapsed_collect(s);
 	struct pr_lapsed_list *l = &s->lapsed;
@@ -528,6 +562,11 @@ static const struct pr_lapsed_list *lapsed_get(struct pr_server *s)
 	    published_will_do(s, false, l->records, s->lapsed_built_ms, s->lapsed_build_ms,
 			      s->lapsed_request != NULL, lapsed_start, PR_WINDOW_ALL))
 		return l;
+	if (!s->lapsed_valid && may_wait(s, c) &&
+	    (s->lapsed_request || (!pr_persist_writing(s) && lapsed_start(s, PR_WINDOW_ALL)))) {
+		pr_server_wait(s, c, PR_WAIT_LAPSED, PR_WINDOW_ALL, 0);
+		return NULL;
+	}
 	pr_server_drain(s);
 	int64_t began = pr_server_now_ms();
 	struct pr_engine_state st;
@@ -535,10 +574,30 @@ static const struct pr_lapsed_list *lapsed_get(struct pr_server *s)
 	struct pr_lapsed_list fresh = { .records = st.records, .has_watermark = st.has_watermark,
 					.watermark_ms = st.watermark_ms };
 	size_t total;
+	pr_test_hook_pause("PARETO_BUILD_DELAY_MS"); /* a slow list, for a test */
 	if (pr_engine_lapsed(s->engine, SIZE_MAX, &fresh.list, &fresh.count, &total) < 0)
 		return s->lapsed_valid ? l : NULL;
 	lapsed_publish(s, &fresh, pr_server_now_ms() - began);
 	return l;
+}
+
+bool pr_commands_wait_over(struct pr_server *s, struct pr_client *c)
+{
+	enum pr_window w = c->wait_window;
+	switch (c->wait_for) {
+	case PR_WAIT_HISTORY:
+		return pr_customer_request_done(c->history);
+	case PR_WAIT_COMPANY:
+		if (!s->ranker)
+			return true;
+		company_hold(s, w, pr_ranker_take(s->ranker, w));
+		return s->company[w] || ranker_failures(s->ranker) != c->wait_mark;
+	case PR_WAIT_STORES:
+		return !s->store_build[w] || pr_store_build_done(s->store_build[w]);
+	case PR_WAIT_LAPSED:
+		return !s->lapsed_request || pr_lapsed_request_done(s->lapsed_request);
+	}
+	return true;
 }
 
 /* A ranking, summary and what they reflect, for one window and scope. */
@@ -558,9 +617,11 @@ static bool view_get(struct pr_server *s, struct pr_client *c, const struct scop
 	 * may beside the apply threads (the tables are shared); a lookup that
 	 * reads more drains (view_find). */
 	if (sc->has_store) {
-		const struct pr_published_stores *p = stores_get(s, sc->window, force, sc->store_index);
+		const struct pr_published_stores *p =
+			stores_get(s, sc->window, force, sc->store_index, c);
 		if (!p) {
-			pr_resp_error(&c->out, "ERR out of memory building the store rankings");
+			if (!c->waiting)
+				pr_resp_error(&c->out, "ERR out of memory building the store rankings");
 			return false;
 		}
 		v->company = NULL;
@@ -570,9 +631,10 @@ static bool view_get(struct pr_server *s, struct pr_client *c, const struct scop
 		v->has_watermark = p->has_watermark;
 		v->watermark_ms = p->watermark_ms;
 	} else {
-		const struct pr_published *p = company_get(s, sc->window, force);
+		const struct pr_published *p = company_get(s, sc->window, force, c);
 		if (!p) {
-			pr_resp_error(&c->out, "ERR out of memory building the ranking");
+			if (!c->waiting)
+				pr_resp_error(&c->out, "ERR out of memory building the ranking");
 			return false;
 		}
 		v->company = p;
@@ -677,7 +739,7 @@ static void history_wait_hook(void)
  * request. With apply threads it is read on the one that owns him, after
  * those records, while this thread goes on decoding and answering: false
  * then, and the server handles the request again once it is read
- * (pr_server_wait_history), which finds it in c->history. The ranking the
+ * (pr_server_wait), which finds it in c->history. The ranking the
  * request is answered from is taken again then, and may have moved past
  * the records the history holds: the history is then read again, so that
  * it holds every record of the ranking too (a customer ranked is known);
@@ -703,7 +765,7 @@ static bool history_get(struct pr_server *s, struct pr_client *c, struct lookup 
 			return true;
 		}
 		if (!pr_customer_request_done(c->history)) {
-			pr_server_wait_history(s, c);
+			pr_server_wait(s, c, PR_WAIT_HISTORY, PR_WINDOW_ALL, 0);
 			history_wait_hook();
 			return false;
 		}
@@ -1168,7 +1230,8 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 			"total_connections_received:%llu\r\nrejected_connections:%llu\r\n"
 			"output_limit_disconnects:%llu\r\nprotocol_errors:%llu\r\n"
 			"total_commands_processed:%llu\r\nbusy_poll_us:%u\r\nbusy_polls:%llu\r\n"
-			"busy_poll_hits:%llu\r\nblocked_clients:%u\r\nhistory_reads_waited:%llu\r\n\r\n",
+			"busy_poll_hits:%llu\r\nblocked_clients:%u\r\nhistory_reads_waited:%llu\r\n"
+			"first_builds_waited:%llu\r\n\r\n",
 		     s->client_count, s->opt.max_clients, s->subscribers,
 		     (unsigned long long)s->connections_total,
 		     (unsigned long long)s->rejected_connections,
@@ -1176,7 +1239,7 @@ static void info_text(struct pr_server *s, const args_t *a, struct text *t)
 		     (unsigned long long)s->protocol_errors, (unsigned long long)s->commands_total,
 		     s->opt.busy_poll_us, (unsigned long long)s->busy_polls,
 		     (unsigned long long)s->busy_poll_hits, s->waiting_count,
-		     (unsigned long long)s->history_waits);
+		     (unsigned long long)s->history_waits, (unsigned long long)s->build_waits);
 	}
 	if (want_section(a, "ranking", true)) {
 		struct pr_ranker_stats rs = { 0 };
@@ -1301,7 +1364,7 @@ static void metrics_text(struct pr_server *s, struct text *t)
 	metric(t, "pareto_connected_clients", "gauge", "Client connections.",
 	       (double)s->client_count);
 	metric(t, "pareto_blocked_clients", "gauge",
-	       "Clients waiting while an apply thread reads a customer's history.",
+	       "Clients waiting for a customer's history or a first ranking made beside ingest.",
 	       (double)s->waiting_count);
 	metric(t, "pareto_connections_total", "counter", "Client connections accepted.",
 	       (double)s->connections_total);
@@ -1548,9 +1611,10 @@ static void cmd_stores(struct pr_server *s, struct pr_client *c, const args_t *a
 	struct scope sc;
 	if (!parse_scope(s, c, a, from, false, &sc))
 		return;
-	const struct pr_published_stores *p = stores_get(s, sc.window, false, -1);
+	const struct pr_published_stores *p = stores_get(s, sc.window, false, -1, c);
 	if (!p) {
-		pr_resp_error(&c->out, "ERR out of memory building the store rankings");
+		if (!c->waiting)
+			pr_resp_error(&c->out, "ERR out of memory building the store rankings");
 		return;
 	}
 	uint64_t count = n < p->count ? n : p->count;
@@ -1587,9 +1651,10 @@ static void cmd_lapsed(struct pr_server *s, struct pr_client *c, const args_t *a
 		pr_resp_error(&c->out, "ERR value is not an integer or out of range");
 		return;
 	}
-	const struct pr_lapsed_list *l = lapsed_get(s);
+	const struct pr_lapsed_list *l = lapsed_get(s, c);
 	if (!l) {
-		pr_resp_error(&c->out, "ERR out of memory listing lapsed customers");
+		if (!c->waiting)
+			pr_resp_error(&c->out, "ERR out of memory listing lapsed customers");
 		return;
 	}
 	size_t count = l->count < n ? l->count : (size_t)n;
@@ -1650,7 +1715,10 @@ static void cmd_score(struct pr_server *s, struct pr_client *c, const args_t *a)
 				: sum->risk == PR_RISK_HIGH ? "high_dependency"
 								  : "elevated_dependency";
 	/* Stores where he is a key client: the few top ranks of each store. */
-	const struct pr_published_stores *p = known ? stores_get(s, l.sc.window, false, -1) : NULL;
+	const struct pr_published_stores *p =
+		known ? stores_get(s, l.sc.window, false, -1, c) : NULL;
+	if (c->waiting)
+		return; /* for the first store rankings: SCORE is asked again then */
 	uint32_t key_stores = 0;
 	for (uint32_t st = 0; p && st < p->count; st++)
 		key_stores += is_key_client(p->rankings[st], &p->summaries[st], id, len);
@@ -1998,16 +2066,16 @@ int pr_commands_alerts(struct pr_server *s, bool now)
 		if (t - al->evaluated_ms < (int64_t)s->opt.rank_interval_ms)
 			return (int)(s->opt.rank_interval_ms - (t - al->evaluated_ms));
 		al->evaluated_ms = t;
-		const struct pr_published *company = company_get(s, w, false);
+		const struct pr_published *company = company_get(s, w, false, NULL);
 		if (company && company->records > al->company_records)
 			alerts_company(s, company, true);
-		const struct pr_published_stores *stores = stores_get(s, w, false, -1);
+		const struct pr_published_stores *stores = stores_get(s, w, false, -1, NULL);
 		if (stores && stores->records > al->stores_records)
 			(void)alerts_stores(s, stores, true);
 	} else {
 		pr_server_drain(s); /* (it may uncount records it could not apply) */
-		const struct pr_published *company = company_get(s, w, false);
-		const struct pr_published_stores *stores = stores_get(s, w, true, -1);
+		const struct pr_published *company = company_get(s, w, false, NULL);
+		const struct pr_published_stores *stores = stores_get(s, w, true, -1, NULL);
 		if (!company || !stores)
 			return -1;
 		bool push = al->baseline;

@@ -21,6 +21,7 @@
 #ifndef PARETO_COMMANDS_H
 #define PARETO_COMMANDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "resp.h"
@@ -66,6 +67,10 @@ void pr_command_execute(struct pr_server *s, struct pr_client *c,
  * -1 if none is pending.
  */
 int pr_commands_alerts(struct pr_server *s, bool now);
+
+/* Whether what a parked client waits for (c->wait_for) is over: its
+ * request is then handled again (pr_server_wait). */
+bool pr_commands_wait_over(struct pr_server *s, struct pr_client *c);
 
 /* Forgets a client's subscriptions (it is closing or RESET). */
 void pr_commands_unsubscribe_all(struct pr_server *s, struct pr_client *c);

@@ -20,6 +20,7 @@
 #include "shard_owners.h"
 #include "shard_scan.h"
 #include "staged.h"
+#include "test_hooks.h"
 #include "timeparse.h"
 
 /* Event times must lie in years 0..9999 so that days and periods fit. */
@@ -983,6 +984,7 @@ static void lapsed_scan(void *arg, unsigned owner, unsigned owners)
 static void lapsed_merge(void *arg)
 {
 	struct pr_lapsed_request *q = arg;
+	pr_test_hook_pause("PARETO_BUILD_DELAY_MS"); /* a slow list, for a test */
 	unsigned owners = q->owners;
 	size_t n = 0;
 	for (unsigned k = 0; k < owners; k++) {

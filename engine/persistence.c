@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "persistence.h"
 #include "producers.h"
+#include "test_hooks.h"
 #include "timeparse.h"
 
 /* 2: the producers' next record after the positions (1: none). */
@@ -503,27 +504,17 @@ int pr_persist_save(struct pr_server *s, const char *why, struct pr_error *err)
 	return rc < 0 ? rc : write_here(s, &snap, err);
 }
 
-/* Test hooks: a pause of the milliseconds the environment variable says
- * (at most a minute). */
-static void hook_pause(const char *variable)
-{
-	const char *hook = getenv(variable);
-	long ms = hook && *hook ? strtol(hook, NULL, 10) : 0;
-	if (ms > 0 && ms <= 60000)
-		nanosleep(&(struct timespec){ ms / 1000, ms % 1000 * 1000000 }, NULL);
-}
-
 static void *background_run(void *arg)
 {
 	struct background *b = arg;
 	/* A write that takes longer, so that a test sees the server answer
 	 * and hold its feeds meanwhile. */
-	hook_pause("PARETO_CHECKPOINT_DELAY_MS");
+	pr_test_hook_pause("PARETO_CHECKPOINT_DELAY_MS");
 	b->rc = pr_checkpoint_write_releasing(b->engine, b->path, b->snap.blob, b->snap.len,
 					      &b->st, &b->err, &b->released);
 	/* A file that takes longer after the engine is released (a slow
 	 * fsync), so that a test sees ingest go on meanwhile. */
-	hook_pause("PARETO_CHECKPOINT_DONE_DELAY_MS");
+	pr_test_hook_pause("PARETO_CHECKPOINT_DONE_DELAY_MS");
 	atomic_store_explicit(&b->done, true, memory_order_release);
 	return NULL;
 }

@@ -17,6 +17,7 @@
 #include "ranking_internal.h"
 #include "shard_owners.h"
 #include "spsc_ring.h"
+#include "test_hooks.h"
 
 #define WINDOW_BIT(w) (1u << (w))
 /* In the failed mask: the ranker lost track of the id chunks (out of
@@ -263,6 +264,7 @@ static int next_ranking(struct pr_ranker *r, int w, const struct batch *b,
 	struct pr_ranking *next = NULL;
 	*flat = true;
 	if (b->whole) {
+		pr_test_hook_pause("PARETO_BUILD_DELAY_MS"); /* a slow build, for a test */
 		if (pr_ranking_from_changes(r->engine, &r->ids, NULL, ch, &next) < 0)
 			return -ENOMEM;
 	} else {

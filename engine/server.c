@@ -209,8 +209,10 @@ static void client_free(struct pr_client *c)
 
 static void client_maybe_free(struct pr_server *s, struct pr_client *c)
 {
-	/* A waiting client has a history out (c->history). */
-	if (!c->closing || c->recv_inflight || c->send_inflight || c->history || c->serving)
+	/* A waiting client is in the waiting list, and may have a history
+	 * out (c->history): waiting_turn frees it once that is over. */
+	if (!c->closing || c->recv_inflight || c->send_inflight || c->history || c->waiting ||
+	    c->serving)
 		return;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -346,7 +348,7 @@ void pr_server_drain(struct pr_server *s)
 }
 
 /* Handles every complete request in the client's input buffer, up to one
- * that waits for a customer's history (pr_server_wait_history). */
+ * that waits (pr_server_wait). */
 static void client_process(struct pr_server *s, struct pr_client *c)
 {
 	if (c->waiting)
@@ -384,6 +386,7 @@ static void client_process(struct pr_server *s, struct pr_client *c)
 			c->history = NULL;
 			c->history_tries = 0;
 		}
+		c->wait_tries = 0;
 		off += used;
 		c->commands++;
 		s->commands_total++;
@@ -506,25 +509,34 @@ static void on_recv(struct pr_server *s, struct pr_client *c, int res)
 	}
 	c->in_len += (size_t)res;
 	c->active_ms = pr_server_now_ms();
-	client_serve(s, c); /* a client waiting for a history reads on once answered */
+	client_serve(s, c); /* a waiting client reads on once answered */
 }
 
-void pr_server_wait_history(struct pr_server *s, struct pr_client *c)
+void pr_server_wait(struct pr_server *s, struct pr_client *c, enum pr_wait_for what,
+		    enum pr_window w, uint64_t mark)
 {
-	assert(!c->waiting && c->history);
+	assert(!c->waiting && (what != PR_WAIT_HISTORY || c->history));
+	c->wait_for = what;
+	c->wait_window = w;
+	c->wait_mark = mark;
 	c->waiting = true;
 	c->waiting_next = s->waiting;
 	s->waiting = c;
 	s->waiting_count++;
-	s->history_waits++;
+	if (what == PR_WAIT_HISTORY) {
+		s->history_waits++;
+	} else {
+		s->build_waits++;
+		c->wait_tries++;
+	}
 }
 
-/* Clients whose history has been read: their requests handled again, and
- * their input read on (or, closed meanwhile, freed). */
+/* Clients whose wait is over: their requests handled again, and their
+ * input read on (or, closed meanwhile, freed). */
 static void waiting_turn(struct pr_server *s)
 {
 	for (struct pr_client **at = &s->waiting, *c; (c = *at);) {
-		if (!pr_customer_request_done(c->history)) {
+		if (!pr_commands_wait_over(s, c)) {
 			at = &c->waiting_next;
 			continue;
 		}

@@ -129,6 +129,14 @@ void pr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define PR_CLIENT_NAME_MAX 64
 #define PR_CLIENT_CHANNELS_MAX 16
 
+/* What a parked client waits for (pr_server_wait). */
+enum pr_wait_for {
+	PR_WAIT_HISTORY, /* its customer's history, read on an apply thread */
+	PR_WAIT_COMPANY, /* the ranker's first ranking of a window */
+	PR_WAIT_STORES,  /* store rankings of a window, built beside ingest */
+	PR_WAIT_LAPSED,  /* LAPSED's list, made beside ingest */
+};
+
 struct pr_client {
 	uint64_t id;
 	int fd;
@@ -152,11 +160,16 @@ struct pr_client {
 	uint64_t commands;
 	/* A customer's history being read for the request at the head of
 	 * `in`, or NULL. While the client waits for it (waiting,
-	 * pr_server_wait_history), nothing else of the client is read or
-	 * handled; once read, the request is handled again and finds it
-	 * here. Owned. */
+	 * pr_server_wait), nothing else of the client is read or handled;
+	 * once read, the request is handled again and finds it here. Owned. */
 	struct pr_customer_request *history;
 	unsigned history_tries;         /* reads for this request so far (commands.c) */
+	/* While waiting: what for (commands.c's pr_commands_wait_over tells
+	 * when it is over), the window, and a mark taken when it began. */
+	enum pr_wait_for wait_for;
+	enum pr_window wait_window;
+	uint64_t wait_mark;
+	unsigned wait_tries;            /* waits for a build for this request (reset when answered) */
 	bool waiting;                   /* in the server's waiting list, through: */
 	struct pr_client *waiting_next;
 };
@@ -266,6 +279,7 @@ struct pr_server {
 	int64_t last_command_us;     /* monotonic; when requests were last answered */
 	uint64_t busy_polls, busy_poll_hits; /* polls begun; those a completion ended */
 	uint64_t history_waits;      /* requests that waited for a customer's history */
+	uint64_t build_waits;        /* requests that waited for a first ranking or list */
 	uint64_t rate_records;       /* records at rate_ms */
 	int64_t rate_ms;
 	double records_per_sec;
@@ -307,11 +321,13 @@ void pr_server_flush(struct pr_server *s, struct pr_client *c);
 void pr_server_disconnect(struct pr_server *s, struct pr_client *c);
 
 /*
- * Parks the client until its history request (c->history, started by a
- * command) is read: its request stays unhandled and is handled again then,
- * in order with the rest of its input, while the server goes on.
+ * Parks the client until what its request waits for is there
+ * (pr_commands_wait_over): its request stays unhandled and is handled
+ * again then, in order with the rest of its input, while the server goes
+ * on decoding feeds and answering others.
  */
-void pr_server_wait_history(struct pr_server *s, struct pr_client *c);
+void pr_server_wait(struct pr_server *s, struct pr_client *c, enum pr_wait_for what,
+		    enum pr_window w, uint64_t mark);
 
 /* Stops the loop after this turn (SHUTDOWN). */
 void pr_server_stop(struct pr_server *s);

@@ -8,6 +8,7 @@
 #include "shard_owners.h"
 #include "shard_scan.h"
 #include "store_build.h"
+#include "test_hooks.h"
 
 /* One apply thread's list. */
 struct part {
@@ -63,6 +64,7 @@ static void list_pairs(void *arg, unsigned owner, unsigned owners)
 static void build(void *arg)
 {
 	struct pr_store_build *b = arg;
+	pr_test_hook_pause("PARETO_BUILD_DELAY_MS"); /* a slow build, for a test */
 	const struct store_pair *lists[PR_SHARD_OWNERS_MAX];
 	size_t counts[PR_SHARD_OWNERS_MAX];
 	int rc = 0;

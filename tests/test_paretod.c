@@ -8,9 +8,11 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1673,6 +1675,104 @@ Test(paretod, history_read_beside_ingest_sees_every_record_before_it)
 	long long waited = info_number(c, "history_reads_waited");
 	cr_log_info("%lld history reads waited for an apply thread", waited);
 	cr_assert_gt(waited, 0, "no read waited: the test proves nothing");
+	pthread_join(producer, NULL);
+	redisFree(c);
+	stop(&d);
+}
+
+/* ---- first rankings made beside ingest ------------------------------------ */
+
+/* A producer that sends the same block of records until told to stop. */
+struct endless {
+	const char *socket;
+	atomic_bool stop;
+};
+
+static void *stream_until_stopped(void *arg)
+{
+	struct endless *st = arg;
+	enum { RECORDS = 20000 };
+	char *text = malloc((size_t)RECORDS * 40 + 64);
+	cr_assert_not_null(text);
+	size_t len = 0;
+	for (int i = 0; i < RECORDS; i++)
+		len += (size_t)sprintf(text + len, "%d,Q%05d,S%d,%d.%02d\n", 1700000000 + i * 600,
+				       i % 5000, i % 7, 1 + i % 90, i % 100);
+	int fd = connect_unix(st->socket);
+	cr_assert_geq(fd, 0);
+	static const char header[] = "ts,customer_id,store_id,amount\n";
+	cr_assert_eq(write(fd, header, sizeof header - 1), (ssize_t)sizeof header - 1);
+	while (!atomic_load(&st->stop))
+		for (size_t at = 0; at < len;) {
+			ssize_t n = write(fd, text + at, len - at);
+			cr_assert_gt(n, 0);
+			at += (size_t)n;
+		}
+	close(fd);
+	free(text);
+	return NULL;
+}
+
+/*
+ * The first company ranking of a window, the first store rankings and the
+ * first LAPSED list, asked for while a feed streams, are made beside ingest
+ * and only their client waits for them. Every such build is made 400 ms
+ * slower (PARETO_BUILD_DELAY_MS): the asking client's answer comes after
+ * that, while PINGs on another connection are each answered within 200 ms
+ * and records go on being ingested; INFO counts the waits. (Made on the
+ * server thread, or waited for there, as they were, each PING waited the
+ * 400 ms.)
+ */
+Test(paretod, first_rankings_are_made_beside_ingest)
+{
+	setenv("PARETO_BUILD_DELAY_MS", "400", 1);
+	struct daemon d;
+	char feed_socket[160];
+	start_fed_by_producers(&d, feed_socket, "50");
+	unsetenv("PARETO_BUILD_DELAY_MS");
+	struct endless st = { feed_socket, false };
+	pthread_t producer;
+	cr_assert_eq(pthread_create(&producer, NULL, stream_until_stopped, &st), 0);
+	redisContext *c = client(&d);
+	for (int i = 0; i < 1000 && info_number(c, "records") < 20000; i++)
+		sleep_ms(2);
+	struct conn *asker = conn_open(&d);
+	static const char *const firsts[] = {
+		"RANK Q00001", "TOP 3 STORE S1", "LAPSED 5", "PARETO WINDOW month", "STORES 2 WINDOW year",
+	};
+	for (size_t q = 0; q < sizeof firsts / sizeof *firsts; q++) {
+		long long before = info_number(c, "records");
+		conn_send(asker, firsts[q]);
+		conn_send(asker, "\r\n");
+		int64_t asked = now_ms(), worst = 0;
+		int pings = 0;
+		for (struct pollfd pfd = { asker->fd, POLLIN, 0 }; poll(&pfd, 1, 0) == 0;) {
+			cr_assert_lt(now_ms() - asked, 10000, "%s: no answer", firsts[q]);
+			int64_t t = now_ms();
+			redisReply *r = cmd(c, "PING");
+			cr_assert_str_eq(r->str, "PONG");
+			freeReplyObject(r);
+			worst = now_ms() - t > worst ? now_ms() - t : worst;
+			pings++;
+			sleep_ms(10);
+		}
+		struct rv *r = rv_read(asker);
+		int64_t took = now_ms() - asked;
+		cr_assert_not_null(r);
+		cr_assert_neq(r->type, RV_ERROR, "%s: %s", firsts[q], r->str);
+		cr_assert_not_null(rv_field(r, "records"), "%s: no records", firsts[q]);
+		rv_free(r);
+		long long after = info_number(c, "records");
+		cr_log_info("%s: answered in %lld ms, %d PINGs meanwhile, the slowest %lld ms; "
+			    "%lld records ingested", firsts[q], (long long)took, pings,
+			    (long long)worst, after - before);
+		cr_assert_geq(took, 350, "%s: answered before its build could be made", firsts[q]);
+		cr_assert_lt(worst, 200, "%s: a PING waited %lld ms", firsts[q], (long long)worst);
+		cr_assert_gt(after, before, "%s: nothing ingested meanwhile", firsts[q]);
+	}
+	cr_assert_geq(info_number(c, "first_builds_waited"), 5);
+	atomic_store(&st.stop, true);
+	conn_close(asker);
 	pthread_join(producer, NULL);
 	redisFree(c);
 	stop(&d);
