@@ -125,7 +125,7 @@ static const uint8_t *header_template(void)
 }
 
 /* Answers must agree with themselves, whatever the engine holds. */
-static void check_ranking(const struct pr_ranking *r)
+static void check_ranking(const struct pr_ranking *r, const char *what, unsigned which)
 {
 	struct pr_summary sum;
 	pr_ranking_summarize(r, &sum);
@@ -142,7 +142,8 @@ static void check_ranking(const struct pr_ranking *r)
 		if (k <= 64) {
 			int rc = pr_ranking_find(r, x.customer, x.customer_len, &again);
 			FUZZ_CHECK(rc == 0 && again.rank == k,
-				   "rank %llu found at %llu (rc %d)", (unsigned long long)k,
+				   "%s %u: rank %llu ('%.*s') found at %llu (rc %d)", what, which,
+				   (unsigned long long)k, (int)x.customer_len, x.customer,
 				   (unsigned long long)again.rank, rc);
 		}
 	}
@@ -157,7 +158,7 @@ static void exercise(struct pr_engine *e)
 	for (int w = 0; w < PR_WINDOW_COUNT; w++) {
 		struct pr_ranking *r;
 		if (pr_ranking_build(e, (enum pr_window)w, -1, &r, NULL) == 0) {
-			check_ranking(r);
+			check_ranking(r, "window", (unsigned)w);
 			pr_ranking_destroy(r);
 		}
 	}
@@ -165,7 +166,7 @@ static void exercise(struct pr_engine *e)
 	uint32_t count;
 	if (pr_ranking_build_stores(e, PR_WINDOW_ALL, &stores, &count, NULL) == 0) {
 		for (uint32_t i = 0; i < count; i++) {
-			check_ranking(stores[i]);
+			check_ranking(stores[i], "store", i);
 			pr_ranking_destroy(stores[i]);
 		}
 		free(stores);
