@@ -80,6 +80,18 @@ export function summarize(lines, meta) {
              with_4_score_clients: beside(1), with_4_lapsed_clients: beside(2),
              with_an_alert_subscriber: subscriber };
   })();
+  // The first rankings of a fresh paretod while a producer streams
+  // (scenario 'first_rankings'): each asked's ms, PINGs meanwhile.
+  const firstRankings = (() => {
+    const runs = pick((x) => x.scenario === 'first_rankings');
+    if (!runs.length)
+      return undefined;
+    const asked = runs[0].result.asked.map((a, i) => ({
+      command: a.command, ms: stats(runs.map((x) => x.result.asked[i].ms)) }));
+    const ping = (k) => stats(runs.map((x) => x.result.ping.latency[k]));
+    return { runs: runs.length, asked, ping_us: { p50: ping('p50_us'), p99: ping('p99_us'), max: ping('max_us') },
+             waited: stats(runs.map((x) => x.result.waited)).median };
+  })();
   const load = Object.fromEntries(pick((x) => x.scenario === 'load').map((x) => [x.system, x.result]));
   const queries = {};
   for (const q of ['rank', 'top10']) {
@@ -127,6 +139,7 @@ export function summarize(lines, meta) {
   return {
     ...meta, gate, ingest, ...(loadedIngest ? { loaded_ingest: { paretod: loadedIngest } } : {}),
     ...(streamScore ? { stream_score: streamScore } : {}),
+    ...(firstRankings ? { first_rankings: firstRankings } : {}),
     load, queries, floor, freshness,
     method: 'servers and clients on the same machine (2 shared cores), all under nice -n 5, over Unix ' +
       'sockets; query latency by redis-benchmark (its HDR histogram, about 8 us buckets at these ' +
@@ -224,6 +237,18 @@ export function realtimeMarkdown(r) {
           return `| ${M(a.median)} (${M(a.min)}-${M(a.max)}) | SUBSCRIBE alerts (1 client) | ` +
             `${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | - | ${f(w.pushes)} pushes a run |`;
         })()] : []), ''];
+    })() : []),
+    ...(r.first_rankings ? (() => {
+      const x = r.first_rankings, p = x.ping_us;
+      return [
+        `### The first rankings, asked while a producer streams (${x.runs} runs, median)`, '',
+        'A paretod started afresh holds the workload and has answered nothing: each request below is the ' +
+        'first of its kind, its ranking or list made beside ingest while its client waits ' +
+        `(${f(x.waited)} such waits a run). Meanwhile one client sends PINGs one at a time: p50 / p99 / slowest ` +
+        `${f(p.p50.median / 1000, 2)} / ${f(p.p99.median / 1000, 2)} / ${f(p.max.median / 1000, 1)} ms ` +
+        `(slowest over the runs ${f(p.max.min / 1000, 1)}-${f(p.max.max / 1000, 1)} ms).`, '',
+        '| asked | answered in ms (min-max) |', '|---|---|',
+        ...x.asked.map((a) => `| ${a.command} | ${f(a.ms.median)} (${f(a.ms.min)}-${f(a.ms.max)}) |`), ''];
     })() : []),
     '### Freshness (record written -> visible to a query), under full ingest load and paced', '',
     '| system | probes | applied p50 / p99 ms | in the published ranking p50 / p99 ms | ingest meanwhile |',
