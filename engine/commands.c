@@ -1760,13 +1760,18 @@ static void cmd_score(struct pr_server *s, struct pr_client *c, const args_t *a)
 	map_end(&m);
 }
 
+static void alerts_after_ingest(struct pr_server *s, uint64_t before,
+				const struct pr_stores_touched *t);
+
 static void cmd_ingest(struct pr_server *s, struct pr_client *c, const args_t *a)
 {
-	uint64_t accepted = 0, rejected = 0;
+	uint64_t accepted = 0, rejected = 0, before = engine_records(s);
 	struct pr_error err = { 0 };
+	struct pr_stores_touched touched = { 0 };
 	int rc = pr_server_ingest_lines(s, a->argv + 1, a->argv_len + 1, a->argc - 1, &accepted,
-					&rejected, &err);
+					&rejected, &touched, &err);
 	if (rc < 0) {
+		free(touched.touched);
 		pr_resp_error(&c->out, "ERR %s", err.message);
 		return;
 	}
@@ -1781,7 +1786,8 @@ static void cmd_ingest(struct pr_server *s, struct pr_client *c, const args_t *a
 	/* Subscribers hear about what this INGEST changed before its sender
 	 * can ask anything else. */
 	if (accepted)
-		pr_commands_alerts(s, true);
+		alerts_after_ingest(s, before, &touched);
+	free(touched.touched);
 }
 
 /* ---- pub/sub and alerts --------------------------------------------------- */
@@ -2004,6 +2010,7 @@ static void scope_update(struct pr_server *s, struct pr_alert_scope *sc,
 		free(t.p);
 	}
 	scope_free(sc);
+	now.records = basis->records;
 	*sc = now;
 }
 
@@ -2015,20 +2022,45 @@ static void alerts_company(struct pr_server *s, const struct pr_published *p, bo
 	s->alerts.company_records = p->records;
 }
 
-/* Every store's scope from the published store rankings p. 0 or -ENOMEM. */
+/* A subscriber that does not read is cut off like any slow reader. */
+static void drop_slow_subscribers(struct pr_server *s)
+{
+	for (struct pr_client *c = s->clients, *next; c; c = next) {
+		next = c->next;
+		if (c->out.overflow || c->out.len + (c->wlen - c->woff) > s->opt.max_output_bytes) {
+			s->output_disconnects++;
+			pr_log("client %llu: more than %zu bytes of pushes unread, disconnecting",
+			       (unsigned long long)c->id, s->opt.max_output_bytes);
+			pr_server_disconnect(s, c);
+		}
+	}
+}
+
+/* Room for the scopes of `count` stores. 0 or -ENOMEM. */
+static int alerts_grow(struct pr_alerts *al, uint32_t count)
+{
+	struct pr_alert_scope *bigger = realloc(al->stores, count * sizeof *bigger);
+	if (!bigger)
+		return -ENOMEM;
+	memset(bigger + al->store_count, 0, (count - al->store_count) * sizeof *bigger);
+	al->stores = bigger;
+	al->store_count = count;
+	return 0;
+}
+
+/* Every store's scope from the published store rankings p (but those told
+ * of newer records already). 0 or -ENOMEM. */
 static int alerts_stores(struct pr_server *s, const struct pr_published_stores *p, bool push)
 {
 	struct pr_alerts *al = &s->alerts;
-	if (p->count > al->store_count) {
-		struct pr_alert_scope *bigger = realloc(al->stores, p->count * sizeof *bigger);
-		if (!bigger)
-			return -ENOMEM;
-		memset(bigger + al->store_count, 0, (p->count - al->store_count) * sizeof *bigger);
-		al->stores = bigger;
-		al->store_count = p->count;
-	}
+	if (p->count > al->store_count && alerts_grow(al, p->count) < 0)
+		return -ENOMEM;
 	struct alert_basis basis = { p->records, p->has_watermark, p->watermark_ms };
 	for (uint32_t i = 0; i < p->count; i++) {
+		/* Told of newer records already (after an INGEST, below): these
+		 * would take it back. */
+		if (al->stores[i].records > p->records)
+			continue;
 		uint32_t len;
 		const char *id = pr_engine_store_id(s->engine, i, &len);
 		scope_update(s, &al->stores[i], p->rankings[i], p->rankings[i], &p->summaries[i], id,
@@ -2036,6 +2068,67 @@ static int alerts_stores(struct pr_server *s, const struct pr_published_stores *
 	}
 	al->stores_records = p->records;
 	return 0;
+}
+
+/*
+ * The alerts an INGEST's records may cause, told before its reply goes
+ * out (its sender must not hear of a change after its subscribers do), so
+ * exactly, after a drain. Only the company and the stores its records
+ * named can have changed by them: those are evaluated, the stores' from
+ * rankings of just them (pr_ranking_build_some_stores: a pass over the
+ * pairs, nothing else sorted). Before, every store's ranking was built
+ * for every INGEST: 83 ms each at 693K customers. When everything before
+ * the INGEST had been evaluated, everything is now. The first subscriber,
+ * a calendar window (an INGEST may move its periods for every store) or a
+ * marking that ran out of memory evaluate every store, as before.
+ */
+static void alerts_after_ingest(struct pr_server *s, uint64_t before,
+				const struct pr_stores_touched *t)
+{
+	struct pr_alerts *al = &s->alerts;
+	enum pr_window w = s->opt.alert_window;
+	if (!s->subscribers || !al->baseline || w != PR_WINDOW_ALL || t->failed) {
+		pr_commands_alerts(s, true);
+		return;
+	}
+	pr_server_drain(s); /* (it may uncount records it could not apply) */
+	const struct pr_engine *e = s->engine;
+	bool covered = al->stores_records == before;
+	const struct pr_published *company = company_get(s, w, false, NULL);
+	if (company)
+		alerts_company(s, company, true);
+	uint32_t stores = e->stores.count;
+	uint8_t *only = calloc(stores + 1, 1);
+	struct pr_ranking **rankings = NULL;
+	uint32_t count = 0;
+	for (uint32_t i = 0; only && i < stores && i < t->count; i++)
+		only[i] = t->touched[i];
+	if (!only || pr_ranking_build_some_stores(e, w, only, &rankings, &count, NULL) < 0 ||
+	    (count > al->store_count && alerts_grow(al, count) < 0)) {
+		free(only);
+		if (rankings)
+			for (uint32_t i = 0; i < count; i++)
+				pr_ranking_destroy(rankings[i]);
+		free(rankings);
+		pr_commands_alerts(s, true);
+		return;
+	}
+	struct alert_basis basis = { e->records, e->has_watermark, e->watermark_ms };
+	for (uint32_t i = 0; i < count; i++) {
+		if (!rankings[i])
+			continue;
+		struct pr_summary sum;
+		pr_ranking_summarize(rankings[i], &sum);
+		uint32_t len;
+		const char *id = pr_engine_store_id(e, i, &len);
+		scope_update(s, &al->stores[i], rankings[i], rankings[i], &sum, id, len, &basis, true);
+		pr_ranking_destroy(rankings[i]);
+	}
+	free(rankings);
+	free(only);
+	if (covered)
+		al->stores_records = e->records;
+	drop_slow_subscribers(s);
 }
 
 /*
@@ -2085,16 +2178,7 @@ int pr_commands_alerts(struct pr_server *s, bool now)
 		al->baseline = true;
 		al->evaluated_ms = t;
 	}
-	/* A subscriber that does not read is cut off like any slow reader. */
-	for (struct pr_client *c = s->clients, *next; c; c = next) {
-		next = c->next;
-		if (c->out.overflow || c->out.len + (c->wlen - c->woff) > s->opt.max_output_bytes) {
-			s->output_disconnects++;
-			pr_log("client %llu: more than %zu bytes of pushes unread, disconnecting",
-			       (unsigned long long)c->id, s->opt.max_output_bytes);
-			pr_server_disconnect(s, c);
-		}
-	}
+	drop_slow_subscribers(s);
 	return -1;
 }
 

@@ -735,9 +735,10 @@ static int compare_customers(const void *a, const void *b)
  * the purchases) kept aside by customer for lookups (pr_ranking_index).
  * Reads the engine's ids and options only. 0 or -ENOMEM.
  */
+/* Every store's ranking, or with `only` those it marks (the others NULL). */
 static int build_stores(const struct pr_engine *e, enum pr_window window,
 			const struct pr_periods *periods, uint64_t epoch, uint32_t stores,
-			struct pair_cursor cursor, struct pr_ranking ***out)
+			const uint8_t *only, struct pair_cursor cursor, struct pr_ranking ***out)
 {
 	uint64_t *sizes = calloc(2 * (size_t)stores + 1, sizeof *sizes);
 	uint64_t *negatives = sizes ? sizes + stores : NULL;
@@ -749,6 +750,8 @@ static int build_stores(const struct pr_engine *e, enum pr_window window,
 	for (struct pair_cursor c = cursor; pair_next(&c, &p);)
 		(p.revenue_minor > 0 ? sizes : negatives)[p.store]++;
 	for (uint32_t s = 0; s < stores; s++) {
+		if (only && !only[s])
+			continue;
 		if (!(all[s] = ranking_alloc(e, window, s, sizes[s])))
 			goto out;
 		all[s]->epoch = epoch;
@@ -759,6 +762,8 @@ static int build_stores(const struct pr_engine *e, enum pr_window window,
 	}
 	for (struct pair_cursor c = cursor; pair_next(&c, &p);) {
 		struct pr_ranking *r = all[p.store];
+		if (!r)
+			continue; /* not asked for */
 		struct rank_entry x = { p.revenue_minor, p.customer, 0 };
 		if (p.revenue_minor > 0)
 			r->entries[r->n++] = x;
@@ -766,6 +771,8 @@ static int build_stores(const struct pr_engine *e, enum pr_window window,
 			r->negative[r->negative_count++] = x;
 	}
 	for (uint32_t s = 0; s < stores; s++) {
+		if (!all[s])
+			continue;
 		if (ranking_finish(all[s]) < 0)
 			goto out;
 		if (all[s]->negative_count > 1)
@@ -783,9 +790,9 @@ out:
 	return rc;
 }
 
-int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
-			    struct pr_ranking ***out, uint32_t *count,
-			    struct pr_error *err)
+int pr_ranking_build_some_stores(const struct pr_engine *e, enum pr_window window,
+				 const uint8_t *only, struct pr_ranking ***out, uint32_t *count,
+				 struct pr_error *err)
 {
 	assert(engine_applied(e));
 	if (engine_can_rank(e, window, true) < 0)
@@ -793,10 +800,18 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 	uint32_t stores = e->stores.count;
 	struct pair_cursor shards = { .engine = e, .window = window,
 				      .periods = &e->watermark_periods };
-	if (build_stores(e, window, &e->watermark_periods, e->changes_epoch, stores, shards, out) < 0)
+	if (build_stores(e, window, &e->watermark_periods, e->changes_epoch, stores, only, shards,
+			 out) < 0)
 		return pr_error_set(err, -ENOMEM, "out of memory ranking %u stores", stores);
 	*count = stores;
 	return 0;
+}
+
+int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
+			    struct pr_ranking ***out, uint32_t *count,
+			    struct pr_error *err)
+{
+	return pr_ranking_build_some_stores(e, window, NULL, out, count, err);
 }
 
 int ranking_build_stores_from_pairs(const struct pr_engine *e, enum pr_window window,
@@ -807,7 +822,7 @@ int ranking_build_stores_from_pairs(const struct pr_engine *e, enum pr_window wi
 {
 	struct pair_cursor lists = { .lists = parts, .list_counts = part_counts,
 				     .list_count = part_count };
-	return build_stores(e, window, periods, epoch, stores, lists, out);
+	return build_stores(e, window, periods, epoch, stores, NULL, lists, out);
 }
 
 void pr_ranking_destroy(struct pr_ranking *r)

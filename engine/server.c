@@ -585,14 +585,39 @@ static void on_send(struct pr_server *s, struct pr_client *c, int res)
 struct ingest_ctx {
 	struct pr_server *s;
 	uint64_t shown;
+	struct pr_stores_touched *stores; /* or NULL */
 };
+
+/* Marks the store a record was staged with (interned by the enqueue). */
+static void mark_store(struct pr_server *s, struct pr_stores_touched *t, const struct pr_record *r)
+{
+	int64_t store = pr_engine_store_find(s->engine, r->store, r->store_len);
+	if (store < 0 || t->failed)
+		return;
+	if ((uint64_t)store >= t->count) {
+		uint32_t count = (uint32_t)store + 64;
+		uint8_t *bigger = realloc(t->touched, count);
+		if (!bigger) {
+			t->failed = true;
+			return;
+		}
+		memset(bigger + t->count, 0, count - t->count);
+		t->touched = bigger;
+		t->count = count;
+	}
+	t->touched[store] = 1;
+}
 
 /* Staged like a feed's records (no drain: the apply threads go on); a
  * record an apply thread then fails to apply (out of memory) is uncounted
  * at the next drain, as a feed's is. */
 static int ingest_record(void *ctx, const struct pr_record *r)
 {
-	return pr_engine_enqueue(((struct ingest_ctx *)ctx)->s->engine, r);
+	struct ingest_ctx *x = ctx;
+	int rc = pr_engine_enqueue(x->s->engine, r);
+	if (rc == 0 && x->stores)
+		mark_store(x->s, x->stores, r);
+	return rc;
 }
 
 static int ingest_reject(void *ctx, const struct pr_reject *r)
@@ -605,10 +630,11 @@ static int ingest_reject(void *ctx, const struct pr_reject *r)
 
 int pr_server_ingest_lines(struct pr_server *s, const char *const *lines,
 			   const size_t *lens, size_t count, uint64_t *accepted,
-			   uint64_t *rejected, struct pr_error *err)
+			   uint64_t *rejected, struct pr_stores_touched *stores,
+			   struct pr_error *err)
 {
 	pr_persist_wait_engine(s); /* nothing writes the engine while a checkpoint reads it */
-	struct ingest_ctx ctx = { s, 0 };
+	struct ingest_ctx ctx = { s, 0, stores };
 	struct pr_feed_sink sink = { &ctx, ingest_record, ingest_reject };
 	struct pr_decoder *d;
 	int rc = pr_decoder_create(&d, "INGEST", &s->opt.feed, &sink, err);

@@ -189,6 +189,7 @@ struct pr_published_stores {
 
 /* What the alert subscribers were last told about one scope. */
 struct pr_alert_scope {
+	uint64_t records;  /* what the state below reflects (a store's may be ahead of the set's) */
 	enum pr_risk risk;
 	uint32_t key_count;
 	char **key_ids;    /* owned; key_count malloc'ed ids */
@@ -355,13 +356,23 @@ void pr_server_drain(struct pr_server *s);
  * between turns); with apply threads, lets them go on. */
 void pr_server_feed_turn_done(struct pr_server *s);
 
+/* The stores an INGEST's records named: touched[store] for the first
+ * `count` stores (malloc'ed; a store past count was not named). */
+struct pr_stores_touched {
+	uint8_t *touched;
+	uint32_t count;
+	bool failed; /* out of memory: which ones is not known */
+};
+
 /*
  * Appends CSV data lines (no header; the configured column order) to the
- * engine. Adds what was accepted and rejected to *accepted / *rejected.
+ * engine. Adds what was accepted and rejected to *accepted / *rejected,
+ * and marks the stores of the records accepted in *stores (may be NULL).
  */
 int pr_server_ingest_lines(struct pr_server *s, const char *const *lines,
 			   const size_t *lens, size_t count, uint64_t *accepted,
-			   uint64_t *rejected, struct pr_error *err);
+			   uint64_t *rejected, struct pr_stores_touched *stores,
+			   struct pr_error *err);
 
 /* Counts of every feed (ended or not) and INGEST, summed. */
 void pr_server_stats(const struct pr_server *s, struct pr_feed_stats *out);

@@ -90,6 +90,15 @@ static void stop(struct daemon *d)
 	daemon_remove_dir(d);
 }
 
+/* A seed from the clock, logged (a failure can be replayed with it). */
+static unsigned seeded(void)
+{
+	unsigned seed = (unsigned)time(NULL);
+	cr_log_info("seed %u", seed);
+	srand(seed);
+	return seed;
+}
+
 /* A random feed (seeded): skewed customers, several stores, refunds, ties. */
 static char *random_feed(unsigned seed, int records, int customers)
 {
@@ -748,6 +757,137 @@ Test(paretod, alerts_key_client_on_and_off)
 	stop(&d);
 }
 
+/* The key clients of one scope, brute force: customers with revenue > 0
+ * whose share of the scope's positive revenue is at least 10%, as a bit
+ * set over the test's customers. */
+static uint64_t key_set(const long long *revenue, int customers)
+{
+	long long total = 0;
+	for (int k = 0; k < customers; k++)
+		total += revenue[k] > 0 ? revenue[k] : 0;
+	uint64_t set = 0;
+	for (int k = 0; total > 0 && k < customers; k++)
+		if (revenue[k] > 0 && 10 * revenue[k] >= total)
+			set |= 1ull << k;
+	return set;
+}
+
+/* The JSON string field `name` of an alert event, copied into buf. */
+static const char *event_field(const char *event, const char *name, char *buf, size_t size)
+{
+	char key[32];
+	snprintf(key, sizeof key, "\"%s\":", name);
+	const char *p = strstr(event, key);
+	cr_assert_not_null(p, "no %s in %s", name, event);
+	p += strlen(key);
+	size_t n = *p == '"' ? strcspn(++p, "\"") : strcspn(p, ",}");
+	snprintf(buf, size, "%.*s", (int)n, p);
+	return buf;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * After each INGEST (one line: 600 of them, 30 customers, 4 stores, some
+ * refunds), subscribers are told of exactly the key clients it added or
+ * removed, of the company and of its store, against brute force: each
+ * event with the records it reflects is compared, as a set, with those
+ * that brute force finds after the INGEST that made them (only the store
+ * an INGEST names is evaluated after it; the others cannot have moved).
+ */
+Test(paretod, alerts_after_each_ingest_equal_brute_force)
+{
+	enum { CUSTOMERS = 30, STORES = 4, ROUNDS = 600 };
+	seeded();
+	struct daemon d;
+	start(&d, NULL, NULL);
+	struct conn *sub = conn_open(&d);
+	conn_command(sub, "SUBSCRIBE alerts");
+	rv_free(rv_read(sub));
+	redisContext *c = client(&d);
+	static long long revenue[STORES + 1][CUSTOMERS]; /* [STORES]: the company */
+	uint64_t keys[STORES + 1] = { 0 };
+	size_t cap = 4096, n_want = 0;
+	char **want = malloc(cap * sizeof *want);
+	for (int i = 0; i < ROUNDS; i++) {
+		int k = rand() % 3 ? rand() % 8 : rand() % CUSTOMERS, st = rand() % STORES;
+		long long cents = (rand() % 7 ? 1 : -1) * (1 + rand() % 5000);
+		redisReply *r = cmd(c, "INGEST 2024-01-01T00:%02d:%02dZ,K%02d,S%d,%s%lld.%02lld",
+				    i / 60 % 60, i % 60, k, st, cents < 0 ? "-" : "", llabs(cents) / 100,
+				    llabs(cents) % 100);
+		cr_assert_eq(int_field(r, "accepted"), 1, "round %d", i);
+		freeReplyObject(r);
+		revenue[st][k] += cents;
+		revenue[STORES][k] += cents;
+		for (int sc = 0; sc <= STORES; sc++) {
+			uint64_t now = key_set(revenue[sc], CUSTOMERS);
+			for (int x = 0; x < CUSTOMERS; x++) {
+				if (((now ^ keys[sc]) >> x & 1) == 0)
+					continue;
+				if (n_want == cap)
+					want = realloc(want, (cap *= 2) * sizeof *want);
+				char *e = malloc(96);
+				snprintf(e, 96, "%d %s %s%c K%02d", i + 1,
+					 now >> x & 1 ? "key_client_added" : "key_client_removed",
+					 sc == STORES ? "company" : "store S", sc == STORES ? ' ' : '0' + sc,
+					 x);
+				want[n_want++] = e;
+			}
+			keys[sc] = now;
+		}
+	}
+	/* Every push came before the last INGEST's reply: a PING's reply
+	 * comes after them all. */
+	conn_command(sub, "PING");
+	size_t n_got = 0;
+	char **got = malloc((n_want + 64) * sizeof *got);
+	for (;;) {
+		struct rv *r = rv_read(sub);
+		cr_assert_not_null(r);
+		if (strcmp(r->el[0]->str, "pong") == 0) {
+			rv_free(r);
+			break;
+		}
+		const char *event = r->el[2]->str;
+		char kind[32], scope[16], store[16] = "", customer[16], records[24];
+		event_field(event, "event", kind, sizeof kind);
+		if (strcmp(kind, "risk_changed") != 0) {
+			event_field(event, "scope", scope, sizeof scope);
+			if (strcmp(scope, "store") == 0)
+				event_field(event, "store", store, sizeof store);
+			event_field(event, "customer", customer, sizeof customer);
+			event_field(event, "records", records, sizeof records);
+			cr_assert_lt(n_got, n_want + 64, "more pushes than brute force finds");
+			char *e = malloc(96);
+			if (strcmp(scope, "store") == 0)
+				snprintf(e, 96, "%s %s store %s %s", records, kind, store, customer);
+			else
+				snprintf(e, 96, "%s %s company  %s", records, kind, customer);
+			got[n_got++] = e;
+		}
+		rv_free(r);
+	}
+	cr_log_info("%zu key-client events in %d INGESTs", n_want, ROUNDS);
+	cr_assert_gt(n_want, 50, "too few events: the test proves little");
+	qsort(want, n_want, sizeof *want, compare_strings);
+	qsort(got, n_got, sizeof *got, compare_strings);
+	for (size_t i = 0; i < n_want && i < n_got; i++)
+		cr_assert_str_eq(got[i], want[i], "event %zu of %zu: got \"%s\", brute force \"%s\"", i, n_want, got[i], want[i]);
+	cr_assert_eq(n_got, n_want);
+	for (size_t i = 0; i < n_want; i++)
+		free(want[i]);
+	for (size_t i = 0; i < n_got; i++)
+		free(got[i]);
+	free(want);
+	free(got);
+	conn_close(sub);
+	redisFree(c);
+	stop(&d);
+}
+
 Test(paretod, hello_3_maps_and_doubles)
 {
 	struct daemon d;
@@ -1069,15 +1209,6 @@ static void start_fed_by_producers(struct daemon *d, char *feed_socket, const ch
 		     NULL);
 	for (int i = 0; i < 100 && access(feed_socket, F_OK) != 0; i++)
 		sleep_ms(10);
-}
-
-/* A seed from the clock, logged (a failure can be replayed with it). */
-static unsigned seeded(void)
-{
-	unsigned seed = (unsigned)time(NULL);
-	cr_log_info("seed %u", seed);
-	srand(seed);
-	return seed;
 }
 
 /* paretod fed by producers (start_fed_by_producers), and one producer

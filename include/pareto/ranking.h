@@ -53,6 +53,14 @@ int pr_ranking_build_stores(const struct pr_engine *e, enum pr_window window,
 			    struct pr_ranking ***out, uint32_t *count,
 			    struct pr_error *err);
 
+/* The same for the stores only[store] marks (one entry for each of the
+ * engine's stores); out[store] is NULL for the others. One pass over
+ * every pair still, but nothing of the others is sorted or summed: the
+ * stores an INGEST touched, for its alerts. */
+int pr_ranking_build_some_stores(const struct pr_engine *e, enum pr_window window,
+				 const uint8_t *only, struct pr_ranking ***out, uint32_t *count,
+				 struct pr_error *err);
+
 void pr_ranking_destroy(struct pr_ranking *r);
 
 struct pr_ranked {
