@@ -866,6 +866,27 @@ static int setup(struct run *run, struct pr_error *err)
 	return 0;
 }
 
+static int ignore_reject(void *ctx, const struct pr_reject *r)
+{
+	(void)ctx;
+	(void)r;
+	return 0;
+}
+
+/* The bytes a CSV file's header ends after (blank lines, a byte order mark
+ * and the header line), if they lie in its first `len` bytes; else 0. */
+static size_t csv_header_end(const struct run *run, const char *buf, size_t len)
+{
+	struct pr_decoder *d;
+	struct pr_feed_sink quiet = { NULL, ignore_record, ignore_reject };
+	struct pr_error err;
+	if (pr_decoder_create(&d, run->path, run->opt, &quiet, &err) < 0)
+		return 0;
+	uint64_t end = pr_decoder_push(d, buf, len, &err) == 0 ? pr_decoder_header_end(d) : 0;
+	pr_decoder_destroy(d);
+	return end <= len ? (size_t)end : 0;
+}
+
 /* The file's first bytes: binary or CSV, and the header to give each
  * decoder. 0, 1 (not splittable: read it on one thread) or negative. */
 static int read_header(struct run *run, char **header, struct pr_error *err, uint64_t *base)
@@ -880,14 +901,15 @@ static int read_header(struct run *run, char **header, struct pr_error *err, uin
 		return 1;
 	}
 	/* Binary records split on record boundaries; CSV at line ends after
-	 * a header without quotes. */
+	 * a header without quotes. The header ends where the decoder says:
+	 * blank lines and a byte order mark may come before it (the fuzz
+	 * target found a blank first line taken for the header). */
 	run->binary = pr_bin_magic_prefix(buf, 8);
-	const char *nl = run->binary ? NULL : memchr(buf, '\n', head.len);
-	if (!run->binary && (!nl || memchr(buf, '"', (size_t)(nl - buf)))) {
+	run->header_len = run->binary ? PR_BIN_HEADER_BYTES : csv_header_end(run, buf, head.len);
+	if (!run->binary && (!run->header_len || memchr(buf, '"', run->header_len))) {
 		free(buf);
 		return 1;
 	}
-	run->header_len = run->binary ? PR_BIN_HEADER_BYTES : (size_t)(nl - buf) + 1;
 	struct pr_bin_layout layout;
 	if (head.len < run->header_len ||
 	    (run->binary && pr_bin_header_decode((const unsigned char *)buf, &layout) < 0)) {

@@ -140,6 +140,33 @@ Test(ingest_parallel, many_threads_and_tiny_limits_equal_one_thread, .timeout = 
 	tmpdir_remove(dir);
 }
 
+/* Blank lines and a byte order mark before the header: the header ends
+ * where the decoder says, not at the first line end (found by the parallel
+ * fuzz target: a blank first line was given to every decoder as the
+ * header, and each took its chunk's first line for it). */
+Test(ingest_parallel, blank_lines_before_the_header, .timeout = 300)
+{
+	char *dir = tmpdir_create();
+	char *feed = write_feed(dir, "plain.csv", 20000, 2000, NULL, 4);
+	size_t len;
+	char *text = file_read(feed, &len);
+	static const char *const openings[] = { "\n", "\r\n\n", "\xef\xbb\xbf\n\n" };
+	for (size_t k = 0; k < sizeof openings / sizeof *openings; k++) {
+		size_t n = strlen(openings[k]);
+		char *blank = malloc(n + len);
+		memcpy(blank, openings[k], n);
+		memcpy(blank + n, text, len);
+		char *path = tmpdir_path(dir, "blank.csv");
+		file_write(path, blank, n + len);
+		expect_same_as_one_thread(dir, path, lean, 0);
+		free(path);
+		free(blank);
+	}
+	free(text);
+	free(feed);
+	tmpdir_remove(dir);
+}
+
 /* One customer buys everything: every record goes to one owner, whose
  * rings and buffers fill while the other decoders wait. */
 static void one_customer(unsigned i, struct feed_rng *rng, struct line *l)
