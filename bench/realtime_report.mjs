@@ -92,6 +92,11 @@ export function summarize(lines, meta) {
     return { runs: runs.length, asked, ping_us: { p50: ping('p50_us'), p99: ping('p99_us'), max: ping('max_us') },
              waited: stats(runs.map((x) => x.result.waited)).median };
   })();
+  // INGEST from one connection, without and with an alert subscriber.
+  const ingestCommand = (() => {
+    const at = (sub) => pick((x) => x.scenario === 'ingest_command' && x.subscriber === sub)[0];
+    return at(0) && at(1) ? { alone_rps: at(0).result.rps, with_subscriber_rps: at(1).result.rps } : undefined;
+  })();
   const load = Object.fromEntries(pick((x) => x.scenario === 'load').map((x) => [x.system, x.result]));
   const queries = {};
   for (const q of ['rank', 'top10']) {
@@ -140,6 +145,7 @@ export function summarize(lines, meta) {
     ...meta, gate, ingest, ...(loadedIngest ? { loaded_ingest: { paretod: loadedIngest } } : {}),
     ...(streamScore ? { stream_score: streamScore } : {}),
     ...(firstRankings ? { first_rankings: firstRankings } : {}),
+    ...(ingestCommand ? { ingest_command: ingestCommand } : {}),
     load, queries, floor, freshness,
     method: 'servers and clients on the same machine (2 shared cores), all under nice -n 5, over Unix ' +
       'sockets; query latency by redis-benchmark (its HDR histogram, about 8 us buckets at these ' +
@@ -238,6 +244,11 @@ export function realtimeMarkdown(r) {
             `${M(w.records_per_s.median)} | ${f(w.slowdown * 100, 1)}% | - | ${f(w.pushes)} pushes a run |`;
         })()] : []), ''];
     })() : []),
+    ...(r.ingest_command ? [
+      `INGEST of one line at a time from one connection (redis-benchmark, loaded server): ` +
+      `${k(r.ingest_command.alone_rps)} a second alone, ${f(r.ingest_command.with_subscriber_rps)} a second ` +
+      'with one alert subscriber (each INGEST\'s alerts are told before its reply: the stores it named are ' +
+      'evaluated, from a pass over every pair).', ''] : []),
     ...(r.first_rankings ? (() => {
       const x = r.first_rankings, p = x.ping_us;
       return [
