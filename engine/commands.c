@@ -1769,7 +1769,7 @@ static void cmd_ingest(struct pr_server *s, struct pr_client *c, const args_t *a
 	struct pr_error err = { 0 };
 	struct pr_stores_touched touched = { 0 };
 	int rc = pr_server_ingest_lines(s, a->argv + 1, a->argv_len + 1, a->argc - 1, &accepted,
-					&rejected, &touched, &err);
+					&rejected, s->subscribers ? &touched : NULL, &err);
 	if (rc < 0) {
 		free(touched.touched);
 		pr_resp_error(&c->out, "ERR %s", err.message);
