@@ -1701,6 +1701,16 @@ struct stream {
 	int records, times; /* records made, sent `times` over */
 };
 
+/* Writes all of text to fd (a producer socket: writes may be short). */
+static void write_all(int fd, const char *text, size_t len)
+{
+	for (size_t at = 0; at < len;) {
+		ssize_t n = write(fd, text + at, len - at);
+		cr_assert_gt(n, 0);
+		at += (size_t)n;
+	}
+}
+
 static void *stream_records(void *arg)
 {
 	const struct stream *st = arg;
@@ -1715,11 +1725,7 @@ static void *stream_records(void *arg)
 	cr_assert_geq(fd, 0);
 	size_t header = strlen("ts,customer_id,store_id,amount\n");
 	for (int t = 0; t < st->times; t++)
-		for (size_t at = t ? header : 0; at < len;) {
-			ssize_t n = write(fd, text + at, len - at);
-			cr_assert_gt(n, 0);
-			at += (size_t)n;
-		}
+		write_all(fd, text + (t ? header : 0), len - (t ? header : 0));
 	close(fd);
 	free(text);
 	return NULL;
@@ -1834,11 +1840,7 @@ static void *stream_until_stopped(void *arg)
 	static const char header[] = "ts,customer_id,store_id,amount\n";
 	cr_assert_eq(write(fd, header, sizeof header - 1), (ssize_t)sizeof header - 1);
 	while (!atomic_load(&st->stop))
-		for (size_t at = 0; at < len;) {
-			ssize_t n = write(fd, text + at, len - at);
-			cr_assert_gt(n, 0);
-			at += (size_t)n;
-		}
+		write_all(fd, text, len);
 	close(fd);
 	free(text);
 	return NULL;
