@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "checkpoint.h"
+#include "fuzz.h"
 #include "pareto/engine.h"
 #include "pareto/ranking.h"
 #include "support_ranking.h"
@@ -405,44 +406,6 @@ Test(checkpoint, another_hash_refused)
 	remove_path(path);
 }
 
-/* Everything an engine answers, for an engine that may hold nonsense: it
- * must answer without fault (the suite runs under ASan and UBSan too). */
-static void exercise(struct pr_engine *e)
-{
-	struct pr_engine_state st;
-	pr_engine_state(e, &st);
-	for (int w = 0; w < PR_WINDOW_COUNT; w++) {
-		struct pr_ranking *r;
-		if (pr_ranking_build(e, (enum pr_window)w, -1, &r, NULL) == 0) {
-			struct pr_summary sum;
-			pr_ranking_summarize(r, &sum);
-			struct pr_ranked top;
-			pr_ranking_at(r, 1, &top);
-			pr_ranking_destroy(r);
-		}
-	}
-	struct pr_ranking **stores;
-	uint32_t count;
-	if (pr_ranking_build_stores(e, PR_WINDOW_ALL, &stores, &count, NULL) == 0) {
-		for (uint32_t i = 0; i < count; i++) {
-			struct pr_summary sum;
-			pr_ranking_summarize(stores[i], &sum);
-			pr_ranking_destroy(stores[i]);
-		}
-		free(stores);
-	}
-	for (unsigned k = 0; k < 100; k++) {
-		char id[64];
-		int len = customer_id(k, id, sizeof id);
-		struct pr_customer_info info;
-		pr_engine_customer(e, id, (size_t)len, &info);
-	}
-	struct pr_lapsed *lapsed;
-	size_t n, total;
-	if (pr_engine_lapsed(e, 10, &lapsed, &n, &total) == 0)
-		free(lapsed);
-}
-
 /* The checksums of a file whose payload was changed, made to match again. */
 static void fix_checksums(char *bytes, size_t len)
 {
@@ -479,7 +442,9 @@ static void alter_files(bool keep_all)
 		struct pr_error err = { 0 };
 		int rc = pr_checkpoint_read(path, &opt, &e, &blob, &blob_len, NULL, &err);
 		if (rc == 0) {
-			exercise(e);
+			/* Without fault (ASan, UBSan) and agreeing with itself
+			 * (tests/fuzz: the checkpoint target's own checks). */
+			fuzz_checkpoint_exercise(e);
 			pr_engine_destroy(e);
 			free(blob);
 		} else {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* Stops the run with the input's target and the broken promise. */
 #define FUZZ_CHECK(cond, ...)                                                       \
@@ -36,6 +37,29 @@ int fuzz_time(const uint8_t *data, size_t size);
 int fuzz_resp(const uint8_t *data, size_t size);
 int fuzz_parallel(const uint8_t *data, size_t size);
 int fuzz_checkpoint(const uint8_t *data, size_t size);
+
+struct pr_engine;
+
+/*
+ * Everything an engine answers, for an engine loaded from a file that may
+ * hold nonsense: it must answer without fault and agree with itself (each
+ * ranked customer found at his rank, revenues summing to the ranking's),
+ * or the run stops. Also test_checkpoint's altered files.
+ */
+void fuzz_checkpoint_exercise(struct pr_engine *e);
+
+/* A file of this process's own for a target's input, named by suffix
+ * ("ckpt", "feed": one per target), in /dev/shm where it can be written,
+ * else /tmp. */
+static inline const char *fuzz_scratch_path(const char *suffix)
+{
+	static char path[64];
+	if (!path[0]) {
+		const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+		snprintf(path, sizeof path, "%s/pareto-fuzz-%d.%s", dir, (int)getpid(), suffix);
+	}
+	return path;
+}
 
 /*
  * Checkpoint payloads (the file past its header) of small engines, made

@@ -24,16 +24,6 @@
 
 enum { HEADER = PR_CHECKPOINT_HEADER_BYTES };
 
-static const char *scratch_path(void)
-{
-	static char path[64];
-	if (!path[0]) {
-		const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-		snprintf(path, sizeof path, "%s/pareto-fuzz-%d.ckpt", dir, (int)getpid());
-	}
-	return path;
-}
-
 static bool put(const char *path, const void *a, size_t alen, const void *b, size_t blen)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -79,7 +69,7 @@ static uint8_t *engine_file(unsigned kind, size_t *len)
 		FUZZ_CHECK(pr_engine_add(e, &r) == 0, "record %d", i);
 	}
 	struct pr_error err;
-	const char *path = scratch_path();
+	const char *path = fuzz_scratch_path("ckpt");
 	FUZZ_CHECK(pr_checkpoint_write(e, path, "blob", 4, NULL, &err) == 0, "write: %s",
 		   err.message);
 	pr_engine_destroy(e);
@@ -151,7 +141,7 @@ static void check_ranking(const struct pr_ranking *r, const char *what, unsigned
 		   (long long)total, (long long)pr_ranking_revenue(r));
 }
 
-static void exercise(struct pr_engine *e)
+void fuzz_checkpoint_exercise(struct pr_engine *e)
 {
 	struct pr_engine_state st;
 	pr_engine_state(e, &st);
@@ -193,7 +183,7 @@ int fuzz_checkpoint(const uint8_t *data, size_t size)
 	memcpy(header + 24, &hash, 8);
 	hash = XXH3_64bits(header, 56);
 	memcpy(header + 56, &hash, 8);
-	const char *path = scratch_path();
+	const char *path = fuzz_scratch_path("ckpt");
 	FUZZ_CHECK(put(path, header, HEADER, data, size), "cannot write %s", path);
 
 	struct pr_engine_options opt;
@@ -210,7 +200,7 @@ int fuzz_checkpoint(const uint8_t *data, size_t size)
 			   err.message);
 		return 0;
 	}
-	exercise(e);
+	fuzz_checkpoint_exercise(e);
 	pr_engine_destroy(e);
 	free(blob);
 	return 0;

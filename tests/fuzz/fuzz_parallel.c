@@ -141,12 +141,8 @@ int fuzz_parallel(const uint8_t *data, size_t size)
 		return 0;
 	uint8_t c0 = data[0], c1 = data[1];
 	data += 2, size -= 2;
-	static char path[64];
-	if (!path[0]) {
-		const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-		snprintf(path, sizeof path, "%s/pareto-fuzz-%d.feed", dir, (int)getpid());
-		setenv("PARETO_PARALLEL_MIN_BYTES", "1", 1); /* split even small files */
-	}
+	const char *path = fuzz_scratch_path("feed");
+	setenv("PARETO_PARALLEL_MIN_BYTES", "1", 1); /* split even small files */
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	FUZZ_CHECK(fd >= 0 && (!size || write(fd, data, size) == (ssize_t)size), "write %s", path);
 	close(fd);
