@@ -304,6 +304,21 @@ static bool may_wait(const struct pr_server *s, const struct pr_client *c)
 	return c && c->wait_tries == 0 && pr_server_ingesting(s);
 }
 
+/*
+ * None published yet (store rankings, LAPSED's list): client c waits
+ * (may_wait) for the one being made beside ingest, `out` already or
+ * started now (not while a checkpoint reads the engine); whether it does.
+ */
+static bool wait_for_first(struct pr_server *s, struct pr_client *c, bool out,
+			   bool (*start)(struct pr_server *s, enum pr_window w), enum pr_window w,
+			   enum pr_wait_for what)
+{
+	if (!may_wait(s, c) || !(out || (!pr_persist_writing(s) && start(s, w))))
+		return false;
+	pr_server_wait(s, c, what, w, 0);
+	return true;
+}
+
 static uint64_t ranker_failures(const struct pr_ranker *r)
 {
 	struct pr_ranker_stats rs;
@@ -479,11 +494,9 @@ static const struct pr_published_stores *stores_get(struct pr_server *s, enum pr
 	if (usable && published_will_do(s, force, p->records, p->built_ms, p->build_ms,
 					s->store_build[w] != NULL, stores_start, w))
 		return p;
-	if (!usable && !force && may_wait(s, c) &&
-	    (s->store_build[w] || (!pr_persist_writing(s) && stores_start(s, w)))) {
-		pr_server_wait(s, c, PR_WAIT_STORES, w, 0);
+	if (!usable && !force &&
+	    wait_for_first(s, c, s->store_build[w] != NULL, stores_start, w, PR_WAIT_STORES))
 		return NULL;
-	}
 	pr_server_drain(s);
 	struct pr_engine_state st;
 	pr_engine_state(s->engine, &st);
@@ -562,11 +575,9 @@ static const struct pr_lapsed_list *lapsed_get(struct pr_server *s, struct pr_cl
 	    published_will_do(s, false, l->records, s->lapsed_built_ms, s->lapsed_build_ms,
 			      s->lapsed_request != NULL, lapsed_start, PR_WINDOW_ALL))
 		return l;
-	if (!s->lapsed_valid && may_wait(s, c) &&
-	    (s->lapsed_request || (!pr_persist_writing(s) && lapsed_start(s, PR_WINDOW_ALL)))) {
-		pr_server_wait(s, c, PR_WAIT_LAPSED, PR_WINDOW_ALL, 0);
+	if (!s->lapsed_valid && wait_for_first(s, c, s->lapsed_request != NULL, lapsed_start,
+					       PR_WINDOW_ALL, PR_WAIT_LAPSED))
 		return NULL;
-	}
 	pr_server_drain(s);
 	int64_t began = pr_server_now_ms();
 	struct pr_engine_state st;
