@@ -339,15 +339,13 @@ static int lane_stage(struct lane *l, uint64_t hash, const struct pr_record *r, 
 	return 0;
 }
 
-static const struct pr_staged_record *staged_next(const struct pr_staged_record *s)
-{
-	return (const void *)((const unsigned char *)s + pr_staged_size(s->customer_len));
-}
-
 /* Records in flight in apply_staged: each is hashed and its slot fetched
  * 2 x AHEAD records before it is applied, its entry and value AHEAD before,
- * and the pair its customer most likely needs AHEAD / 2 before. */
-#define AHEAD 8
+ * and the pair its customer most likely needs AHEAD / 2 before. 16 rather
+ * than 8 once the look-ahead ran on across runs (below): 100M binary
+ * records over 10M customers, one thread, 3 alternating runs, 7.2 -> 6.9 s
+ * (32: no better). */
+#define AHEAD 16
 #define RING (2 * AHEAD)
 
 /* Hints the CPU to fetch the pair a record of (hash, store) will update,
@@ -371,27 +369,62 @@ static void prefetch_pair(const struct pr_engine *e, uint64_t hash, uint32_t sto
 		pr_pair_index_prefetch(&sh->pair_index, pr_pair_index_key(store, local));
 }
 
+/* Where apply_staged reads: the run it is in, one past the last run, and
+ * the next record of the run (its end once the runs are done). */
+struct staged_cursor {
+	const struct pr_staged_run *run, *last;
+	const unsigned char *at;
+};
+
+static struct staged_cursor cursor_over(const struct pr_staged_run *runs, size_t count)
+{
+	struct staged_cursor c = { runs, runs + count, count ? runs->begin : NULL };
+	return c;
+}
+
+/* Moves past runs read to their end; whether a record is left. */
+static bool cursor_settle(struct staged_cursor *c)
+{
+	while (c->run != c->last && c->at == c->run->end)
+		if (++c->run != c->last)
+			c->at = c->run->begin;
+	return c->run != c->last;
+}
+
+/* The store number of a staged record as the engine knows it. */
+static uint32_t engine_store(const struct pr_staged_run *run, const struct pr_staged_record *s)
+{
+	return run->store_map ? run->store_map[s->store] : s->store;
+}
+
 /*
- * Applies staged records from *at up to end, in order, stopping at the
- * first that fails (*at is then that record). store_map maps their store
- * numbers (NULL: they are the engine's). The tables outgrow the cache, so
- * each record would wait on several misses in turn (slot, then entry and
- * value); looking ahead overlaps those of different records.
+ * Applies staged records from the cursor on, in order, stopping at the
+ * first that fails (the cursor is then at it). The tables outgrow the
+ * cache, so each record would wait on several misses in turn (slot, then
+ * entry and value); looking ahead overlaps those of different records.
+ * The look-ahead runs on from one run into the next: a bulk load applies
+ * about 130 records of a shard at a time, and starting it afresh for each
+ * left the first records of every run waiting on their misses one by one
+ * (a tenth of a thread's time at 10M customers).
  */
-static int apply_staged(struct pr_engine *e, const unsigned char **at, const unsigned char *end,
-			const uint32_t *store_map)
+static int apply_staged(struct pr_engine *e, struct staged_cursor *c)
 {
 	const struct pr_id_table *hasher = &e->shards[0].customers;
-	const struct pr_staged_record *next = (const void *)*at;
-	struct { const struct pr_staged_record *s; uint64_t hash; } ring[RING];
+	struct {
+		const struct pr_staged_record *s;
+		const struct pr_staged_run *run;
+		uint64_t hash;
+	} ring[RING];
 	unsigned head = 0, tail = 0; /* ring[head..tail) await applying */
 	for (;;) {
-		for (; tail - head < RING && (const unsigned char *)next < end;
-		     tail++, next = staged_next(next)) {
+		for (; tail - head < RING && cursor_settle(c); tail++) {
+			const struct pr_staged_record *next = (const void *)c->at;
 			uint64_t hash = pr_id_hash(hasher, next + 1, next->customer_len);
 			pr_id_table_prefetch(&e->shards[shard_of_hash(hash)].customers, hash);
 			ring[tail % RING].s = next;
+			ring[tail % RING].run = c->run;
 			ring[tail % RING].hash = hash;
+			c->at += pr_staged_size(next->customer_len);
 		}
 		if (head == tail)
 			return 0;
@@ -400,33 +433,20 @@ static int apply_staged(struct pr_engine *e, const unsigned char **at, const uns
 			pr_id_table_prefetch_value(&e->shards[shard_of_hash(hash)].customers, hash);
 		}
 		if (tail - head > AHEAD / 2) {
-			const struct pr_staged_record *p = ring[(head + AHEAD / 2) % RING].s;
-			prefetch_pair(e, ring[(head + AHEAD / 2) % RING].hash,
-				      store_map ? store_map[p->store] : p->store);
+			unsigned k = (head + AHEAD / 2) % RING;
+			prefetch_pair(e, ring[k].hash, engine_store(ring[k].run, ring[k].s));
 		}
-		const struct pr_staged_record *s = ring[head % RING].s;
-		int rc = apply(e, ring[head % RING].hash, (const char *)(s + 1), s->customer_len,
-			       store_map ? store_map[s->store] : s->store, s->ts_ms, s->amount_minor);
+		unsigned k = head % RING;
+		const struct pr_staged_record *s = ring[k].s;
+		int rc = apply(e, ring[k].hash, (const char *)(s + 1), s->customer_len,
+			       engine_store(ring[k].run, s), s->ts_ms, s->amount_minor);
 		if (rc < 0) {
-			*at = (const unsigned char *)s;
+			c->run = ring[k].run;
+			c->at = (const unsigned char *)s;
 			return rc;
 		}
 		head++;
 	}
-}
-
-/* Applies one shard's staged records, lane after lane, in arrival order. */
-static int flush_shard(struct pr_engine *e, uint32_t shard)
-{
-	int rc = 0;
-	for (unsigned k = 0; k < e->lane_count; k++) {
-		struct lane *l = e->lanes[k];
-		const unsigned char *at = l->staged[shard]; /* NULL if it never staged */
-		if (rc == 0 && l->staged_bytes[shard])
-			rc = apply_staged(e, &at, at + l->staged_bytes[shard], l->store_map);
-		l->staged_bytes[shard] = 0;
-	}
-	return rc;
 }
 
 struct flush_worker {
@@ -437,15 +457,35 @@ struct flush_worker {
 };
 
 /* Shards share nothing but the read-only store table, so threads can
- * apply disjoint sets of them at once: worker t takes t, t + step, ... */
+ * apply disjoint sets of them at once: worker t takes t, t + step, ...,
+ * each shard's records lane after lane (arrival order), many runs to one
+ * look-ahead. The first failure stops the worker. */
+#define FLUSH_RUNS 64
+
 static void *flush_worker_run(void *arg)
 {
 	struct flush_worker *w = arg;
+	struct pr_engine *e = w->engine;
+	struct pr_staged_run runs[FLUSH_RUNS];
+	size_t n = 0;
 	for (uint32_t shard = w->first; shard < PR_SHARDS; shard += w->step) {
-		int rc = flush_shard(w->engine, shard);
-		if (rc < 0 && w->rc == 0)
-			w->rc = rc;
+		for (unsigned k = 0; k < e->lane_count; k++) {
+			struct lane *l = e->lanes[k];
+			if (l->staged_bytes[shard])
+				runs[n++] = (struct pr_staged_run){
+					l->staged[shard], l->staged[shard] + l->staged_bytes[shard],
+					l->store_map
+				};
+			l->staged_bytes[shard] = 0; /* the buffer stays as it is until applied below */
+			if (n == FLUSH_RUNS) {
+				if (w->rc == 0)
+					w->rc = pr_engine_apply_runs(e, runs, n);
+				n = 0;
+			}
+		}
 	}
+	if (w->rc == 0)
+		w->rc = pr_engine_apply_runs(e, runs, n);
 	return NULL;
 }
 
@@ -704,8 +744,8 @@ int pr_engine_drain(struct pr_engine *e)
 		rc = pr_shard_owners_drain(e->owners, &dropped, &dropped_volume);
 		reclaim_ids(e);
 	} else {
-		rc = pr_engine_apply_queued(e, e->queue, e->queue + e->queue_bytes, &dropped,
-					    &dropped_volume);
+		struct pr_staged_run queue = { e->queue, e->queue + e->queue_bytes, NULL };
+		rc = pr_engine_apply_queued(e, &queue, 1, &dropped, &dropped_volume);
 		e->queue_bytes = 0;
 	}
 	/* Records that could not be applied (out of memory) are dropped, and
@@ -1065,27 +1105,25 @@ uint64_t pr_engine_volume(const struct pr_engine *e)
 	return e->volume_minor;
 }
 
-int pr_engine_apply_staged(struct pr_engine *e, const unsigned char *begin,
-			   const unsigned char *end)
+int pr_engine_apply_runs(struct pr_engine *e, const struct pr_staged_run *runs, size_t count)
 {
-	return apply_staged(e, &begin, end, NULL);
+	struct staged_cursor c = cursor_over(runs, count);
+	return apply_staged(e, &c);
 }
 
-int pr_engine_apply_queued(struct pr_engine *e, const unsigned char *begin,
-			   const unsigned char *end, uint64_t *dropped, uint64_t *dropped_volume_minor)
+int pr_engine_apply_queued(struct pr_engine *e, const struct pr_staged_run *runs, size_t count,
+			   uint64_t *dropped, uint64_t *dropped_volume_minor)
 {
 	int result = 0;
-	const unsigned char *at = begin;
-	while (at < end) {
-		int rc = apply_staged(e, &at, end, NULL);
-		if (rc == 0)
-			break;
+	struct staged_cursor c = cursor_over(runs, count);
+	int rc;
+	while ((rc = apply_staged(e, &c)) < 0) {
 		/* Out of memory for this record: skipped, for the caller to uncount. */
-		const struct pr_staged_record *s = (const void *)at;
+		const struct pr_staged_record *s = (const void *)c.at;
 		++*dropped;
 		*dropped_volume_minor += s->amount_minor < 0 ? -(uint64_t)s->amount_minor
 							     : (uint64_t)s->amount_minor;
-		at = (const unsigned char *)staged_next(s);
+		c.at += pr_staged_size(s->customer_len);
 		result = rc;
 	}
 	return result;

@@ -148,7 +148,7 @@ struct worker {
 /*
  * What the workers share. Set before the threads start and read-only
  * after, except the atomics and the merge state below. Of the engine, a
- * shard's tables are written only by its owner (pr_engine_apply_staged);
+ * shard's tables are written only by its owner (pr_engine_apply_runs);
  * its store table, counters and watermark only by merges, which `merged`
  * orders; nothing else of it is read while the workers run.
  */
@@ -229,15 +229,38 @@ static struct pr_record_ring *ring_of(struct run *run, unsigned decoder, unsigne
 	return &run->rings[decoder * run->workers + owner];
 }
 
-/* Applies a shard's validated records and moves its pending ones to the front. */
-static int apply_validated(struct worker *w, struct shard_stage *st)
+/*
+ * Applies the validated records of every shard the worker owns, all with
+ * one look-ahead (pr_engine_apply_runs: a shard's buffer holds a few
+ * hundred records, and a look-ahead started afresh for each left its first
+ * records waiting on their misses), and moves each shard's pending ones to
+ * the front. Called when one buffer is full: the others, filled at about
+ * the same pace, are then nearly full too.
+ */
+static int apply_validated(struct worker *w)
 {
+	struct run *run = w->run;
+	struct pr_staged_run runs[64];
+	size_t n = 0;
 	int rc = 0;
-	if (st->validated)
-		rc = pr_engine_apply_staged(w->run->engine, st->bytes, st->bytes + st->validated);
-	memmove(st->bytes, st->bytes + st->validated, st->used - st->validated);
-	st->used -= st->validated;
-	st->validated = 0;
+	for (uint32_t s = w->index; s < PR_SHARDS; s += run->workers) {
+		struct shard_stage *st = &w->stage[s];
+		if (st->validated)
+			runs[n++] = (struct pr_staged_run){ st->bytes, st->bytes + st->validated, NULL };
+		if (n == sizeof runs / sizeof runs[0] || s + run->workers >= PR_SHARDS) {
+			if (rc == 0)
+				rc = pr_engine_apply_runs(run->engine, runs, n);
+			n = 0;
+		}
+	}
+	for (uint32_t s = w->index; s < PR_SHARDS; s += run->workers) {
+		struct shard_stage *st = &w->stage[s];
+		if (!st->validated)
+			continue;
+		memmove(st->bytes, st->bytes + st->validated, st->used - st->validated);
+		st->used -= st->validated;
+		st->validated = 0;
+	}
 	return rc;
 }
 
@@ -247,7 +270,7 @@ static int stage_record(struct worker *w, uint32_t shard, const unsigned char *r
 {
 	struct shard_stage *st = &w->stage[shard];
 	if (st->used + bytes > st->capacity) {
-		int rc = apply_validated(w, st);
+		int rc = apply_validated(w);
 		if (rc < 0)
 			return rc;
 		if (st->used + bytes > st->capacity) {
@@ -660,10 +683,8 @@ static void *worker_run(void *arg)
 			pause_a_little(&idle);
 	}
 	/* What is left of the merged chunks, applied on every worker at once. */
-	for (uint32_t s = w->index; s < PR_SHARDS && w->rc == 0; s += run->workers) {
-		if (atomic_load_explicit(&run->failed, memory_order_relaxed))
-			break;
-		int rc = apply_validated(w, &w->stage[s]);
+	if (w->rc == 0 && !atomic_load_explicit(&run->failed, memory_order_relaxed)) {
+		int rc = apply_validated(w);
 		if (rc < 0) {
 			pr_error_set(&w->err, rc, "%s: out of memory applying records", run->path);
 			fail_run(w, rc);

@@ -171,15 +171,40 @@ static struct buffer *owner_next(struct owner *w)
 	}
 }
 
+/* Buffers applied together at most: the server hands them over faster
+ * than an owner applies them under full ingest, and a look-ahead across
+ * them starts once instead of once a buffer (RUN_BUFFERS x 8 KiB stays in
+ * the L2 cache). */
+#define RUN_BUFFERS 8
+
+/* To the first buffer, the next ones already handed over, up to one that
+ * carries a cut or a call (which must follow its records at once). */
+static unsigned owner_take_run(struct owner *w, struct buffer **run)
+{
+	unsigned n = 1;
+	while (n < RUN_BUFFERS && !run[n - 1]->cut && !run[n - 1]->call &&
+	       (run[n] = pr_spsc_ring_pop(&w->full)))
+		n++;
+	return n;
+}
+
 static void *owner_run(void *arg)
 {
 	struct owner *w = arg;
 	struct pr_engine *e = w->pool->engine;
-	struct buffer *b;
-	while ((b = owner_next(w))) {
-		b->dropped = b->dropped_volume_minor = 0;
-		b->rc = pr_engine_apply_queued(e, b->bytes, b->bytes + b->used, &b->dropped,
-					       &b->dropped_volume_minor);
+	struct buffer *run[RUN_BUFFERS];
+	while ((run[0] = owner_next(w))) {
+		unsigned n = owner_take_run(w, run);
+		struct pr_staged_run records[RUN_BUFFERS];
+		for (unsigned i = 0; i < n; i++) {
+			run[i]->dropped = run[i]->dropped_volume_minor = 0;
+			run[i]->rc = 0;
+			records[i] = (struct pr_staged_run){ run[i]->bytes, run[i]->bytes + run[i]->used, NULL };
+		}
+		/* What failed counts in the last buffer: the server sums them
+		 * all, and a cut can only be in the last. */
+		struct buffer *b = run[n - 1];
+		b->rc = pr_engine_apply_queued(e, records, n, &b->dropped, &b->dropped_volume_minor);
 		w->dropped_since_cut |= b->dropped > 0 || b->rc < 0;
 		if (b->cut) {
 			b->cut(b->cut_arg, w->index, w->pool->count, w->dropped_since_cut);
@@ -188,7 +213,8 @@ static void *owner_run(void *arg)
 		if (b->call)
 			b->call(b->call_arg);
 		/* Cannot fail: the ring has a slot for every buffer. */
-		pr_spsc_ring_push(&w->done, b);
+		for (unsigned i = 0; i < n; i++)
+			pr_spsc_ring_push(&w->done, run[i]);
 		wake(&w->server_asleep);
 	}
 	return NULL;

@@ -107,26 +107,33 @@ bool pr_engine_time_ok(int64_t ts_ms);
 /* The total absolute volume of the records applied so far. */
 uint64_t pr_engine_volume(const struct pr_engine *e);
 
-/*
- * Applies staged records [begin, end) in order, with the look-ahead of a
- * bulk load. Their store numbers are the engine's. The counters (records,
- * volume, watermark) are not touched: pr_engine_merge_counts does that.
- * Threads may apply at once if no two touch the same shard. 0, or -ENOMEM
- * with the records before the failing one applied.
- */
-int pr_engine_apply_staged(struct pr_engine *e, const unsigned char *begin,
-			   const unsigned char *end);
+/* Staged records [begin, end) (whole records) to apply, whose store
+ * numbers map to the engine's through store_map (NULL: they are the
+ * engine's). */
+struct pr_staged_run {
+	const unsigned char *begin, *end;
+	const uint32_t *store_map;
+};
 
 /*
- * Applies staged records [begin, end) as pr_engine_apply_staged does, but a
- * record that fails for memory is skipped and the rest applied: *dropped
- * and *dropped_volume_minor are increased by the records skipped and their
+ * Applies the records of runs[0..count) in order, with the look-ahead of
+ * a bulk load running on from each run into the next. The counters
+ * (records, volume, watermark) are not touched: pr_engine_merge_counts
+ * does that. Threads may apply at once if no two touch the same shard. 0,
+ * or -ENOMEM with the records before the failing one applied.
+ */
+int pr_engine_apply_runs(struct pr_engine *e, const struct pr_staged_run *runs, size_t count);
+
+/*
+ * Applies runs[0..count) as pr_engine_apply_runs does, but a record that
+ * fails for memory is skipped and the rest applied: *dropped and
+ * *dropped_volume_minor are increased by the records skipped and their
  * total absolute amount, for the caller to take out of the counters. 0, or
- * -ENOMEM if any was skipped. Same thread rules as pr_engine_apply_staged
+ * -ENOMEM if any was skipped. Same thread rules as pr_engine_apply_runs
  * (the drain of enqueued records and paretod's apply threads use it).
  */
-int pr_engine_apply_queued(struct pr_engine *e, const unsigned char *begin,
-			   const unsigned char *end, uint64_t *dropped, uint64_t *dropped_volume_minor);
+int pr_engine_apply_queued(struct pr_engine *e, const struct pr_staged_run *runs, size_t count,
+			   uint64_t *dropped, uint64_t *dropped_volume_minor);
 
 /*
  * Counts `records` records of total absolute volume `volume_minor` and
