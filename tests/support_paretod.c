@@ -49,8 +49,12 @@ pid_t daemon_spawn_stdin(struct daemon *d, char *const *extra, int stdin_fd)
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		/* A failed test's process exits at once: take the daemon along. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* A failed or timed-out test's process exits at once: take the
+		 * daemon along. SIGKILL, not SIGTERM: a daemon the test caught
+		 * hanging would not stop on SIGTERM, and went on spinning beside
+		 * every later run (five of them, found after a broken build's
+		 * tests timed out). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
 		dup2(stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY), 0);
