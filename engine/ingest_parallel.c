@@ -141,6 +141,7 @@ struct worker {
 	/* owning */
 	uint64_t owner_chunk; /* the chunk whose records it takes next */
 	bool owner_done;
+	bool unapplied; /* a buffer may hold validated records not applied */
 	struct shard_stage stage[PR_SHARDS]; /* only shards s % N == index */
 	int rc;
 	struct pr_error err;
@@ -244,6 +245,8 @@ static int apply_validated(struct worker *w, uint32_t only)
 	int rc = 0;
 	uint32_t first = only < PR_SHARDS ? only : w->index;
 	uint32_t step = only < PR_SHARDS ? PR_SHARDS : run->workers;
+	if (only == PR_SHARDS)
+		w->unapplied = false;
 	for (uint32_t s = first; s < PR_SHARDS; s += step) {
 		struct shard_stage *st = &w->stage[s];
 		if (st->validated > st->applied)
@@ -271,10 +274,7 @@ static int apply_validated(struct worker *w, uint32_t only)
  */
 static bool apply_while_idle(struct worker *w)
 {
-	bool any = false;
-	for (uint32_t s = w->index; s < PR_SHARDS && !any; s += w->run->workers)
-		any = w->stage[s].validated > w->stage[s].applied;
-	if (!any || w->rc < 0)
+	if (!w->unapplied || w->rc < 0)
 		return false;
 	int rc = apply_validated(w, PR_SHARDS);
 	if (rc < 0) {
@@ -348,6 +348,8 @@ static void end_chunk(struct worker *w, const struct ring_end *end)
 		}
 		st->validated = st->used;
 	}
+	if (end->keep)
+		w->unapplied = true;
 	if (end->map &&
 	    atomic_fetch_sub_explicit(&end->map->owners_left, 1, memory_order_acq_rel) == 1)
 		free(end->map);
