@@ -1,6 +1,7 @@
 /* test_engine_queue.c - records queued (pr_engine_enqueue) and applied in
  * batches give exactly what one add at a time gives, rejects included; so
- * do records applied by 2, 3 or 4 apply threads (apply_threads). */
+ * do staged records applied as runs (pr_engine_apply_runs), and records
+ * applied by 2, 3 or 4 apply threads (apply_threads). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
@@ -99,6 +100,80 @@ Test(engine_queue, batches_equal_single_adds)
 		assert_same(one, queued);
 		pr_engine_destroy(one);
 		pr_engine_destroy(queued);
+	}
+}
+
+/*
+ * Staged records cut into runs anywhere (empty runs, runs of one record,
+ * long ones), every other run numbering its stores through a store map,
+ * apply as the same records added one at a time: the look-ahead carries
+ * on from run to run with each record's own run (and map). Customers
+ * buy in up to 12 stores, so pairs are also found through the pair index.
+ */
+Test(engine_queue, runs_apply_as_single_adds)
+{
+	int64_t t0 = pr_days_from_civil(2023, 1, 1) * PR_MS_PER_DAY;
+	enum { RECORDS = 4000, STORES = 12 };
+	uint32_t to_engine[STORES], to_local[STORES];
+	for (uint64_t seed = 1; seed <= 3; seed++) {
+		struct pr_engine *one = new_engine(), *runs = new_engine();
+		uint64_t x = seed * 0x9e3779b97f4a7c15ull;
+		unsigned char *staged = malloc((size_t)RECORDS * pr_staged_size(64));
+		size_t *at = malloc((RECORDS + 1) * sizeof *at); /* where record i begins */
+		cr_assert(staged && at);
+		uint64_t volume = 0;
+		int64_t latest = INT64_MIN;
+		at[0] = 0;
+		for (int i = 0; i < RECORDS; i++) {
+			char customer[40], store[8];
+			uint64_t u = next(&x);
+			int len = snprintf(customer, sizeof customer, "c%llu%.*s",
+					   (unsigned long long)(u % 500), (int)((u >> 40) % 20),
+					   "--------------------");
+			unsigned k = (unsigned)((u >> 20) % STORES);
+			snprintf(store, sizeof store, "S%u", k);
+			struct pr_record r = {
+				.ts_ms = t0 + (int64_t)i * 600000 - (int64_t)((u >> 8) % 40) * PR_MS_PER_DAY,
+				.amount_minor = (int64_t)((u >> 16) % 100000) - 5000,
+				.customer = customer, .customer_len = (uint8_t)len,
+				.store = store, .store_len = (uint8_t)strlen(store),
+			};
+			cr_assert_eq(pr_engine_add(one, &r), 0);
+			/* The engine numbers stores first seen first, as `one` does;
+			 * a lane numbers them k (its own order). */
+			uint32_t number = pr_engine_store_intern(runs, store, strlen(store));
+			to_engine[k] = number;
+			to_local[number] = k;
+			pr_staged_write(staged + at[i], &r, number);
+			at[i + 1] = at[i] + pr_staged_size(r.customer_len);
+			volume += r.amount_minor < 0 ? -(uint64_t)r.amount_minor : (uint64_t)r.amount_minor;
+			if (r.ts_ms > latest)
+				latest = r.ts_ms;
+		}
+		struct pr_staged_run list[RECORDS + RECORDS / 4];
+		size_t n = 0;
+		for (int i = 0; i < RECORDS;) {
+			uint64_t u = next(&x);
+			int take = u % 5 == 0 ? 0 : u % 5 == 1 ? 1 : (int)((u >> 8) % 40);
+			if (take > RECORDS - i)
+				take = RECORDS - i;
+			bool mapped = n % 2 == 1;
+			for (int j = i; mapped && j < i + take; j++) {
+				struct pr_staged_record *rec = (void *)(staged + at[j]);
+				rec->store = to_local[rec->store];
+			}
+			cr_assert_lt(n, sizeof list / sizeof list[0]);
+			list[n++] = (struct pr_staged_run){ staged + at[i], staged + at[i + take],
+							    mapped ? to_engine : NULL };
+			i += take;
+		}
+		cr_assert_eq(pr_engine_apply_runs(runs, list, n), 0);
+		cr_assert_eq(pr_engine_merge_counts(runs, RECORDS, volume, true, latest), 0);
+		assert_same(one, runs);
+		free(staged);
+		free(at);
+		pr_engine_destroy(one);
+		pr_engine_destroy(runs);
 	}
 }
 
