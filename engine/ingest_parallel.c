@@ -296,8 +296,9 @@ static void make_room(struct shard_stage *st)
 	st->applied = 0;
 }
 
-/* Copies a received record into its shard's buffer, applying the buffers
- * first if it is full. 0 or -ENOMEM. */
+/* Copies a received record into its shard's buffer, first making room if
+ * it is full: moving out what is applied, else applying what is validated
+ * (that buffer alone, apply_while_idle says why). 0 or -ENOMEM. */
 static int stage_record(struct worker *w, uint32_t shard, const unsigned char *rec, size_t bytes)
 {
 	struct shard_stage *st = &w->stage[shard];
