@@ -12,7 +12,8 @@
 
 #include <stddef.h>
 
-/* Zeroed memory of at least `bytes`, or NULL. Free with pr_huge_free. */
+/* Zeroed memory of at least `bytes`, aligned to a cache line (a page when
+ * mapped), or NULL. Free with pr_huge_free. */
 void *pr_huge_alloc(size_t bytes);
 void pr_huge_free(void *p, size_t bytes);
 
