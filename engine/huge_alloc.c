@@ -9,6 +9,7 @@
 
 /* Below this, malloc's pools serve better than a mapping of its own. */
 #define MAPPING_MIN_BYTES (1u << 20)
+
 #define CACHE_LINE_BYTES 64
 
 void *pr_huge_alloc(size_t bytes)

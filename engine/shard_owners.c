@@ -171,10 +171,10 @@ static struct buffer *owner_next(struct owner *w)
 	}
 }
 
-/* Buffers applied together at most: the server hands them over faster
- * than an owner applies them under full ingest, and a look-ahead across
- * them starts once instead of once a buffer (RUN_BUFFERS x 8 KiB stays in
- * the L2 cache). */
+/* Buffers applied together at most, with one look-ahead that starts once
+ * instead of once a buffer (RUN_BUFFERS x 8 KiB stays in the L2 cache).
+ * paretod's ingest measured neither a gain nor a loss from it
+ * (docs/ARCHITECTURE.md, "Apply threads in paretod"). */
 #define RUN_BUFFERS 8
 
 /* To the first buffer, the next ones already handed over, up to one that
