@@ -262,9 +262,18 @@ static int apply_validated(struct worker *w, uint32_t only)
 	return rc;
 }
 
+/* An owner that could not apply a record (out of memory): the run fails. */
+static void owner_failed(struct worker *w, int rc)
+{
+	pr_error_set(&w->err, rc, "%s: out of memory applying records", w->run->path);
+	fail_run(w, rc);
+	w->owner_done = true;
+}
+
 /*
  * What a worker does when it would otherwise wait (its rings empty or
- * full): apply what its buffers hold validated, all with one look-ahead.
+ * full), and once at its end: apply what its buffers hold validated, all
+ * with one look-ahead.
  * A full buffer is applied alone (stage_record), which keeps the worker
  * at its rings; applying every buffer whenever one filled kept it away so
  * long that the other worker's decoder waited (the CSV report, 10M rows
@@ -272,16 +281,13 @@ static int apply_validated(struct worker *w, uint32_t only)
  * each buffer of a few hundred records left its first records waiting on
  * their misses. Returns whether it applied anything.
  */
-static bool apply_while_idle(struct worker *w)
+static bool apply_held(struct worker *w)
 {
 	if (!w->unapplied || w->rc < 0)
 		return false;
 	int rc = apply_validated(w, PR_SHARDS);
-	if (rc < 0) {
-		pr_error_set(&w->err, rc, "%s: out of memory applying records", w->run->path);
-		fail_run(w, rc);
-		w->owner_done = true;
-	}
+	if (rc < 0)
+		owner_failed(w, rc);
 	return true;
 }
 
@@ -298,7 +304,7 @@ static void make_room(struct shard_stage *st)
 
 /* Copies a received record into its shard's buffer, first making room if
  * it is full: moving out what is applied, else applying what is validated
- * (that buffer alone, apply_while_idle says why). 0 or -ENOMEM. */
+ * (that buffer alone, apply_held says why). 0 or -ENOMEM. */
 static int stage_record(struct worker *w, uint32_t shard, const unsigned char *rec, size_t bytes)
 {
 	struct shard_stage *st = &w->stage[shard];
@@ -394,11 +400,8 @@ static bool serve_owner(struct worker *w)
 		size_t bytes = pr_staged_size(tag & PR_STAGED_LEN_MASK);
 		int rc = stage_record(w, (tag >> SHARD_SHIFT) & (PR_SHARDS - 1), rec, bytes);
 		pr_record_ring_pop(ring, bytes);
-		if (rc < 0) {
-			pr_error_set(&w->err, rc, "%s: out of memory applying records", run->path);
-			fail_run(w, rc);
-			w->owner_done = true;
-		}
+		if (rc < 0)
+			owner_failed(w, rc);
 	}
 	if (busy)
 		pr_record_ring_release(ring);
@@ -425,7 +428,7 @@ static void *reserve(struct worker *w, struct pr_record_ring *ring, size_t bytes
 		if (must ? atomic_load_explicit(&w->run->failed, memory_order_relaxed)
 			 : giving_up(w->run))
 			return NULL;
-		if (serve_owner(w) || apply_while_idle(w))
+		if (serve_owner(w) || apply_held(w))
 			idle = 0;
 		else
 			pause_a_little(&idle);
@@ -597,7 +600,7 @@ static void merge_chunk(struct worker *w, uint64_t c, bool decoded)
 			return; /* an earlier chunk stopped the run: its END ends the owners */
 		if (turn)
 			break;
-		if (serve_owner(w) || apply_while_idle(w))
+		if (serve_owner(w) || apply_held(w))
 			idle = 0;
 		else
 			pause_a_little(&idle);
@@ -715,19 +718,14 @@ static void *worker_run(void *arg)
 	}
 	idle = 0;
 	while (!w->owner_done) {
-		if (serve_owner(w) || apply_while_idle(w))
+		if (serve_owner(w) || apply_held(w))
 			idle = 0;
 		else
 			pause_a_little(&idle);
 	}
 	/* What is left of the merged chunks, applied on every worker at once. */
-	if (w->rc == 0 && !atomic_load_explicit(&run->failed, memory_order_relaxed)) {
-		int rc = apply_validated(w, PR_SHARDS);
-		if (rc < 0) {
-			pr_error_set(&w->err, rc, "%s: out of memory applying records", run->path);
-			fail_run(w, rc);
-		}
-	}
+	if (!atomic_load_explicit(&run->failed, memory_order_relaxed))
+		apply_held(w);
 	return NULL;
 }
 
